@@ -1,0 +1,180 @@
+/**
+ * The loopkit database: a libSQL client (a local `file:` by default, or a `libsql://` / `http(s)://` server),
+ * opened with a busy timeout, migrated on open in one transaction, pinned to one network.
+ *
+ * @module
+ */
+import { type Client, createClient, type InStatement, LibsqlError, type Transaction } from "@libsql/client";
+import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
+import { type Migration, MIGRATIONS } from "./migrations.ts";
+
+/** Default busy timeout: how long a writer waits for another process's lock, in ms. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+/** Options for {@linkcode openDb}. */
+export interface OpenDbOptions {
+  /** libSQL URL: `file:/path/loopkit.db`, `libsql://…`, `http(s)://…`, or `:memory:`. */
+  url: string;
+  /** Network the database belongs to; a database created for another network is refused. */
+  network: string;
+  /** Busy timeout in ms (default {@linkcode DEFAULT_BUSY_TIMEOUT_MS}). */
+  busyTimeoutMs?: number;
+  /** Auth token for a remote libSQL server (`LOOPKIT_DB_AUTH_TOKEN`). */
+  authToken?: string;
+  /** Migrations to apply (tests only; default {@linkcode MIGRATIONS}). */
+  migrations?: readonly Migration[];
+}
+
+/** An open, migrated database. */
+export interface Db {
+  /** The underlying libSQL client (integers come back as `bigint`). */
+  client: Client;
+  /** The schema version after migration. */
+  schemaVersion: number;
+  /** Runs `fn` in one write transaction; commits on success, rolls back on any error. */
+  write<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Closes the client. Idempotent. */
+  close(): void;
+}
+
+/**
+ * True for SQLite "database is locked/busy" failures, which are temporary (exit 75).
+ */
+export function isBusyError(err: unknown): boolean {
+  if (err instanceof LibsqlError) {
+    return err.code === "SQLITE_BUSY" || err.code === "SQLITE_LOCKED" ||
+      /database is locked/i.test(err.message);
+  }
+  return err instanceof Error && /SQLITE_BUSY|database is locked/i.test(err.message);
+}
+
+/** Maps a database failure to a {@linkcode LoopkitError}: busy ⇒ exit 75 `db_busy`, else exit 1 `db_error`. */
+export function dbError(err: unknown, what: string): LoopkitError {
+  if (err instanceof LoopkitError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  if (isBusyError(err)) {
+    return tempFailure(`Database is busy while ${what}: ${detail}; retry later`, "db_busy", err);
+  }
+  return new LoopkitError("db_error", `Database error while ${what}: ${detail}`, ExitCode.Failure, {
+    cause: err,
+  });
+}
+
+async function runWrite<T>(client: Client, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  const tx = await client.transaction("write");
+  try {
+    const result = await fn(tx);
+    await tx.commit();
+    return result;
+  } catch (err) {
+    try {
+      await tx.rollback();
+    } catch {
+      // The transaction may already be closed; the original error matters.
+    }
+    throw err;
+  } finally {
+    tx.close();
+  }
+}
+
+/**
+ * Opens the database at `url`, applies pending migrations in one write transaction and checks
+ * (or, on a new database, records) its network.
+ *
+ * Permissions: `--allow-ffi --allow-read --allow-write --allow-env --allow-sys` for a `file:` URL.
+ *
+ * @throws {LoopkitError} `db_busy` (exit 75) when another writer holds the lock past the timeout;
+ *   `db_network_mismatch` (exit 2) when the database belongs to another network;
+ *   `db_too_new` (exit 2) when the schema is newer than this loopkit; `db_error` (exit 1) otherwise.
+ */
+export async function openDb(opts: OpenDbOptions): Promise<Db> {
+  const migrations = opts.migrations ?? MIGRATIONS;
+  let client: Client;
+  try {
+    client = createClient(
+      {
+        url: opts.url,
+        authToken: opts.authToken,
+        intMode: "bigint",
+        timeout: opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      } as Parameters<typeof createClient>[0],
+    );
+  } catch (err) {
+    throw new LoopkitError(
+      "config_invalid",
+      `Cannot open database --db "${opts.url}": ${(err as Error).message}`,
+      ExitCode.Usage,
+      { cause: err },
+    );
+  }
+  try {
+    if (opts.url.startsWith("file:")) {
+      await client.execute("PRAGMA journal_mode = WAL");
+      await client.execute(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+    }
+    await client.execute("PRAGMA foreign_keys = ON");
+    const schemaVersion = await runWrite(client, (tx) => migrate(tx, migrations, opts.network));
+    return {
+      client,
+      schemaVersion,
+      write: (fn) => runWrite(client, fn),
+      close: () => client.close(),
+    };
+  } catch (err) {
+    client.close();
+    throw dbError(err, `opening ${opts.url}`);
+  }
+}
+
+async function migrate(tx: Transaction, migrations: readonly Migration[], network: string): Promise<number> {
+  await tx.execute(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      applied_at TEXT NOT NULL
+    )`,
+  );
+  const rs = await tx.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations");
+  const current = Number(rs.rows[0].v);
+  const latest = migrations.length ? migrations[migrations.length - 1].version : 0;
+  if (current > latest) {
+    throw new LoopkitError(
+      "db_too_new",
+      `Database schema version ${current} is newer than this loopkit supports (${latest}): upgrade loopkit`,
+      ExitCode.Usage,
+    );
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    for (const sql of m.statements) await tx.execute(sql);
+    await tx.execute({
+      sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+      args: [m.version, m.name, new Date().toISOString()],
+    });
+  }
+  if (latest >= 1) {
+    const net = await tx.execute("SELECT value FROM meta WHERE key = 'network'");
+    if (net.rows.length === 0) {
+      await tx.execute({ sql: "INSERT INTO meta (key, value) VALUES ('network', ?)", args: [network] });
+    } else if (net.rows[0].value !== network) {
+      throw new LoopkitError(
+        "db_network_mismatch",
+        `Database belongs to network "${
+          net.rows[0].value
+        }", not --network "${network}": use the matching --network or --db`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  return latest;
+}
+
+/** Convenience: runs one statement, mapping failures with {@linkcode dbError}. */
+export async function exec(db: Db, stmt: InStatement, what: string) {
+  try {
+    return await db.client.execute(stmt);
+  } catch (err) {
+    throw dbError(err, what);
+  }
+}
