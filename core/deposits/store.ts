@@ -1,0 +1,152 @@
+/**
+ * Deposit rows in the loopkit database (spec/static-address-and-deposits.md §5.2–§5.3, our own schema):
+ * every state change and height change writes a `deposit_updates` history row in the same transaction.
+ *
+ * @module
+ */
+import type { Client, Transaction } from "@libsql/client";
+import { ExitCode, LoopkitError } from "../errors.ts";
+import { type Deposit, isDepositState } from "./types.ts";
+import type { DepositUpdatePlan, NewDepositPlan } from "./reconcile.ts";
+
+type Exec = Pick<Client | Transaction, "execute">;
+
+/** Display-hex txid ↔ internal byte order (reversed). */
+export function txidToInternal(txid: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(txid)) throw new TypeError(`Invalid txid "${txid}": expected 64 lower-case hex`);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[31 - i] = parseInt(txid.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/** Internal byte order → display-hex txid. */
+export function txidFromInternal(bytes: Uint8Array): string {
+  return Array.from(bytes).reverse().map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function blob(v: unknown, column: string): Uint8Array {
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (v instanceof Uint8Array) return new Uint8Array(v);
+  throw new LoopkitError("db_corrupt", `Database column deposits.${column} is not a blob`, ExitCode.Failure);
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+/** Every stored deposit, in insertion order. */
+export async function listDeposits(db: Exec): Promise<Deposit[]> {
+  const rs = await db.execute(
+    `SELECT deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript, timeout_sweep_pk_script,
+            state, wallet_visible, expiry_sweep_txid, swap_hash
+       FROM deposits ORDER BY id`,
+  );
+  return rs.rows.map((r) => {
+    const state = String(r.state);
+    if (!isDepositState(state)) {
+      throw new LoopkitError(
+        "db_corrupt",
+        `Database has a deposit in unknown state "${state}"`,
+        ExitCode.Failure,
+      );
+    }
+    const depositId = blob(r.deposit_id, "deposit_id");
+    if (depositId.length !== 32) {
+      throw new LoopkitError(
+        "db_corrupt",
+        `Database has a deposit id of ${depositId.length} bytes`,
+        ExitCode.Failure,
+      );
+    }
+    return {
+      depositId,
+      txid: txidFromInternal(blob(r.tx_hash, "tx_hash")),
+      vout: Number(r.out_index),
+      amountSat: BigInt(r.amount as bigint),
+      confirmationHeight: Number(r.confirmation_height),
+      pkScript: blob(r.pkscript, "pkscript"),
+      timeoutSweepPkScript: blob(r.timeout_sweep_pk_script, "timeout_sweep_pk_script"),
+      state,
+      walletVisible: Number(r.wallet_visible) === 1,
+      expirySweepTxid: r.expiry_sweep_txid == null
+        ? null
+        : txidFromInternal(blob(r.expiry_sweep_txid, "expiry")),
+      swapHash: r.swap_hash == null ? null : hex(blob(r.swap_hash, "swap_hash")),
+    };
+  });
+}
+
+/**
+ * Inserts a new `Deposited` deposit and its first history row. An outpoint already stored (another
+ * process won the race) is left alone.
+ * @returns true when this call inserted the row
+ */
+export async function insertDeposit(
+  tx: Transaction,
+  d: NewDepositPlan & { depositId: Uint8Array; timeoutSweepPkScript: Uint8Array },
+  now: Date,
+): Promise<boolean> {
+  const rs = await tx.execute({
+    sql: `INSERT INTO deposits (deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript,
+            timeout_sweep_pk_script, state, wallet_visible)
+          VALUES (?, ?, ?, ?, ?, ?, ?, 'Deposited', 1)
+          ON CONFLICT (tx_hash, out_index) DO NOTHING`,
+    args: [
+      d.depositId,
+      txidToInternal(d.txid),
+      d.vout,
+      d.amountSat,
+      d.confirmationHeight,
+      d.pkScript,
+      d.timeoutSweepPkScript,
+    ],
+  });
+  if (rs.rowsAffected === 0) return false;
+  await tx.execute({
+    sql:
+      "INSERT INTO deposit_updates (deposit_id, update_state, update_timestamp) VALUES (?, 'Deposited', ?)",
+    args: [d.depositId, now.toISOString()],
+  });
+  return true;
+}
+
+/**
+ * Applies one planned update; a state or height change appends a history row with the resulting state.
+ */
+export async function applyDepositUpdate(tx: Transaction, u: DepositUpdatePlan, now: Date): Promise<void> {
+  const sets: string[] = [];
+  const args: (number | string | Uint8Array)[] = [];
+  if (u.state !== undefined) {
+    sets.push("state = ?");
+    args.push(u.state);
+  }
+  if (u.confirmationHeight !== undefined) {
+    sets.push("confirmation_height = ?");
+    args.push(u.confirmationHeight);
+  }
+  if (u.walletVisible !== undefined) {
+    sets.push("wallet_visible = ?");
+    args.push(u.walletVisible ? 1 : 0);
+  }
+  if (!sets.length) return;
+  await tx.execute({
+    sql: `UPDATE deposits SET ${sets.join(", ")} WHERE deposit_id = ?`,
+    args: [...args, u.depositId],
+  });
+  if (u.state !== undefined || u.confirmationHeight !== undefined) {
+    await tx.execute({
+      sql: "INSERT INTO deposit_updates (deposit_id, update_state, update_timestamp) VALUES (?, ?, ?)",
+      args: [u.depositId, u.resultingState, now.toISOString()],
+    });
+  }
+}
+
+/** History of one deposit, oldest first. */
+export async function depositHistory(
+  db: Exec,
+  depositId: Uint8Array,
+): Promise<{ state: string; at: string }[]> {
+  const rs = await db.execute({
+    sql: "SELECT update_state, update_timestamp FROM deposit_updates WHERE deposit_id = ? ORDER BY id",
+    args: [depositId],
+  });
+  return rs.rows.map((r) => ({ state: String(r.update_state), at: String(r.update_timestamp) }));
+}
