@@ -7,22 +7,28 @@ import nodeAssert from "node:assert/strict";
 
 /** Asserts `cond` is truthy. */
 export function assert(cond: unknown, msg?: string): asserts cond {
-  nodeAssert.ok(cond, msg);
+  if (msg === undefined) nodeAssert.ok(cond);
+  else nodeAssert.ok(cond, msg);
 }
 
 /** Deep strict equality (Uint8Array compared by bytes, bigint by value). */
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, msg);
+  if (msg === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, msg);
 }
 
 /** Deep strict inequality. */
 export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
-  nodeAssert.notDeepStrictEqual(actual, expected, msg);
+  if (msg === undefined) nodeAssert.notDeepStrictEqual(actual, expected);
+  else nodeAssert.notDeepStrictEqual(actual, expected, msg);
 }
 
 /** Asserts `text` contains `part`. */
 export function assertStringIncludes(text: string, part: string, msg?: string): void {
-  nodeAssert.ok(text.includes(part), msg ?? `expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`);
+  nodeAssert.ok(
+    text.includes(part),
+    msg ?? `expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`,
+  );
 }
 
 // deno-lint-ignore no-explicit-any
@@ -61,7 +67,9 @@ export async function assertRejects<E extends Error = Error>(
 function checkError<E extends Error>(e: unknown, cls?: ErrorClass<E>, msgIncludes?: string): void {
   if (cls && !(e instanceof cls)) {
     throw new nodeAssert.AssertionError({
-      message: `Expected error to be instance of ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`,
+      message: `Expected error to be instance of ${cls.name}, got ${(e as Error)?.name}: ${
+        (e as Error)?.message
+      }`,
     });
   }
   if (msgIncludes !== undefined && !String((e as Error)?.message).includes(msgIncludes)) {

@@ -46,7 +46,15 @@ export interface Config {
 }
 
 /** Flag names that can also come from `LOOPKIT_<FLAG>` env vars. */
-const STRING_FLAGS = ["network", "loopdir", "db", "rpcserver", "lnddir", "tlscertpath", "macaroonpath"] as const;
+const STRING_FLAGS = [
+  "network",
+  "loopdir",
+  "db",
+  "rpcserver",
+  "lnddir",
+  "tlscertpath",
+  "macaroonpath",
+] as const;
 
 /**
  * Name of the environment variable for a flag: `--tlscertpath` → `LOOPKIT_TLSCERTPATH`,
@@ -88,7 +96,11 @@ function joinPath(...parts: string[]): string {
  * @param home the user's home directory, for `~`
  * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value
  */
-export function resolveConfig(flags: GlobalFlags, env: Record<string, string | undefined>, home: string): Config {
+export function resolveConfig(
+  flags: GlobalFlags,
+  env: Record<string, string | undefined>,
+  home: string,
+): Config {
   const get = (name: typeof STRING_FLAGS[number]): string | undefined => {
     const fromFlag = flags[name];
     if (fromFlag !== undefined) {
@@ -117,7 +129,8 @@ export function resolveConfig(flags: GlobalFlags, env: Record<string, string | u
   }
   const tlsCertPath = expandHome(get("tlscertpath") ?? joinPath(lndDir, "tls.cert"), home);
   const macaroonPath = expandHome(
-    get("macaroonpath") ?? joinPath(lndDir, "data/chain/bitcoin", lndNetworkDirName(network), "admin.macaroon"),
+    get("macaroonpath") ??
+      joinPath(lndDir, "data/chain/bitcoin", lndNetworkDirName(network), "admin.macaroon"),
     home,
   );
   const jsonEnv = env[envVarName("json")];
