@@ -4,12 +4,10 @@
  * @module
  */
 import { usageError } from "../errors.ts";
+import { isNetworkName, NETWORK_NAMES, type NetworkName } from "../staticaddr/network.ts";
 
-/** Networks loopkit accepts for `--network`. */
-export const NETWORKS = ["mainnet", "testnet", "testnet4", "signet", "regtest", "simnet"] as const;
-
-/** One of {@linkcode NETWORKS}. */
-export type Network = typeof NETWORKS[number];
+/** A network loopkit accepts for `--network` (spec/static-address-and-deposits.md §2.6). */
+export type Network = NetworkName;
 
 /** The global flags, as given (all optional strings, like a command line). */
 export interface GlobalFlags {
@@ -112,13 +110,13 @@ export function resolveConfig(
     return undefined;
   };
   const networkRaw = get("network") ?? "mainnet";
-  if (!(NETWORKS as readonly string[]).includes(networkRaw)) {
+  if (!isNetworkName(networkRaw)) {
     throw usageError(
-      `Invalid --network "${networkRaw}": expected one of ${NETWORKS.join(", ")}`,
+      `Invalid --network "${networkRaw}": expected one of ${NETWORK_NAMES.join(", ")}`,
       "config_invalid",
     );
   }
-  const network = networkRaw as Network;
+  const network: Network = networkRaw;
   const loopDir = expandHome(get("loopdir") ?? "~/.loop", home);
   const dataDir = joinPath(loopDir, network);
   const dbUrl = get("db") ?? `file:${joinPath(dataDir, "loopkit.db")}`;
