@@ -1,0 +1,227 @@
+/**
+ * Static-address creation (`address new`), one generation per paid L402 token
+ * (spec/static-address-and-deposits.md §3.2, §3.4, §2.8).
+ *
+ * Safety beyond the reference:
+ * - at most one creation runs at a time: a claim row in `meta` is taken in a write transaction first
+ *   (a second invocation exits 75 `address_creation_in_progress`; a claim older than 10 minutes is stale);
+ * - the L402 token is paid *before* a client key is derived, and a derived-but-unused client key is kept in
+ *   `meta` and reused on the next attempt, so failed attempts never push the real key past the 0..20 window
+ *   that recovery scans (spec/backup-and-recovery.md §0, "legacy client-key scan limit");
+ * - the tapscript is imported into lnd before the row is inserted, and the row is inserted in one transaction
+ *   with the release of the claim.
+ *
+ * @module
+ */
+import type { Transaction } from "@libsql/client";
+import type { KeyDescriptor, LndClient } from "../../lnd/types.ts";
+import { type Db, dbError } from "../db/db.ts";
+import {
+  getLegacyStaticAddress,
+  insertStaticAddress,
+  type StaticAddressRow,
+} from "../db/static_addresses.ts";
+import { ExitCode, LoopkitError } from "../errors.ts";
+import type { NetworkName } from "./network.ts";
+import {
+  type ServerAddressParamsMessage,
+  STATIC_ADDRESS_PROTOCOL_V0,
+  type StaticAddress,
+  staticAddress,
+  validateClientPubkey,
+  validateServerAddressParams,
+} from "./script.ts";
+
+/** Key family of the legacy (V0) static-address client key (spec §1). */
+export const STATIC_ADDRESS_KEY_FAMILY = 42060;
+
+/** How long a creation claim is honoured before another invocation may take over, in ms. */
+export const CREATION_CLAIM_TTL_MS = 10 * 60 * 1000;
+
+/** What creation needs from the swap server. */
+export interface AddressServer {
+  /** Makes sure a paid L402 token exists (pays one if needed). */
+  ensurePaidToken(): Promise<void>;
+  /** `StaticAddressServer.ServerNewAddress(protocol_version = V0, client_key)`; returns the raw `params`. */
+  serverNewAddress(clientPubkey: Uint8Array): Promise<ServerAddressParamsMessage | null | undefined>;
+}
+
+/** Dependencies of {@linkcode ensureStaticAddress}. */
+export interface NewAddressDeps {
+  db: Db;
+  lnd: Pick<LndClient, "deriveNextKey" | "importTapscript" | "getInfo">;
+  server: AddressServer;
+  network: NetworkName;
+  /** Clock (claims and staleness). */
+  now?: () => Date;
+}
+
+/** Result of {@linkcode ensureStaticAddress}. */
+export interface EnsureAddressResult {
+  /** True when this run created the address; false when it already existed. */
+  created: boolean;
+  row: StaticAddressRow;
+  address: StaticAddress;
+}
+
+const CLAIM_KEY = "address_creation_claim";
+const PENDING_KEY = "address_pending_client_key";
+
+/** Recomputes the address of a stored row (the address string is never stored, spec §3.1). */
+export function addressOfRow(row: StaticAddressRow, network: NetworkName): StaticAddress {
+  const a = staticAddress({
+    clientPubkey: row.clientPubkey,
+    serverPubkey: row.serverPubkey,
+    csvExpiry: row.expiry,
+    network,
+  });
+  if (!bytesEqual(a.pkScript, row.pkScript)) {
+    throw new LoopkitError(
+      "db_corrupt",
+      `Stored static address ${row.id} has a pkScript that does not match its keys and expiry`,
+      ExitCode.Failure,
+    );
+  }
+  return a;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
+
+async function getMeta(tx: Transaction, key: string): Promise<string | null> {
+  const rs = await tx.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [key] });
+  return rs.rows.length ? String(rs.rows[0].value) : null;
+}
+
+async function setMeta(tx: Transaction, key: string, value: string): Promise<void> {
+  await tx.execute({
+    sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    args: [key, value],
+  });
+}
+
+/**
+ * Returns the static address, creating it when none exists (spec §3.2). An existing address is
+ * re-imported into lnd (idempotent, "already exists" is success) and returned; no server call is made.
+ *
+ * @throws {LoopkitError} `address_creation_in_progress` (exit 75) when another invocation holds the claim;
+ *   `invalid_static_address` when the server's answer fails spec §3.4 (nothing stored, nothing imported);
+ *   lnd / server / database errors as they come (exit 75 for unreachable / busy)
+ */
+export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureAddressResult> {
+  const now = deps.now ?? (() => new Date());
+  const existing = await getLegacyStaticAddress(deps.db);
+  if (existing) {
+    const address = addressOfRow(existing, deps.network);
+    await deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript);
+    return { created: false, row: existing, address };
+  }
+
+  // Claim the creation, or find that another invocation finished it meanwhile.
+  const claimId = hex(crypto.getRandomValues(new Uint8Array(16)));
+  const raced = await write(deps.db, "claiming address creation", async (tx) => {
+    const row = await getLegacyStaticAddress(tx);
+    if (row) return row;
+    const claim = await getMeta(tx, CLAIM_KEY);
+    if (claim) {
+      const [, at] = claim.split("@");
+      if (now().getTime() - Date.parse(at) < CREATION_CLAIM_TTL_MS) {
+        throw new LoopkitError(
+          "address_creation_in_progress",
+          "Another loopkit invocation is creating the static address; retry in a moment",
+          ExitCode.TempFail,
+        );
+      }
+    }
+    await setMeta(tx, CLAIM_KEY, `${claimId}@${now().toISOString()}`);
+    return null;
+  });
+  if (raced) return { created: false, row: raced, address: addressOfRow(raced, deps.network) };
+
+  try {
+    await deps.server.ensurePaidToken();
+    const key = await pendingOrNextClientKey(deps);
+    const params = validateServerAddressParams(await deps.server.serverNewAddress(key.rawKeyBytes));
+    const address = staticAddress({
+      clientPubkey: key.rawKeyBytes,
+      serverPubkey: params.serverPubkey,
+      csvExpiry: params.csvExpiry,
+      network: deps.network,
+    });
+    const height = (await deps.lnd.getInfo()).blockHeight;
+    // Import before the row exists: a failed import leaves nothing behind (spec §3.2 step 6).
+    await deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript);
+    const row = await write(deps.db, "storing the static address", async (tx) => {
+      if (await getLegacyStaticAddress(tx)) {
+        throw new LoopkitError(
+          "address_creation_conflict",
+          "Another loopkit invocation stored a static address while this one was creating one; nothing stored",
+          ExitCode.Failure,
+        );
+      }
+      await insertStaticAddress(tx, {
+        clientPubkey: key.rawKeyBytes,
+        serverPubkey: params.serverPubkey,
+        expiry: params.csvExpiry,
+        clientKeyFamily: key.keyLocator.family,
+        clientKeyIndex: key.keyLocator.index,
+        pkScript: address.pkScript,
+        protocolVersion: STATIC_ADDRESS_PROTOCOL_V0,
+        initiationHeight: height,
+      });
+      await tx.execute({ sql: "DELETE FROM meta WHERE key IN (?, ?)", args: [CLAIM_KEY, PENDING_KEY] });
+      return (await getLegacyStaticAddress(tx))!;
+    });
+    return { created: true, row, address };
+  } catch (err) {
+    await releaseClaim(deps.db, claimId).catch(() => {});
+    throw err;
+  }
+}
+
+async function releaseClaim(db: Db, claimId: string): Promise<void> {
+  await db.write(async (tx) => {
+    const claim = await getMeta(tx, CLAIM_KEY);
+    if (claim?.startsWith(`${claimId}@`)) {
+      await tx.execute({ sql: "DELETE FROM meta WHERE key = ?", args: [CLAIM_KEY] });
+    }
+  });
+}
+
+/** The client key left by an earlier failed attempt, else the next one from lnd (stored before use). */
+async function pendingOrNextClientKey(deps: NewAddressDeps): Promise<KeyDescriptor> {
+  const pending = await write(deps.db, "reading the pending client key", (tx) => getMeta(tx, PENDING_KEY));
+  if (pending) {
+    const [family, index, pub] = pending.split(":");
+    const key = { rawKeyBytes: unhex(pub), keyLocator: { family: Number(family), index: Number(index) } };
+    validateClientPubkey(key.rawKeyBytes);
+    return key;
+  }
+  const key = await deps.lnd.deriveNextKey(STATIC_ADDRESS_KEY_FAMILY);
+  validateClientPubkey(key.rawKeyBytes);
+  if (key.keyLocator.family !== STATIC_ADDRESS_KEY_FAMILY) {
+    throw new LoopkitError(
+      "lnd_bad_answer",
+      `lnd DeriveNextKey returned family ${key.keyLocator.family}, expected ${STATIC_ADDRESS_KEY_FAMILY}`,
+    );
+  }
+  await write(deps.db, "remembering the client key", (tx) =>
+    setMeta(
+      tx,
+      PENDING_KEY,
+      `${key.keyLocator.family}:${key.keyLocator.index}:${hex(key.rawKeyBytes)}`,
+    ));
+  return key;
+}
+
+async function write<T>(db: Db, what: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  try {
+    return await db.write(fn);
+  } catch (err) {
+    throw err instanceof LoopkitError ? err : dbError(err, what);
+  }
+}

@@ -1,0 +1,134 @@
+import { assertEquals, assertRejects } from "../../tests/assert.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import type { ImportTapscriptResult, KeyDescriptor, LndInfo } from "../../lnd/types.ts";
+import { openDb } from "../db/db.ts";
+import { listStaticAddresses } from "../db/static_addresses.ts";
+import { LoopkitError } from "../errors.ts";
+import { type AddressServer, ensureStaticAddress, type NewAddressDeps } from "./new_address.ts";
+import type { ServerAddressParamsMessage } from "./script.ts";
+
+const pub = (k: number) =>
+  secp256k1.getPublicKey(Uint8Array.from({ length: 32 }, (_, i) => (i === 31 ? k : 0)), true);
+
+class LndStandIn {
+  nextIndex = 0;
+  derived = 0;
+  imports: Uint8Array[] = [];
+  deriveNextKey(family: number): Promise<KeyDescriptor> {
+    this.derived++;
+    const index = this.nextIndex++;
+    return Promise.resolve({ rawKeyBytes: pub(index + 1), keyLocator: { family, index } });
+  }
+  importTapscript(xonly: Uint8Array): Promise<ImportTapscriptResult> {
+    this.imports.push(xonly);
+    return Promise.resolve({ imported: true });
+  }
+  getInfo(): Promise<LndInfo> {
+    return Promise.resolve({
+      identityPubkey: "",
+      blockHeight: 500,
+      blockHash: "",
+      chains: [{ chain: "bitcoin", network: "regtest" }],
+      syncedToChain: true,
+      version: "",
+    });
+  }
+}
+
+class ServerStandIn implements AddressServer {
+  calls = 0;
+  paid = 0;
+  answer: () => ServerAddressParamsMessage | null = () => ({ serverKey: pub(1000), expiry: 14400 });
+  ensurePaidToken() {
+    this.paid++;
+    return Promise.resolve();
+  }
+  serverNewAddress() {
+    this.calls++;
+    return Promise.resolve(this.answer());
+  }
+}
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-addr-" });
+  const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
+  const lnd = new LndStandIn();
+  const server = new ServerStandIn();
+  const deps: NewAddressDeps = { db, lnd, server, network: "regtest" };
+  return {
+    deps,
+    lnd,
+    server,
+    db,
+    async [Symbol.asyncDispose]() {
+      db.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("ensureStaticAddress() creates one address, then returns it without calling the server", async () => {
+  await using t = await setup();
+  const first = await ensureStaticAddress(t.deps);
+  assertEquals(first.created, true);
+  assertEquals(first.row.clientKeyFamily, 42060);
+  assertEquals(first.row.initiationHeight, 500);
+  assertEquals(first.address.address.startsWith("bcrt1p"), true);
+  const again = await ensureStaticAddress(t.deps);
+  assertEquals(again.created, false);
+  assertEquals(again.address.address, first.address.address);
+  assertEquals(t.server.calls, 1);
+  assertEquals(t.lnd.derived, 1);
+  assertEquals(t.lnd.imports.length, 2); // re-import on every call, like Loop
+  assertEquals((await listStaticAddresses(t.db)).length, 1);
+});
+
+for (
+  const [name, answer] of [
+    ["expiry 0", { serverKey: pub(1000), expiry: 0 }],
+    ["expiry above 28800", { serverKey: pub(1000), expiry: 28801 }],
+    ["a key off the curve", {
+      serverKey: Uint8Array.from([2, ...new Uint8Array(32).fill(0xff)]),
+      expiry: 144,
+    }],
+    ["no parameters", null],
+  ] as const
+) {
+  Deno.test(`ensureStaticAddress() stores and imports nothing on a server answer with ${name}`, async () => {
+    await using t = await setup();
+    t.server.answer = () => answer;
+    await assertRejects(() => ensureStaticAddress(t.deps), LoopkitError, "staticAddress:");
+    assertEquals((await listStaticAddresses(t.db)).length, 0);
+    assertEquals(t.lnd.imports.length, 0);
+  });
+}
+
+Deno.test("ensureStaticAddress() reuses the derived client key after a failed attempt", async () => {
+  await using t = await setup();
+  t.server.answer = () => ({ serverKey: pub(1000), expiry: 0 });
+  for (let i = 0; i < 3; i++) await assertRejects(() => ensureStaticAddress(t.deps));
+  t.server.answer = () => ({ serverKey: pub(1000), expiry: 144 });
+  const ok = await ensureStaticAddress(t.deps);
+  assertEquals(t.lnd.derived, 1);
+  assertEquals(ok.row.clientKeyIndex, 0);
+});
+
+Deno.test("ensureStaticAddress() pays the L402 before deriving a key", async () => {
+  await using t = await setup();
+  t.server.ensurePaidToken = () => Promise.reject(new Error("payment failed"));
+  await assertRejects(() => ensureStaticAddress(t.deps), Error, "payment failed");
+  assertEquals(t.lnd.derived, 0);
+});
+
+Deno.test("ensureStaticAddress() refuses while another invocation holds a fresh claim (exit 75)", async () => {
+  await using t = await setup();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  t.server.ensurePaidToken = () => gate;
+  const first = ensureStaticAddress(t.deps);
+  await new Promise((r) => setTimeout(r, 50));
+  const err = await assertRejects(() => ensureStaticAddress(t.deps), LoopkitError);
+  assertEquals(err.exitCode, 75);
+  release();
+  assertEquals((await first).created, true);
+});
