@@ -8,21 +8,9 @@ import type { Client, Transaction } from "@libsql/client";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import { type Deposit, isDepositState } from "./types.ts";
 import type { DepositUpdatePlan, NewDepositPlan } from "./reconcile.ts";
+import { txidFromBytes, txidToBytes } from "../staticaddr/outpoint.ts";
 
 type Exec = Pick<Client | Transaction, "execute">;
-
-/** Display-hex txid ↔ internal byte order (reversed). */
-export function txidToInternal(txid: string): Uint8Array {
-  if (!/^[0-9a-f]{64}$/.test(txid)) throw new TypeError(`Invalid txid "${txid}": expected 64 lower-case hex`);
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[31 - i] = parseInt(txid.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-/** Internal byte order → display-hex txid. */
-export function txidFromInternal(bytes: Uint8Array): string {
-  return Array.from(bytes).reverse().map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 function blob(v: unknown, column: string): Uint8Array {
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
@@ -58,7 +46,7 @@ export async function listDeposits(db: Exec): Promise<Deposit[]> {
     }
     return {
       depositId,
-      txid: txidFromInternal(blob(r.tx_hash, "tx_hash")),
+      txid: txidFromBytes(blob(r.tx_hash, "tx_hash")),
       vout: Number(r.out_index),
       amountSat: BigInt(r.amount as bigint),
       confirmationHeight: Number(r.confirmation_height),
@@ -68,7 +56,7 @@ export async function listDeposits(db: Exec): Promise<Deposit[]> {
       walletVisible: Number(r.wallet_visible) === 1,
       expirySweepTxid: r.expiry_sweep_txid == null
         ? null
-        : txidFromInternal(blob(r.expiry_sweep_txid, "expiry")),
+        : txidFromBytes(blob(r.expiry_sweep_txid, "expiry")),
       swapHash: r.swap_hash == null ? null : hex(blob(r.swap_hash, "swap_hash")),
     };
   });
@@ -91,7 +79,7 @@ export async function insertDeposit(
           ON CONFLICT (tx_hash, out_index) DO NOTHING`,
     args: [
       d.depositId,
-      txidToInternal(d.txid),
+      txidToBytes(d.txid),
       d.vout,
       d.amountSat,
       d.confirmationHeight,
