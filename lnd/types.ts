@@ -56,6 +56,56 @@ export interface Utxo {
   address: string;
 }
 
+/** Result of {@linkcode LndClient.importTapscript}. */
+export interface ImportTapscriptResult {
+  /** False when lnd answered "already exists" (the script was tracked before). */
+  imported: boolean;
+  /** The P2TR address lnd reports; absent when nothing new was imported. */
+  address?: string;
+}
+
+/** First confirmation of a transaction (`chainrpc.ConfDetails`). */
+export interface ConfirmationDetails {
+  /** Height of the block that contains the transaction. */
+  blockHeight: number;
+  /** That block's hash, display hex. */
+  blockHash: string;
+  /** Index of the transaction inside the block. */
+  txIndex: number;
+  /** The raw confirmed transaction. */
+  rawTx: Uint8Array;
+}
+
+/** `lnrpc.Payment.PaymentStatus`, plus `UNKNOWN` when no update arrived before the deadline. */
+export type PaymentStatus = "UNKNOWN" | "INITIATED" | "IN_FLIGHT" | "SUCCEEDED" | "FAILED";
+
+/** Latest state of an outgoing payment (`lnrpc.Payment`). */
+export interface PaymentResult {
+  /** Payment hash, hex. */
+  paymentHash: string;
+  /**
+   * `SUCCEEDED` and `FAILED` are final. `IN_FLIGHT`/`INITIATED`/`UNKNOWN` mean the outcome is
+   * not known yet (deadline reached): the payment may still settle; track it again later.
+   */
+  status: PaymentStatus;
+  /** 32-byte preimage, only when `SUCCEEDED`. */
+  preimage?: Uint8Array;
+  /** Routing fee paid, msat (0 unless settled). */
+  feeMsat: bigint;
+  /** Amount paid excluding fees, msat. */
+  valueMsat: bigint;
+  /** `lnrpc.PaymentFailureReason` name, `FAILURE_REASON_NONE` unless `FAILED`. */
+  failureReason: string;
+}
+
+/** Fee estimate (`walletrpc.EstimateFeeResponse`). */
+export interface FeeEstimate {
+  /** Fee rate for the requested confirmation target, sat per 1000 weight units. */
+  satPerKw: bigint;
+  /** The backend's minimum relay fee rate, sat per 1000 weight units. */
+  minRelayFeeSatPerKw: bigint;
+}
+
 /**
  * What loopkit needs from lnd. Grows with each capability; every method maps to
  * exactly one lnd RPC, named in its doc.
@@ -75,6 +125,62 @@ export interface LndClient {
   deriveKey(keyLoc: KeyLocator): Promise<KeyDescriptor>;
   /** `walletrpc.WalletKit/DeriveNextKey`: next unused key of a family (advances lnd's counter). */
   deriveNextKey(family: number): Promise<KeyDescriptor>;
+  /**
+   * `walletrpc.WalletKit/ListUnspent` with `min_confs`/`max_confs` as given (lnd reads
+   * `max_confs = 0` together with `min_confs = 0` as "no upper bound"); no account filter.
+   * spec/backup-and-recovery.md §6.5, spec/static-address-and-deposits.md §4.16.
+   */
+  listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]>;
+  /**
+   * `walletrpc.WalletKit/ImportTapscript` with `full_tree.all_leaves = [{leaf_version: 0xc0,
+   * script}]` so lnd tracks the P2TR output. An "already exists" answer counts as success
+   * (`imported: false`). spec/static-address-and-deposits.md §2.8.
+   * @param internalKeyXOnly 32-byte x-only internal key (pre-tweak)
+   * @param leafScript the single tapscript leaf
+   */
+  importTapscript(internalKeyXOnly: Uint8Array, leafScript: Uint8Array): Promise<ImportTapscriptResult>;
+  /** `walletrpc.WalletKit/NextAddr`: default account, `TAPROOT_PUBKEY`, `change = false`. */
+  nextAddr(): Promise<string>;
+  /**
+   * `walletrpc.WalletKit/PublishTransaction`. Throws when lnd reports a publish error.
+   * @param tx raw serialized transaction
+   * @param label optional wallet label (lnd limits it to 500 characters)
+   */
+  publishTransaction(tx: Uint8Array, label?: string): Promise<void>;
+  /** `walletrpc.WalletKit/EstimateFee`: fee rate (sat/kw) for `confTarget` blocks. */
+  estimateFeeSatPerKw(confTarget: number): Promise<bigint>;
+  /** `walletrpc.WalletKit/EstimateFee` with `conf_target = 6`: the minimum relay fee (sat/kw). */
+  minRelayFeeSatPerKw(): Promise<bigint>;
+  /**
+   * `chainrpc.ChainNotifier/RegisterConfirmationsNtfn`: waits for the first confirmation event.
+   * @param txid display hex, or null to match on `pkScript` alone
+   * @param pkScript an output script of the transaction
+   * @param numConfs confirmations to wait for (≥ 1)
+   * @param heightHint earliest height the transaction can be in
+   * @param opts `timeoutMs`: how long to wait
+   * @returns the confirmation, or null when none arrived within the timeout
+   */
+  registerConfirmation(
+    txid: string | null,
+    pkScript: Uint8Array,
+    numConfs: number,
+    heightHint: number,
+    opts?: { timeoutMs?: number },
+  ): Promise<ConfirmationDetails | null>;
+  /**
+   * `routerrpc.Router/SendPaymentV2`: pays a BOLT 11 invoice and follows the payment until it is
+   * final or `timeoutSec` (plus a margin) has passed; see {@linkcode PaymentResult.status}.
+   * @param invoice BOLT 11 payment request
+   * @param feeLimitSat maximum routing fee, sat
+   * @param timeoutSec lnd's `timeout_seconds` for finding routes
+   */
+  sendPaymentV2(invoice: string, feeLimitSat: bigint, timeoutSec: number): Promise<PaymentResult>;
+  /**
+   * `routerrpc.Router/TrackPaymentV2`: latest state of a payment, following it until it is
+   * final or `opts.timeoutMs` has passed.
+   * @param paymentHash 32-byte payment hash
+   */
+  trackPaymentV2(paymentHash: Uint8Array, opts?: { timeoutMs?: number }): Promise<PaymentResult>;
   /** Closes the underlying channels. Idempotent. */
   close(): void;
 }

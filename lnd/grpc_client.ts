@@ -1,0 +1,444 @@
+/**
+ * {@linkcode GrpcLndClient}: the {@linkcode LndClient} loopkit uses in production, over lnd's gRPC
+ * API (`lnd/rpc.ts`). Every method is one lnd RPC; requests and responses are converted between
+ * lnd's wire conventions (snake_case, int64 as strings, internal-order hashes) and loopkit's
+ * (`Uint8Array`, `bigint`, display-hex txids). Responses are checked for shape (lengths, hex)
+ * before they reach core code.
+ *
+ * Errors: every failure is a `LoopkitError` mapped by `lndError` (`lnd/errors.ts`):
+ * `lnd_unreachable`/`lnd_timeout`/`lnd_not_ready` (exit 75), `lnd_auth`/`lnd_tls` (exit 2),
+ * `LndRpcError` `lnd_rpc`/`lnd_bad_response` (exit 1). Invalid arguments throw `RangeError`.
+ *
+ * @module
+ */
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { Buffer } from "node:buffer";
+import { GrpcStatus, lndError, LndRpcError } from "./errors.ts";
+import { DEFAULT_DEADLINE_MS, type LndRpc, type RpcClient, serverStream, unary } from "./rpc.ts";
+import type {
+  ConfirmationDetails,
+  ImportTapscriptResult,
+  KeyDescriptor,
+  KeyLocator,
+  LndClient,
+  LndInfo,
+  PaymentResult,
+  PaymentStatus,
+  Utxo,
+} from "./types.ts";
+
+/** Tapscript leaf version of BIP-342 scripts (spec/static-address-and-deposits.md §2.8). */
+export const TAPSCRIPT_LEAF_VERSION = 0xc0;
+
+/** Extra time given to a SendPaymentV2 stream beyond lnd's own `timeout_seconds`, ms. */
+const PAYMENT_STREAM_MARGIN_MS = 30_000;
+
+/** Options of {@linkcode GrpcLndClient}. */
+export interface GrpcLndClientOptions {
+  /** Deadline of each unary call, ms (default 30 000). */
+  callTimeoutMs?: number;
+}
+
+// Wire shapes (the fields read; names as in lnd's .proto files).
+interface WireKeyLocator {
+  key_family: number;
+  key_index: number;
+}
+interface WireKeyDescriptor {
+  raw_key_bytes: Uint8Array;
+  key_loc: WireKeyLocator | null;
+}
+interface WireUtxo {
+  address: string;
+  amount_sat: string;
+  pk_script: string;
+  outpoint: { txid_str: string; output_index: number } | null;
+  confirmations: string;
+}
+interface WirePayment {
+  payment_hash: string;
+  payment_preimage: string;
+  status: string;
+  fee_msat: string;
+  value_msat: string;
+  failure_reason: string;
+}
+interface WireConfEvent {
+  event?: "conf" | "reorg";
+  conf: { raw_tx: Uint8Array; block_hash: Uint8Array; block_height: number; tx_index: number } | null;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const FINAL_STATUSES: readonly PaymentStatus[] = ["SUCCEEDED", "FAILED"];
+
+function assertInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`lnd: ${name} ${v} is out of range [${min}, ${max}]`);
+  }
+}
+
+function assertKeyLocator(loc: KeyLocator): void {
+  assertInt("key family", loc.family, 0, 0x7fffffff);
+  assertInt("key index", loc.index, 0, 0x7fffffff);
+}
+
+/** Reverses a byte array (display hex ⇄ internal byte order of hashes). */
+function reversed(b: Uint8Array): Uint8Array {
+  return Uint8Array.from(b).reverse();
+}
+
+/** Copies a Buffer into a plain Uint8Array (callers compare with `Uint8Array` equality). */
+function bytes(b: Uint8Array | null | undefined): Uint8Array {
+  return b ? Uint8Array.from(b) : new Uint8Array();
+}
+
+/** The lnd client over gRPC. Owns `rpc`: {@linkcode close} closes it. */
+export class GrpcLndClient implements LndClient {
+  readonly #rpc: LndRpc;
+  readonly #callTimeoutMs: number;
+
+  /**
+   * @param rpc an open connection from `openLndRpc` (normally made by `connectLnd`)
+   * @param opts call deadline
+   */
+  constructor(rpc: LndRpc, opts: GrpcLndClientOptions = {}) {
+    this.#rpc = rpc;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_DEADLINE_MS;
+  }
+
+  /** Unary call with error mapping. `rpc` is "Service.Method". */
+  async #call<Res>(
+    client: RpcClient,
+    rpc: string,
+    request: object,
+    opts: { deadlineMs?: number; phase?: "connect" | "call" } = {},
+  ): Promise<Res> {
+    const method = rpc.slice(rpc.indexOf(".") + 1);
+    try {
+      return await unary<Res>(client, method, request, {
+        deadlineMs: opts.deadlineMs ?? this.#callTimeoutMs,
+      });
+    } catch (err) {
+      throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: opts.phase ?? "call" });
+    }
+  }
+
+  #badResponse(rpc: string, what: string): LndRpcError {
+    return new LndRpcError(rpc, undefined, `unexpected response: ${what}`, "lnd_bad_response");
+  }
+
+  #keyDescriptor(rpc: string, res: WireKeyDescriptor): KeyDescriptor {
+    const raw = bytes(res.raw_key_bytes);
+    if (raw.length !== 33 || (raw[0] !== 2 && raw[0] !== 3)) {
+      throw this.#badResponse(rpc, `raw_key_bytes is not a 33-byte compressed key (${raw.length} bytes)`);
+    }
+    if (!res.key_loc) throw this.#badResponse(rpc, "key_loc is missing");
+    return { rawKeyBytes: raw, keyLocator: { family: res.key_loc.key_family, index: res.key_loc.key_index } };
+  }
+
+  /**
+   * `lnrpc.Lightning/GetInfo`.
+   * @param opts `deadlineMs` (default: the call timeout); `phase: "connect"` when this is the
+   *   first call of a session, so that a deadline is reported as `lnd_unreachable`
+   */
+  async getInfo(opts: { deadlineMs?: number; phase?: "connect" | "call" } = {}): Promise<LndInfo> {
+    const res = await this.#call<{
+      identity_pubkey: string;
+      block_height: number;
+      block_hash: string;
+      chains: { chain: string; network: string }[];
+      synced_to_chain: boolean;
+      version: string;
+    }>(this.#rpc.lightning, "Lightning.GetInfo", {}, opts);
+    return {
+      identityPubkey: res.identity_pubkey,
+      blockHeight: res.block_height,
+      blockHash: res.block_hash,
+      chains: res.chains.map((c) => ({ chain: c.chain, network: c.network })),
+      syncedToChain: res.synced_to_chain,
+      version: res.version,
+    };
+  }
+
+  /**
+   * `signrpc.Signer/DeriveSharedKey` with `ephemeral_pubkey` and the deprecated `key_loc` field
+   * (`key_desc` unset), exactly as Loop calls it (spec/backup-and-recovery.md §1.5).
+   * @throws {RangeError} when `ephemeralPubkey` is not 33 bytes or the locator is out of range
+   */
+  async deriveSharedKey(ephemeralPubkey: Uint8Array, keyLoc: KeyLocator): Promise<Uint8Array> {
+    if (ephemeralPubkey.length !== 33) {
+      throw new RangeError(`lnd: ephemeral pubkey must be 33 bytes, got ${ephemeralPubkey.length}`);
+    }
+    assertKeyLocator(keyLoc);
+    const rpc = "Signer.DeriveSharedKey";
+    const res = await this.#call<{ shared_key: Uint8Array }>(this.#rpc.signer, rpc, {
+      ephemeral_pubkey: ephemeralPubkey,
+      key_loc: { key_family: keyLoc.family, key_index: keyLoc.index },
+    });
+    const key = bytes(res.shared_key);
+    if (key.length !== 32) throw this.#badResponse(rpc, `shared_key is ${key.length} bytes, expected 32`);
+    return key;
+  }
+
+  /** `walletrpc.WalletKit/DeriveKey`; checks lnd answers for the requested locator. */
+  async deriveKey(keyLoc: KeyLocator): Promise<KeyDescriptor> {
+    assertKeyLocator(keyLoc);
+    const rpc = "WalletKit.DeriveKey";
+    const res = await this.#call<WireKeyDescriptor>(this.#rpc.walletKit, rpc, {
+      key_family: keyLoc.family,
+      key_index: keyLoc.index,
+    });
+    const desc = this.#keyDescriptor(rpc, res);
+    if (desc.keyLocator.family !== keyLoc.family || desc.keyLocator.index !== keyLoc.index) {
+      throw this.#badResponse(
+        rpc,
+        `key_loc ${desc.keyLocator.family}/${desc.keyLocator.index} differs from the request ${keyLoc.family}/${keyLoc.index}`,
+      );
+    }
+    return desc;
+  }
+
+  /** `walletrpc.WalletKit/DeriveNextKey`; checks lnd answers in the requested family. */
+  async deriveNextKey(family: number): Promise<KeyDescriptor> {
+    assertInt("key family", family, 0, 0x7fffffff);
+    const rpc = "WalletKit.DeriveNextKey";
+    const res = await this.#call<WireKeyDescriptor>(this.#rpc.walletKit, rpc, { key_family: family });
+    const desc = this.#keyDescriptor(rpc, res);
+    if (desc.keyLocator.family !== family) {
+      throw this.#badResponse(rpc, `key family ${desc.keyLocator.family} differs from the request ${family}`);
+    }
+    return desc;
+  }
+
+  /** `walletrpc.WalletKit/ListUnspent` (see {@linkcode LndClient.listUnspent}). */
+  async listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]> {
+    assertInt("min confs", minConfs, 0, 0x7fffffff);
+    assertInt("max confs", maxConfs, 0, 0x7fffffff);
+    const rpc = "WalletKit.ListUnspent";
+    const res = await this.#call<{ utxos: WireUtxo[] }>(this.#rpc.walletKit, rpc, {
+      min_confs: minConfs,
+      max_confs: maxConfs,
+    });
+    return res.utxos.map((u) => {
+      const txid = u.outpoint?.txid_str ?? "";
+      if (!HEX64.test(txid)) throw this.#badResponse(rpc, `utxo txid "${txid}" is not 64 hex digits`);
+      if (!/^([0-9a-f]{2})+$/.test(u.pk_script)) {
+        throw this.#badResponse(rpc, `utxo ${txid}:${u.outpoint!.output_index} pk_script is not hex`);
+      }
+      if (!/^\d+$/.test(u.amount_sat) || !/^-?\d+$/.test(u.confirmations)) {
+        throw this.#badResponse(
+          rpc,
+          `utxo ${txid}:${u.outpoint!.output_index} amount or confirmations malformed`,
+        );
+      }
+      return {
+        txid,
+        vout: u.outpoint!.output_index,
+        amountSat: BigInt(u.amount_sat),
+        pkScript: hexToBytes(u.pk_script),
+        confirmations: Math.max(0, Number(u.confirmations)),
+        address: u.address,
+      };
+    });
+  }
+
+  /**
+   * `walletrpc.WalletKit/ImportTapscript` (see {@linkcode LndClient.importTapscript}).
+   * @throws {RangeError} when the internal key is not 32 bytes or the script is empty
+   */
+  async importTapscript(
+    internalKeyXOnly: Uint8Array,
+    leafScript: Uint8Array,
+  ): Promise<ImportTapscriptResult> {
+    if (internalKeyXOnly.length !== 32) {
+      throw new RangeError(`lnd: internal key must be 32 bytes (x-only), got ${internalKeyXOnly.length}`);
+    }
+    if (leafScript.length === 0) throw new RangeError("lnd: tapscript leaf is empty");
+    const rpc = "WalletKit.ImportTapscript";
+    try {
+      const res = await this.#call<{ p2tr_address: string }>(this.#rpc.walletKit, rpc, {
+        internal_public_key: internalKeyXOnly,
+        full_tree: { all_leaves: [{ leaf_version: TAPSCRIPT_LEAF_VERSION, script: leafScript }] },
+      });
+      return { imported: true, address: res.p2tr_address };
+    } catch (err) {
+      if (err instanceof LndRpcError && err.details.includes("already exists")) return { imported: false };
+      throw err;
+    }
+  }
+
+  /** `walletrpc.WalletKit/NextAddr`: default account, `TAPROOT_PUBKEY`, not change. */
+  async nextAddr(): Promise<string> {
+    const rpc = "WalletKit.NextAddr";
+    const res = await this.#call<{ addr: string }>(this.#rpc.walletKit, rpc, {
+      account: "",
+      type: "TAPROOT_PUBKEY",
+      change: false,
+    });
+    if (!res.addr) throw this.#badResponse(rpc, "empty address");
+    return res.addr;
+  }
+
+  /** `walletrpc.WalletKit/PublishTransaction`; a non-empty `publish_error` throws `LndRpcError`. */
+  async publishTransaction(tx: Uint8Array, label = ""): Promise<void> {
+    if (tx.length === 0) throw new RangeError("lnd: transaction is empty");
+    const rpc = "WalletKit.PublishTransaction";
+    const res = await this.#call<{ publish_error: string }>(this.#rpc.walletKit, rpc, { tx_hex: tx, label });
+    if (res.publish_error) throw new LndRpcError(rpc, undefined, res.publish_error);
+  }
+
+  async #estimateFee(confTarget: number): Promise<{ sat_per_kw: string; min_relay_fee_sat_per_kw: string }> {
+    assertInt("conf target", confTarget, 1, 1008);
+    return await this.#call(this.#rpc.walletKit, "WalletKit.EstimateFee", { conf_target: confTarget });
+  }
+
+  /** `walletrpc.WalletKit/EstimateFee` → `sat_per_kw`. */
+  async estimateFeeSatPerKw(confTarget: number): Promise<bigint> {
+    return BigInt((await this.#estimateFee(confTarget)).sat_per_kw);
+  }
+
+  /** `walletrpc.WalletKit/EstimateFee(6)` → `min_relay_fee_sat_per_kw` (lndclient `MinRelayFee`). */
+  async minRelayFeeSatPerKw(): Promise<bigint> {
+    return BigInt((await this.#estimateFee(6)).min_relay_fee_sat_per_kw);
+  }
+
+  /**
+   * `chainrpc.ChainNotifier/RegisterConfirmationsNtfn` (see {@linkcode LndClient.registerConfirmation}).
+   * Reorg events before the confirmation are skipped. Default timeout 30 s.
+   */
+  async registerConfirmation(
+    txid: string | null,
+    pkScript: Uint8Array,
+    numConfs: number,
+    heightHint: number,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<ConfirmationDetails | null> {
+    if (txid !== null && !HEX64.test(txid)) throw new RangeError(`lnd: txid "${txid}" is not 64 hex digits`);
+    if (pkScript.length === 0) throw new RangeError("lnd: pkScript is empty");
+    assertInt("num confs", numConfs, 1, 0xffff);
+    assertInt("height hint", heightHint, 0, 0xffffffff);
+    const rpc = "ChainNotifier.RegisterConfirmationsNtfn";
+    const request = {
+      txid: txid === null ? new Uint8Array(32) : reversed(hexToBytes(txid)),
+      script: pkScript,
+      num_confs: numConfs,
+      height_hint: heightHint,
+    };
+    try {
+      for await (
+        const ev of serverStream<WireConfEvent>(
+          this.#rpc.chainNotifier,
+          "RegisterConfirmationsNtfn",
+          request,
+          {
+            deadlineMs: opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
+          },
+        )
+      ) {
+        if (ev.event !== "conf" || !ev.conf) continue;
+        const hash = bytes(ev.conf.block_hash);
+        if (hash.length !== 32) throw this.#badResponse(rpc, `block_hash is ${hash.length} bytes`);
+        return {
+          blockHeight: ev.conf.block_height,
+          blockHash: bytesToHex(reversed(hash)),
+          txIndex: ev.conf.tx_index,
+          rawTx: bytes(ev.conf.raw_tx),
+        };
+      }
+    } catch (err) {
+      if ((err as { code?: unknown }).code === GrpcStatus.DEADLINE_EXCEEDED) return null;
+      throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
+    }
+    throw new LndRpcError(rpc, undefined, "the notification stream ended before a confirmation");
+  }
+
+  /** Follows a payment stream until a final status or the deadline. */
+  async #followPayment(
+    rpc: string,
+    method: string,
+    request: object,
+    deadlineMs: number,
+    fallbackHash: string,
+  ): Promise<PaymentResult> {
+    let last: PaymentResult | undefined;
+    try {
+      for await (const p of serverStream<WirePayment>(this.#rpc.router, method, request, { deadlineMs })) {
+        last = this.#payment(rpc, p);
+        if (FINAL_STATUSES.includes(last.status)) return last;
+      }
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== GrpcStatus.DEADLINE_EXCEEDED) {
+        throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
+      }
+    }
+    return last ?? {
+      paymentHash: fallbackHash,
+      status: "UNKNOWN",
+      feeMsat: 0n,
+      valueMsat: 0n,
+      failureReason: "FAILURE_REASON_NONE",
+    };
+  }
+
+  #payment(rpc: string, p: WirePayment): PaymentResult {
+    const known: readonly string[] = ["INITIATED", "IN_FLIGHT", "SUCCEEDED", "FAILED"];
+    const status = (known.includes(p.status) ? p.status : "UNKNOWN") as PaymentStatus;
+    const out: PaymentResult = {
+      paymentHash: p.payment_hash,
+      status,
+      feeMsat: BigInt(p.fee_msat || "0"),
+      valueMsat: BigInt(p.value_msat || "0"),
+      failureReason: p.failure_reason || "FAILURE_REASON_NONE",
+    };
+    if (status === "SUCCEEDED") {
+      if (!HEX64.test(p.payment_preimage)) throw this.#badResponse(rpc, "settled payment without a preimage");
+      out.preimage = hexToBytes(p.payment_preimage);
+    }
+    return out;
+  }
+
+  /**
+   * `routerrpc.Router/SendPaymentV2` (see {@linkcode LndClient.sendPaymentV2}). Follows the
+   * stream for `timeoutSec` + 30 s; `paymentHash` is "" if no update arrived by then.
+   * @throws {RangeError} for a negative fee limit or a timeout outside 1..3600 s
+   */
+  async sendPaymentV2(invoice: string, feeLimitSat: bigint, timeoutSec: number): Promise<PaymentResult> {
+    if (!invoice) throw new RangeError("lnd: invoice is empty");
+    if (feeLimitSat < 0n) throw new RangeError(`lnd: fee limit ${feeLimitSat} sat is negative`);
+    assertInt("payment timeout (s)", timeoutSec, 1, 3600);
+    return await this.#followPayment(
+      "Router.SendPaymentV2",
+      "SendPaymentV2",
+      {
+        payment_request: invoice,
+        fee_limit_sat: feeLimitSat.toString(),
+        timeout_seconds: timeoutSec,
+        no_inflight_updates: false,
+      },
+      timeoutSec * 1000 + PAYMENT_STREAM_MARGIN_MS,
+      "",
+    );
+  }
+
+  /**
+   * `routerrpc.Router/TrackPaymentV2` (see {@linkcode LndClient.trackPaymentV2}). Default timeout
+   * 30 s. An unknown payment throws `LndRpcError` with `grpcCode` NOT_FOUND (5).
+   */
+  async trackPaymentV2(paymentHash: Uint8Array, opts: { timeoutMs?: number } = {}): Promise<PaymentResult> {
+    if (paymentHash.length !== 32) {
+      throw new RangeError(`lnd: payment hash must be 32 bytes, got ${paymentHash.length}`);
+    }
+    return await this.#followPayment(
+      "Router.TrackPaymentV2",
+      "TrackPaymentV2",
+      { payment_hash: Buffer.from(paymentHash), no_inflight_updates: false },
+      opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
+      bytesToHex(paymentHash),
+    );
+  }
+
+  /** Closes the gRPC channel. Idempotent. */
+  close(): void {
+    this.#rpc.close();
+  }
+}
