@@ -1,0 +1,77 @@
+/**
+ * Crash-safe file replacement (spec/backup-and-recovery.md §1.6 plus project decision 5).
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { type BackupFs, denoBackupFs, type WritableFile } from "./fs.ts";
+
+/** Suffix of the temporary file, appended to the full target path. */
+export const TEMP_SUFFIX = ".tmp";
+/** Mode of every file loopkit writes here. */
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Writes `bytes` to `path` so that, whatever fails or crashes, `path` holds either its previous
+ * content (or nothing) or the complete new content — never a partial file.
+ *
+ * Steps:
+ * 1. lock the parent directory (exclusive `flock`; serializes loopkit writers — beyond Loop);
+ * 2. remove a stale `path.tmp` left by a crash (under the lock no live loopkit writer owns it);
+ * 3. create `path.tmp` exclusively, mode 0600 (a fresh inode, so the mode always applies);
+ * 4. write all bytes, fsync, close;
+ * 5. rename `path.tmp` → `path`;
+ * 6. fsync the directory (decision 5; Loop does not), then unlock.
+ *
+ * On a failure in steps 4–5 the temp file is removed (errors ignored) and the original error is
+ * rethrown. A failure in step 6 is rethrown too; the new file is then complete at `path` but its
+ * rename may not be durable yet.
+ *
+ * @param path target file path; its directory must exist
+ * @param bytes the complete new content
+ * @param fs file-system operations (default: the real one; needs `--allow-read --allow-write`)
+ * @throws the underlying `Deno.errors.*` error of the failing step (e.g. `path` is a directory)
+ */
+export async function atomicWriteFile(
+  path: string,
+  bytes: Uint8Array,
+  fs: BackupFs = denoBackupFs,
+): Promise<void> {
+  const tmp = path + TEMP_SUFFIX;
+  const dir = await fs.lockDir(dirname(path));
+  try {
+    try {
+      await fs.remove(tmp);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    // Created exclusively: if this fails, the temp file is not ours and stays untouched.
+    let file: WritableFile | undefined = await fs.createExclusive(tmp, PRIVATE_FILE_MODE);
+    try {
+      let off = 0;
+      while (off < bytes.length) {
+        const n = await file.write(bytes.subarray(off));
+        if (!(n > 0)) throw new Error(`Cannot write "${tmp}": write made no progress`);
+        off += n;
+      }
+      await file.sync();
+      const f = file;
+      file = undefined;
+      f.close();
+      await fs.rename(tmp, path);
+    } catch (e) {
+      if (file) {
+        try {
+          file.close();
+        } catch { /* already failing */ }
+      }
+      try {
+        await fs.remove(tmp);
+      } catch { /* best effort: the original error matters */ }
+      throw e;
+    }
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}
