@@ -7,6 +7,7 @@
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { join } from "node:path";
 import type { KeyLocator, LndClient } from "../../lnd/types.ts";
 import { encodeL402Identifier } from "../l402/identifier.ts";
 import { encodeMacaroonV2, mintMacaroon } from "../l402/macaroon.ts";
@@ -117,4 +118,29 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Names, types, modes, sizes, mtimes and content hashes of every entry, recursively. */
+export async function treeHash(dir: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    const entries: Deno.DirEntry[] = [];
+    for await (const e of Deno.readDir(d)) entries.push(e);
+    entries.sort((a, b) => a.name < b.name ? -1 : 1);
+    for (const e of entries) {
+      const p = join(d, e.name);
+      const st = await Deno.lstat(p);
+      const head = `${rel}/${e.name} ${
+        e.isDirectory ? "d" : e.isSymlink ? "l" : "f"
+      } ${st.mode} ${st.size} ${st.mtime?.getTime()}`;
+      if (e.isFile) lines.push(`${head} ${bytesToHex(sha256(await Deno.readFile(p)))}`);
+      else if (e.isSymlink) lines.push(`${head} -> ${await Deno.readLink(p)}`);
+      else {
+        lines.push(head);
+        await walk(p, `${rel}/${e.name}`);
+      }
+    }
+  };
+  await walk(dir, "");
+  return bytesToHex(sha256(new TextEncoder().encode(lines.join("\n"))));
 }

@@ -80,14 +80,14 @@ export interface BackupPayload {
  * Why a backup file is (not) usable. Stable snake_case strings rendered by `backup verify`.
  *
  * - `ok`: passes the envelope and generation checks (spec §4.2, §4.3)
- * - `unreadable`: the file cannot be read (missing, permission, a directory); also a path whose
- *   base name is not a backup file name when checked explicitly
+ * - `unreadable`: the file cannot be read (missing, permission, a directory)
  * - `too_short`, `unknown_format`, `undecryptable`: §4.1 envelope failures
  * - `bad_payload`: the plaintext is not a valid payload, or lacks its network or token ID
  * - `unsupported_version`: payload version ≠ 1
  * - `network_mismatch`: payload network ≠ the expected network
- * - `name_mismatch`: file-name token ID or timestamp ≠ payload, or a file name that only Go's lax
- *   parser accepts (non-canonical timestamp, upper-case hex)
+ * - `name_mismatch`: file-name token ID or timestamp ≠ payload, a file name that only Go's lax
+ *   parser accepts (non-canonical timestamp, upper-case hex), or an explicitly given path whose
+ *   base name is not a backup file name (`invalid backup file path "…"`)
  * - `token_invalid`: the embedded `l402.token` does not parse, or its token ID / creation time
  *   differ from the payload's
  * - `token_unpaid`: the embedded token's preimage is all zero

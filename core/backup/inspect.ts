@@ -1,0 +1,160 @@
+/**
+ * Read-only inspection of backup files: one file, or every backup file directly inside a
+ * directory (spec/backup-and-recovery.md §1.1, §4, §5.1). Nothing here writes to disk.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import type { L402TokenFile } from "../l402/token_file.ts";
+import { parseBackupFileName } from "./file_name.ts";
+import { type BackupFs, denoBackupFs } from "./fs.ts";
+import type { BackupPayload, BackupReason } from "./types.ts";
+import { validateBackupBytes } from "./validate.ts";
+
+/** The static-address part of a payload, for display (`backup verify`, `backup list`). */
+export interface StaticAddressSummary {
+  /** `protocol_version`. */
+  protocolVersion: number;
+  /** `client_pubkey` as hex; absent when the payload has none. */
+  clientPubkeyHex?: string;
+  /** `server_pubkey` as hex; `null` when the payload has none. */
+  serverPubkeyHex: string | null;
+  /** CSV expiry in blocks. */
+  expiry: number;
+  /** `legacy_client_key_family` (0 when absent). */
+  legacyClientKeyFamily: number;
+  /** `main_key_family`. */
+  mainKeyFamily: number;
+  /** `change_key_family`. */
+  changeKeyFamily: number;
+  /** `legacy_first_height` (0 when absent). */
+  legacyFirstHeight: number;
+  /** `multi_address_first_height` (0 when absent). */
+  multiAddressFirstHeight: number;
+}
+
+/** Result of inspecting one backup file. */
+export interface BackupInspection {
+  /** The file's path as inspected. */
+  path: string;
+  /** `ok`, or why the file is not usable. */
+  reason: BackupReason;
+  /** Loop's wording for the failure, or `backup file is valid`. */
+  message: string;
+  /** Token ID from the file name (canonical names only). Equals the payload's when `ok`. */
+  tokenId?: string;
+  /** Token creation time (Unix ns) from the file name (canonical names only). Equals the payload's when `ok`. */
+  createdAtNs?: bigint;
+  /** Payload network, when the file decrypted and decoded. */
+  network?: string;
+  /** Payload static address, when present. */
+  staticAddress?: StaticAddressSummary;
+  /** The decoded payload, when the file decrypted and decoded (also for later failures). */
+  payload?: BackupPayload;
+  /** The parsed embedded `l402.token`, when it parsed. */
+  token?: L402TokenFile;
+}
+
+function summarize(p: BackupPayload): StaticAddressSummary | undefined {
+  const a = p.staticAddress;
+  if (!a) return undefined;
+  const s: StaticAddressSummary = {
+    protocolVersion: a.protocolVersion,
+    serverPubkeyHex: a.serverPubkey === null ? null : bytesToHex(a.serverPubkey),
+    expiry: a.expiry,
+    legacyClientKeyFamily: a.legacyClientKeyFamily,
+    mainKeyFamily: a.mainKeyFamily,
+    changeKeyFamily: a.changeKeyFamily,
+    legacyFirstHeight: a.legacyFirstHeight,
+    multiAddressFirstHeight: a.multiAddressFirstHeight,
+  };
+  if (a.clientPubkey !== undefined) s.clientPubkeyHex = bytesToHex(a.clientPubkey);
+  return s;
+}
+
+/**
+ * Inspects one backup file given by path (Loop's explicit `--backup_file` path rules, §4.7):
+ * its base name must be a backup file name, then read, decrypt, decode, envelope check and
+ * generation check against that name. Never throws for a bad or unreadable file.
+ *
+ * @param path path to the file
+ * @param key 32-byte backup key ({@linkcode deriveBackupKey})
+ * @param network expected network (e.g. `mainnet`)
+ * @param fs file-system operations (default real; needs `--allow-read`)
+ * @returns the inspection; `unreadable` when the file cannot be read, `name_mismatch` with
+ *   `invalid backup file path "…"` when the base name is not a backup file name
+ */
+export async function inspectBackupFile(
+  path: string,
+  key: Uint8Array,
+  network: string,
+  fs: BackupFs = denoBackupFs,
+): Promise<BackupInspection> {
+  const name = parseBackupFileName(basename(path));
+  if (name === null) {
+    return { path, reason: "name_mismatch", message: `invalid backup file path ${JSON.stringify(path)}` };
+  }
+  const base: BackupInspection = { path, reason: "ok", message: "" };
+  if (name.ok) {
+    base.tokenId = name.tokenId;
+    base.createdAtNs = name.createdAtNs;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(path);
+  } catch (e) {
+    return {
+      ...base,
+      reason: "unreadable",
+      message: `Cannot read backup file "${path}": ${(e as Error).message}`,
+    };
+  }
+  const v = validateBackupBytes(bytes, key, network, name);
+  const out: BackupInspection = { ...base, reason: v.reason, message: v.message };
+  if (v.payload) {
+    out.network = v.payload.network;
+    const s = summarize(v.payload);
+    if (s) out.staticAddress = s;
+    out.payload = v.payload;
+  }
+  if (v.token) out.token = v.token;
+  return out;
+}
+
+/** Go sorts directory entries by byte order of the UTF-8 name, i.e. by code point. */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a], y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * Inspects every backup file directly inside `dir` (§1.1, §5.1 steps 1–3): entries sorted by
+ * name, directories skipped (a symlink to one is read and reported `unreadable`), names that are
+ * not backup names skipped; names only Go's lax parser accepts are reported as `name_mismatch`.
+ *
+ * @param dir the network data directory
+ * @param key 32-byte backup key
+ * @param network expected network
+ * @param fs file-system operations (default real; needs `--allow-read`)
+ * @returns one inspection per backup-named entry, in name order (empty when there is none)
+ * @throws the listing error as is (e.g. `Deno.errors.NotFound` for a missing directory)
+ */
+export async function inspectBackupDir(
+  dir: string,
+  key: Uint8Array,
+  network: string,
+  fs: BackupFs = denoBackupFs,
+): Promise<BackupInspection[]> {
+  const entries = (await fs.readDir(dir)).sort((a, b) => byCodePoint(a.name, b.name));
+  const out: BackupInspection[] = [];
+  for (const e of entries) {
+    if (e.isDirectory || parseBackupFileName(e.name) === null) continue;
+    out.push(await inspectBackupFile(join(dir, e.name), key, network, fs));
+  }
+  return out;
+}
