@@ -1,0 +1,308 @@
+/**
+ * Writing the immutable per-L402 backup (Loop `WriteBackup`, spec/backup-and-recovery.md §5.2,
+ * with project decision 5 durability).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import type { LndClient } from "../../lnd/types.ts";
+import { ExitCode, LoopkitError } from "../errors.ts";
+import {
+  type L402TokenFile,
+  PAID_TOKEN_FILE_NAME,
+  parseTokenFile,
+  PENDING_TOKEN_FILE_NAME,
+  TokenFileError,
+} from "../l402/token_file.ts";
+import { atomicWriteFile } from "./atomic_write.ts";
+import { deriveBackupKey, sealBackup } from "./envelope.ts";
+import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
+import { type BackupFs, denoBackupFs } from "./fs.ts";
+import { encodeBackupPayload } from "./payload.ts";
+import type { BackupPayload, StaticAddressParams } from "./types.ts";
+import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";
+
+/** Key family of multi-address receive keys, stored as `main_key_family`. */
+export const STATIC_MULTI_ADDRESS_KEY_FAMILY = 42061;
+/** Key family of static-address change keys, stored as `change_key_family`. */
+export const STATIC_ADDRESS_CHANGE_KEY_FAMILY = 42062;
+
+const I32_MAX = 2 ** 31 - 1;
+
+/** What {@linkcode writeBackup} needs. */
+export interface WriteBackupDeps {
+  /** Network data directory holding `l402.token` (e.g. `~/.loop/mainnet`); the backup goes here. */
+  dataDir: string;
+  /** Network name written into the payload (`mainnet`, `testnet`, `regtest`, `simnet`, `signet`). */
+  network: string;
+  /** lnd, for the single `DeriveSharedKey` call. */
+  lnd: Pick<LndClient, "deriveSharedKey">;
+  /** The legacy static address bound to the current L402, or null when there is none yet. */
+  staticAddress: () => Promise<StaticAddressParams | null>;
+  /** Current chain height (stored as `multi_address_first_height`); must be > 0. */
+  currentHeight: () => Promise<number>;
+  /** Extra directories that get the identical sealed bytes (same immutability rule per directory). */
+  copyTo?: string[];
+  /** File-system operations (default real; needs `--allow-read --allow-write`). */
+  fs?: BackupFs;
+  /** Nonce source for tests; default a fresh CSPRNG nonce. */
+  randomNonce?: () => Uint8Array;
+}
+
+/** Why {@linkcode writeBackup} wrote nothing (Loop returns "" in all of these cases). */
+export type WriteBackupSkipReason =
+  /** Neither `l402.token` nor `l402.token.pending` exists. */
+  | "no_token"
+  /** Only `l402.token.pending` exists: a pending token never defines a generation. */
+  | "pending_only"
+  /** `l402.token` exists but its preimage is all zero. */
+  | "token_unpaid"
+  /** No static address is bound to the token yet. */
+  | "no_static_address"
+  /** A valid backup for this token ID and creation time is already in place. */
+  | "already_backed_up";
+
+/** Outcome for one `copyTo` directory. */
+export interface BackupCopyResult {
+  /** The directory as given. */
+  dir: string;
+  /** Target path inside it. */
+  path: string;
+  /** `written`, `already_backed_up` (a valid file was there), or `failed` (see `error`). */
+  status: "written" | "already_backed_up" | "failed";
+  /** The failure, for `failed`. */
+  error?: string;
+}
+
+/** Result of {@linkcode writeBackup}. */
+export interface WriteBackupResult {
+  /** True when the primary backup file was written by this call. */
+  written: boolean;
+  /** Primary backup path (written now, or the valid one already there). */
+  path?: string;
+  /** Why nothing was written. */
+  reason?: WriteBackupSkipReason;
+  /** Token ID of the current paid token. */
+  tokenId?: string;
+  /** Creation time of the current paid token, Unix ns. */
+  createdAtNs?: bigint;
+  /** Same-name files (primary or copies) that failed validation and were replaced. */
+  corrupt: string[];
+  /** One entry per `copyTo` directory, in order (empty when nothing was to be backed up). */
+  copies: BackupCopyResult[];
+}
+
+function skip(reason: WriteBackupSkipReason, extra: Partial<WriteBackupResult> = {}): WriteBackupResult {
+  return { written: false, reason, corrupt: [], copies: [], ...extra };
+}
+
+/** Contents of an existing same-name file: null when absent, "unreadable" when present but unreadable. */
+async function probe(fs: BackupFs, path: string): Promise<Uint8Array | null | "unreadable"> {
+  try {
+    return await readOrNull(fs, path);
+  } catch {
+    return "unreadable";
+  }
+}
+
+async function readOrNull(fs: BackupFs, path: string): Promise<Uint8Array | null> {
+  try {
+    return await fs.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+function invalidAddress(detail: string): LoopkitError {
+  return new LoopkitError("static_address_invalid", `Cannot back up static address: ${detail}`);
+}
+
+function checkPubkey(field: string, key: Uint8Array): void {
+  if (key.length !== 33) throw invalidAddress(`${field} is ${key.length} bytes, want 33 (compressed)`);
+  try {
+    secp256k1.Point.fromBytes(key).assertValidity();
+  } catch {
+    throw invalidAddress(`${field} is not a valid secp256k1 public key`);
+  }
+}
+
+/** Refuses parameters that would produce a backup Loop's restore rejects (spec §4.4). */
+function checkAddress(a: StaticAddressParams): void {
+  checkPubkey("client pubkey", a.clientPubkey);
+  checkPubkey("server pubkey", a.serverPubkey);
+  if (a.protocolVersion !== 0) throw invalidAddress(`protocol version ${a.protocolVersion} is not 0`);
+  if (!Number.isInteger(a.clientKeyFamily) || a.clientKeyFamily <= 0 || a.clientKeyFamily > I32_MAX) {
+    throw invalidAddress(`client key family ${a.clientKeyFamily} is out of range`);
+  }
+  if (!Number.isInteger(a.expiry) || a.expiry <= 0 || a.expiry > 0xffffffff) {
+    throw invalidAddress(`CSV expiry ${a.expiry} is out of range`);
+  }
+  if (!Number.isInteger(a.initiationHeight) || a.initiationHeight < 0 || a.initiationHeight > I32_MAX) {
+    throw invalidAddress(`initiation height ${a.initiationHeight} is out of range`);
+  }
+}
+
+/** True when `path` holds a valid backup for exactly this generation (Loop `findValidBackupFileForToken`). */
+function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: BackupFileName): boolean {
+  return validateBackupBytes(bytes, key, network, name).reason === "ok";
+}
+
+/**
+ * Writes the encrypted backup of the current paid L402 token and its static address, once per
+ * (token ID, creation time). Steps (spec §5.2):
+ * 1. read `l402.token` (else `pending_only` / `no_token`); parse it; unpaid → `token_unpaid`;
+ * 2. static address (none → `no_static_address`); current height (≤ 0 → error);
+ * 3. one `DeriveSharedKey(NUMS, {42060, 0})` call;
+ * 4. if `<dataDir>/L402_backup_<created %019d>_<tokenId>.enc` already holds a valid backup of this
+ *    generation → `already_backed_up`; a same-name file that fails validation does not block and
+ *    is replaced (reported in `corrupt`);
+ * 5. seal with a fresh nonce, check the sealed bytes validate, atomic write (0600, fsync, rename,
+ *    directory fsync);
+ * 6. place the identical bytes (the existing valid file's when already backed up) in every
+ *    `copyTo` directory under the same rule; a copy failure is reported, not thrown.
+ *
+ * Stricter than Loop: refuses static-address parameters its restore would reject (protocol
+ * version ≠ 0, client key family 0, invalid public keys). Unlike Aperture's store, `lsat.token`
+ * legacy names are not migrated (that would be a write).
+ *
+ * @param deps see {@linkcode WriteBackupDeps}
+ * @returns what happened; `written: false` with a `reason` for every no-op
+ * @throws {LoopkitError} `token_file_invalid` (unparsable or unreadable `l402.token`),
+ *   `static_address_invalid`, `backup_height_invalid` (`invalid multi-address first height %d`),
+ *   `backup_key_invalid`, `backup_write_failed` (the primary write failed; no partial file);
+ *   lnd and dependency errors as is
+ */
+export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupResult> {
+  const fs = deps.fs ?? denoBackupFs;
+  const tokenPath = join(deps.dataDir, PAID_TOKEN_FILE_NAME);
+
+  let tokenBytes: Uint8Array | null;
+  let pendingBytes: Uint8Array | null = null;
+  try {
+    tokenBytes = await readOrNull(fs, tokenPath);
+    if (tokenBytes === null) pendingBytes = await readOrNull(fs, join(deps.dataDir, PENDING_TOKEN_FILE_NAME));
+  } catch (e) {
+    throw new LoopkitError(
+      "token_file_invalid",
+      `Cannot read L402 token store in "${deps.dataDir}": ${e}`,
+      ExitCode.Failure,
+      {
+        cause: e,
+      },
+    );
+  }
+  if (tokenBytes === null) return skip(pendingBytes === null ? "no_token" : "pending_only");
+
+  let token: L402TokenFile;
+  try {
+    token = parseTokenFile(tokenBytes);
+  } catch (e) {
+    if (!(e instanceof TokenFileError)) throw e;
+    throw new LoopkitError(
+      "token_file_invalid",
+      `Cannot parse L402 token file "${tokenPath}": ${e.message}`,
+      ExitCode.Failure,
+      {
+        cause: e,
+      },
+    );
+  }
+  const ids = { tokenId: token.tokenId, createdAtNs: token.createdAtNs };
+  if (!token.paid) return skip("token_unpaid", ids);
+  if (token.createdAtNs < 0n) {
+    throw new LoopkitError(
+      "token_file_invalid",
+      `Cannot back up L402 token file "${tokenPath}": creation time ${token.createdAtNs} ns is negative`,
+    );
+  }
+
+  const address = await deps.staticAddress();
+  if (address === null) return skip("no_static_address", ids);
+  checkAddress(address);
+  const height = await deps.currentHeight();
+  if (!Number.isInteger(height) || height <= 0 || height > I32_MAX) {
+    throw new LoopkitError("backup_height_invalid", `invalid multi-address first height ${height}`);
+  }
+
+  const payload: BackupPayload = {
+    version: BACKUP_FORMAT_VERSION,
+    network: deps.network,
+    l402TokenId: token.tokenId,
+    l402TokenCreatedAtNs: token.createdAtNs,
+    staticAddress: {
+      protocolVersion: address.protocolVersion,
+      clientPubkey: address.clientPubkey.slice(),
+      serverPubkey: address.serverPubkey.slice(),
+      expiry: address.expiry,
+      legacyClientKeyFamily: address.clientKeyFamily,
+      mainKeyFamily: STATIC_MULTI_ADDRESS_KEY_FAMILY,
+      changeKeyFamily: STATIC_ADDRESS_CHANGE_KEY_FAMILY,
+      legacyFirstHeight: address.initiationHeight,
+      multiAddressFirstHeight: height,
+    },
+    // The raw file bytes, never re-serialized (Aperture compatibility, spec §2.3).
+    tokenFiles: [{ name: PAID_TOKEN_FILE_NAME, data: tokenBytes }],
+  };
+  const plaintext = encodeBackupPayload(payload);
+
+  const key = await deriveBackupKey(deps.lnd);
+
+  const fileName = backupFileName(token.createdAtNs, token.tokenId);
+  const name = parseBackupFileName(fileName) as BackupFileName;
+  const target = join(deps.dataDir, fileName);
+  const corrupt: string[] = [];
+
+  let sealed: Uint8Array;
+  let written = false;
+  const existing = await probe(fs, target);
+  if (existing !== null && existing !== "unreadable" && isValidFor(existing, key, deps.network, name)) {
+    sealed = existing;
+  } else {
+    sealed = sealBackup(key, plaintext, deps.randomNonce?.());
+    if (!isValidFor(sealed, key, deps.network, name)) {
+      // Cannot happen unless an input slipped past the checks above: never write such a file.
+      const why = validateBackupBytes(sealed, key, deps.network, name).message;
+      throw new LoopkitError("backup_write_failed", `Refusing to write backup "${target}": ${why}`);
+    }
+    try {
+      await atomicWriteFile(target, sealed, fs);
+    } catch (e) {
+      throw new LoopkitError(
+        "backup_write_failed",
+        `Cannot write backup file "${target}": ${e}`,
+        ExitCode.Failure,
+        { cause: e },
+      );
+    }
+    written = true;
+    if (existing !== null) corrupt.push(target);
+  }
+
+  const copies: BackupCopyResult[] = [];
+  for (const dir of deps.copyTo ?? []) {
+    const path = join(dir, fileName);
+    try {
+      const there = await probe(fs, path);
+      if (there !== null && there !== "unreadable" && isValidFor(there, key, deps.network, name)) {
+        copies.push({ dir, path, status: "already_backed_up" });
+        continue;
+      }
+      await atomicWriteFile(path, sealed, fs);
+      copies.push({ dir, path, status: "written" });
+      if (there !== null) corrupt.push(path);
+    } catch (e) {
+      copies.push({ dir, path, status: "failed", error: String(e) });
+    }
+  }
+
+  return {
+    written,
+    path: target,
+    ...(written ? {} : { reason: "already_backed_up" as const }),
+    ...ids,
+    corrupt,
+    copies,
+  };
+}
