@@ -38,14 +38,27 @@ export const BACKUP_KEY_LOCATOR: Readonly<KeyLocator> = Object.freeze({ family: 
  * @throws {LoopkitError} code `backup_key_invalid` if lnd returns another length; lnd errors as is
  */
 export async function deriveBackupKey(lnd: Pick<LndClient, "deriveSharedKey">): Promise<Uint8Array> {
-  const key = await lnd.deriveSharedKey(SHARED_KEY_NUMS_PUBKEY.slice(), { ...BACKUP_KEY_LOCATOR });
-  if (!(key instanceof Uint8Array) || key.length !== BACKUP_KEY_LENGTH) {
+  return backupKeyFromSharedKey(
+    await lnd.deriveSharedKey(SHARED_KEY_NUMS_PUBKEY.slice(), { ...BACKUP_KEY_LOCATOR }),
+  );
+}
+
+/**
+ * The backup key from lnd's `DeriveSharedKey(NUMS, {42060, 0})` response: the response itself
+ * (spec §1.5: no further derivation), checked for length.
+ *
+ * @param sharedKey lnd's `shared_key`
+ * @returns a copy of the 32 bytes
+ * @throws {LoopkitError} code `backup_key_invalid` when it is not 32 bytes
+ */
+export function backupKeyFromSharedKey(sharedKey: Uint8Array): Uint8Array {
+  if (!(sharedKey instanceof Uint8Array) || sharedKey.length !== BACKUP_KEY_LENGTH) {
     throw new LoopkitError(
       "backup_key_invalid",
-      `lnd DeriveSharedKey returned ${key?.length} bytes, want 32`,
+      `lnd DeriveSharedKey returned ${sharedKey?.length} bytes, want 32`,
     );
   }
-  return key;
+  return sharedKey.slice();
 }
 
 function checkKey(key: Uint8Array): void {

@@ -6,6 +6,7 @@ import { LoopkitError } from "../errors.ts";
 import {
   BACKUP_KEY_LOCATOR,
   BACKUP_MAGIC,
+  backupKeyFromSharedKey,
   deriveBackupKey,
   openBackup,
   sealBackup,
@@ -57,6 +58,8 @@ Deno.test("deriveBackupKey() refuses a key that is not 32 bytes", async () => {
   const lnd = { deriveSharedKey: () => Promise.resolve(new Uint8Array(31)) };
   await assertRejects(() => deriveBackupKey(lnd), LoopkitError, "31 bytes");
   await assertRejects(() => deriveBackupKey(new FakeLnd({})), Error, "no key at 42060/0");
+  assertThrows(() => backupKeyFromSharedKey(new Uint8Array(33)), LoopkitError, "33 bytes");
+  assertEquals(backupKeyFromSharedKey(TEST_KEY), TEST_KEY);
 });
 
 Deno.test("sealBackup() with the vector key and nonce reproduces the vector file and its SHA-256", () => {
