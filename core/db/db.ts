@@ -110,7 +110,8 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
   }
   try {
     if (opts.url.startsWith("file:")) {
-      await client.execute("PRAGMA journal_mode = WAL");
+      // Rollback-journal mode (SQLite's default), not WAL: a read-only invocation leaves the directory
+      // byte-identical (no -wal/-shm files), and the busy timeout serialises writers.
       await client.execute(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
     }
     await client.execute("PRAGMA foreign_keys = ON");

@@ -1,0 +1,200 @@
+/**
+ * `loopkit backup write` and `loopkit backup verify`.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { deriveBackupKey } from "../core/backup/envelope.ts";
+import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
+import { selectLatest } from "../core/backup/select.ts";
+import { writeBackup, type WriteBackupResult } from "../core/backup/write.ts";
+import type { StaticAddressParams } from "../core/backup/types.ts";
+import { getLegacyStaticAddress } from "../core/db/static_addresses.ts";
+import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
+import type { Context } from "./context.ts";
+import { action } from "./main.ts";
+import { out, toJson } from "./output.ts";
+
+/**
+ * Writes the generation's backup for the current paid L402 token and the legacy static address
+ * (spec/backup-and-recovery.md §5.2). Shared by `backup write` and `address new`.
+ *
+ * No paid token or no address: returns a no-op result without contacting lnd or opening the database
+ * more than needed.
+ */
+export async function writeGenerationBackup(ctx: Context, copyTo: string[] = []): Promise<WriteBackupResult> {
+  const { dataDir, network } = ctx.config;
+  let lndInfo: Awaited<ReturnType<Context["lnd"]>> | undefined;
+  const lnd = async () => (lndInfo ??= await ctx.lnd());
+  return await writeBackup({
+    dataDir,
+    network,
+    copyTo,
+    lnd: { deriveSharedKey: async (p, loc) => (await lnd()).lnd.deriveSharedKey(p, loc) },
+    staticAddress: async (): Promise<StaticAddressParams | null> => {
+      const row = await getLegacyStaticAddress(await ctx.db());
+      return row && {
+        clientPubkey: row.clientPubkey,
+        serverPubkey: row.serverPubkey,
+        expiry: row.expiry,
+        protocolVersion: row.protocolVersion,
+        clientKeyFamily: row.clientKeyFamily,
+        clientKeyIndex: row.clientKeyIndex,
+        initiationHeight: row.initiationHeight,
+        pkScript: row.pkScript,
+      };
+    },
+    currentHeight: async () => (await (await lnd()).lnd.getInfo()).blockHeight,
+  });
+}
+
+const SKIP_TEXT: Record<string, string> = {
+  no_token: "no L402 token in the data directory: nothing to back up",
+  pending_only: "only a pending (unpaid) L402 token exists: nothing to back up",
+  token_unpaid: "the L402 token is not paid: nothing to back up",
+  no_static_address: "no static address yet: nothing to back up",
+  already_backed_up: "a valid backup of this generation already exists",
+};
+
+/** JSON shape of `backup write`. */
+export function writeResultJson(r: WriteBackupResult) {
+  return {
+    written: r.written,
+    path: r.path ?? null,
+    copies: r.copies.map((c) => ({ dir: c.dir, path: c.path, status: c.status, error: c.error })),
+    reason: r.reason ?? null,
+    token_id: r.tokenId ?? null,
+    token_created_at: r.createdAtNs?.toString() ?? null,
+    replaced_corrupt: r.corrupt,
+  };
+}
+
+/** Human lines of `backup write`. */
+export function writeResultText(r: WriteBackupResult): string[] {
+  const lines: string[] = [];
+  if (r.written) lines.push(`backup written: ${r.path}`);
+  else lines.push(`${SKIP_TEXT[r.reason ?? ""] ?? r.reason}${r.path ? `: ${r.path}` : ""}`);
+  for (const c of r.copies) {
+    lines.push(`copy ${c.status}: ${c.path}${c.error ? ` (${c.error})` : ""}`);
+  }
+  for (const p of r.corrupt) lines.push(`replaced an invalid file: ${p}`);
+  return lines;
+}
+
+function inspectionJson(r: BackupInspection, selected: boolean) {
+  const s = r.staticAddress;
+  return {
+    path: r.path,
+    status: r.reason,
+    valid: r.reason === "ok",
+    message: r.message,
+    selected,
+    token_id: r.tokenId ?? null,
+    token_created_at: r.createdAtNs?.toString() ?? null,
+    network: r.network ?? null,
+    static_address: s
+      ? {
+        protocol_version: s.protocolVersion,
+        client_pubkey: s.clientPubkeyHex ?? null,
+        server_pubkey: s.serverPubkeyHex,
+        expiry: s.expiry,
+        legacy_client_key_family: s.legacyClientKeyFamily,
+        main_key_family: s.mainKeyFamily,
+        change_key_family: s.changeKeyFamily,
+        legacy_first_height: s.legacyFirstHeight,
+        multi_address_first_height: s.multiAddressFirstHeight,
+      }
+      : null,
+  };
+}
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw new LoopkitError("unreadable", `Cannot read "${path}": ${(err as Error).message}`, ExitCode.Usage);
+  }
+}
+
+/** Registers `backup` and its subcommands. */
+export function registerBackup(program: Command): void {
+  const backup = program.command("backup").description(
+    "Loop-compatible encrypted backups (one per paid L402)",
+  );
+
+  backup.command("write")
+    .description("write this generation's backup unless a valid one exists (immutable, 0600, atomic)")
+    .option("--copy-to <dir>", "also place the identical file in this directory (repeatable)", collect, [])
+    .action(action<{ copyTo: string[] }>(async (ctx, opts) => {
+      for (const d of opts.copyTo) {
+        const st = await statOrNull(d);
+        if (!st?.isDirectory) throw usageError(`Invalid --copy-to "${d}": not an existing directory`);
+      }
+      const r = await writeGenerationBackup(ctx, opts.copyTo);
+      if (ctx.config.json) out(toJson(writeResultJson(r)));
+      else for (const l of writeResultText(r)) out(l);
+      return r.copies.some((c) => c.status === "failed") ? ExitCode.Partial : ExitCode.Ok;
+    }));
+
+  backup.command("verify")
+    .description("decrypt and fully validate backup files (default: the data directory); writes nothing")
+    .argument("[paths...]", "backup files or directories")
+    .action(action<Record<string, never>>(async (ctx, _opts, paths) => {
+      const targets = paths.length ? paths : [ctx.config.dataDir];
+      const kinds: { path: string; dir: boolean }[] = [];
+      for (const p of targets) {
+        const st = await statOrNull(p);
+        if (!st) throw usageError(`Backup path "${p}" does not exist`, "not_found");
+        kinds.push({ path: p, dir: st.isDirectory });
+      }
+      const { lnd } = await ctx.lnd();
+      const key = await deriveBackupKey(lnd);
+      const groups: { results: BackupInspection[]; selected?: BackupInspection }[] = [];
+      for (const k of kinds) {
+        const results = k.dir
+          ? await inspectBackupDir(k.path, key, ctx.config.network)
+          : [await inspectBackupFile(k.path, key, ctx.config.network)];
+        const sel = selectLatest(results);
+        groups.push({ results, selected: sel.kind === "selected" ? sel.selected : undefined });
+      }
+      const all = groups.flatMap((g) => g.results.map((r) => ({ r, selected: g.selected === r })));
+      const invalid = all.filter((x) => x.r.reason !== "ok").length;
+      if (ctx.config.json) {
+        out(toJson({
+          files: all.map((x) => inspectionJson(x.r, x.selected)),
+          selected: groups.map((g) => g.selected?.path).filter(Boolean),
+          valid: all.length - invalid,
+          invalid,
+        }));
+      } else {
+        if (!all.length) out(`no backup files found in ${targets.join(", ")}`);
+        for (const { r, selected } of all) {
+          const what = r.reason === "ok" ? "ok" : `INVALID ${r.reason}: ${r.message}`;
+          out(`${selected ? "* " : "  "}${r.path}: ${what}`);
+          if (r.tokenId) {
+            out(
+              `    token ${r.tokenId} created ${r.createdAtNs} ns${
+                r.network ? `, network ${r.network}` : ""
+              }`,
+            );
+          }
+          if (r.staticAddress) {
+            const s = r.staticAddress;
+            out(
+              `    static address: client ${s.clientPubkeyHex ?? "-"} server ${s.serverPubkeyHex ?? "-"} ` +
+                `expiry ${s.expiry} first height ${s.legacyFirstHeight}`,
+            );
+          }
+        }
+        if (all.length) {
+          out(`${all.length - invalid} valid, ${invalid} invalid; * = what recover would select`);
+        }
+      }
+      return all.length > 0 && invalid === 0 ? ExitCode.Ok : ExitCode.VerifyFailed;
+    }));
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,59 @@
+/**
+ * Per-invocation context: resolved configuration plus lazily opened lnd connection and database.
+ * Nothing is opened until a subcommand asks for it, so a no-op touches neither lnd nor the database.
+ *
+ * @module
+ */
+import { type Config, type GlobalFlags, resolveConfig } from "../core/config/config.ts";
+import { type Db, openDb } from "../core/db/db.ts";
+import type { LndClient, LndInfo } from "../lnd/types.ts";
+import { connectLnd } from "../lnd/connect.ts";
+
+/** What a subcommand gets. */
+export interface Context {
+  config: Config;
+  /** Connects to lnd on first use (checks lnd's network against `--network`). */
+  lnd(): Promise<{ lnd: LndClient; info: LndInfo }>;
+  /** Opens (and migrates) the database on first use; creates the data dir (0700) for a default `file:` URL. */
+  db(): Promise<Db>;
+  /** Releases whatever was opened (closes the database cleanly, so SQLite removes its WAL files). */
+  close(): Promise<void>;
+}
+
+/** Builds the context from the global flags and the process environment. */
+export function makeContext(flags: GlobalFlags): Context {
+  const env = Deno.env.toObject();
+  const home = env.HOME ?? "/";
+  const config = resolveConfig(flags, env, home);
+  let lndP: Promise<{ lnd: LndClient; info: LndInfo }> | undefined;
+  let dbP: Promise<Db> | undefined;
+  return {
+    config,
+    lnd() {
+      lndP ??= connectLnd({
+        rpcServer: config.rpcServer,
+        tlsCertPath: config.tlsCertPath,
+        macaroonPath: config.macaroonPath,
+        network: config.network,
+      });
+      return lndP;
+    },
+    db() {
+      dbP ??= (async () => {
+        if (config.dbUrl === `file:${config.dataDir}/loopkit.db`) {
+          await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+        }
+        return await openDb({
+          url: config.dbUrl,
+          network: config.network,
+          authToken: env.LOOPKIT_DB_AUTH_TOKEN,
+        });
+      })();
+      return dbP;
+    },
+    async close() {
+      await lndP?.then((c) => c.lnd.close(), () => {});
+      await dbP?.then((d) => d.close(), () => {});
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * Runs the real `loopkit` CLI as a subprocess, the way an operator or a cron job would.
+ *
+ * @module
+ */
+import { encodeL402Identifier } from "../../core/l402/identifier.ts";
+import { encodeMacaroonV2, mintMacaroon } from "../../core/l402/macaroon.ts";
+import { encodeTokenFile } from "../../core/l402/token_file.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+
+const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
+
+/** Result of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Parsed stdout when it is JSON. */
+  json?: Record<string, unknown>;
+}
+
+/** Runs `loopkit <args>` with the CLI's exact permissions. */
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      "--allow-env",
+      "--allow-ffi",
+      "--allow-sys",
+      MAIN,
+      ...args,
+    ],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const o = await cmd.output();
+  const stdout = new TextDecoder().decode(o.stdout);
+  const stderr = new TextDecoder().decode(o.stderr);
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: o.code, stdout, stderr, json };
+}
+
+/** A paid (or pending) `l402.token` file, minted like an L402 server would. */
+export function makeTokenFile(opts: { tokenId?: Uint8Array; createdAtNs?: bigint; paid?: boolean } = {}): {
+  bytes: Uint8Array;
+  tokenIdHex: string;
+  createdAtNs: bigint;
+} {
+  const preimage = crypto.getRandomValues(new Uint8Array(32));
+  const paymentHash = sha256(preimage);
+  const tokenId = opts.tokenId ?? crypto.getRandomValues(new Uint8Array(32));
+  const identifier = encodeL402Identifier({ version: 0, paymentHash, tokenId });
+  const mac = mintMacaroon(crypto.getRandomValues(new Uint8Array(32)), identifier, "loop.test");
+  const createdAtNs = opts.createdAtNs ?? 1776159001000000123n;
+  const bytes = encodeTokenFile({
+    macaroonBytes: encodeMacaroonV2(mac),
+    paymentHash,
+    preimage: opts.paid === false ? new Uint8Array(32) : preimage,
+    amountPaidMsat: 1_000_000n,
+    routingFeePaidMsat: 10n,
+    createdAtNs,
+  });
+  return {
+    bytes,
+    tokenIdHex: Array.from(tokenId, (b) => b.toString(16).padStart(2, "0")).join(""),
+    createdAtNs,
+  };
+}
+
+/** SHA-256 over every file (path, mode, bytes) below `dir`: equal before/after ⇒ nothing changed. */
+export async function treeHash(dir: string): Promise<string> {
+  const parts: string[] = [];
+  async function walk(d: string) {
+    const entries = [];
+    for await (const e of Deno.readDir(d)) entries.push(e);
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = `${d}/${e.name}`;
+      const st = await Deno.lstat(p);
+      if (e.isDirectory) {
+        parts.push(`d ${p} ${st.mode}`);
+        await walk(p);
+      } else {
+        const data = e.isFile ? await Deno.readFile(p) : new Uint8Array();
+        parts.push(`f ${p} ${st.mode} ${Array.from(sha256(data), (b) => b.toString(16)).join("")}`);
+      }
+    }
+  }
+  await walk(dir);
+  return Array.from(sha256(new TextEncoder().encode(parts.join("\n"))), (b) => b.toString(16)).join("");
+}

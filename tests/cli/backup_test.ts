@@ -1,0 +1,216 @@
+/**
+ * `loopkit backup write` / `backup verify` as subprocesses against a fake lnd gRPC server on 127.0.0.1
+ * (TLS + macaroon, lnd's own protos, lnd's DeriveSharedKey formula) and a real libSQL file.
+ */
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import { startFakeLnd } from "../fakelnd/server.ts";
+import { openDb } from "../../core/db/db.ts";
+import { insertStaticAddress } from "../../core/db/static_addresses.ts";
+import { staticAddress } from "../../core/staticaddr/script.ts";
+import { makeTokenFile, runCli, treeHash } from "./_harness.ts";
+
+async function setup(opts: { network?: string; withAddress?: boolean } = {}) {
+  const lnd = await startFakeLnd({ network: opts.network ?? "regtest", blockHeight: 321 });
+  const loopdir = await Deno.makeTempDir({ prefix: "loopkit-cli-" });
+  const dataDir = `${loopdir}/regtest`;
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const flags = [
+    "--network",
+    "regtest",
+    "--loopdir",
+    loopdir,
+    "--rpcserver",
+    lnd.rpcServer,
+    "--tlscertpath",
+    lnd.tlsCertPath,
+    "--macaroonpath",
+    lnd.macaroonPath,
+  ];
+  if (opts.withAddress !== false) {
+    const clientPubkey = lnd.keyRing.publicKey(42060, 0);
+    const serverPubkey = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
+    const a = staticAddress({ clientPubkey, serverPubkey, csvExpiry: 14400, network: "regtest" });
+    const db = await openDb({ url: `file:${dataDir}/loopkit.db`, network: "regtest" });
+    await db.write((tx) =>
+      insertStaticAddress(tx, {
+        clientPubkey,
+        serverPubkey,
+        expiry: 14400,
+        clientKeyFamily: 42060,
+        clientKeyIndex: 0,
+        pkScript: a.pkScript,
+        protocolVersion: 0,
+        initiationHeight: 300,
+      })
+    );
+    db.close();
+  }
+  return {
+    lnd,
+    loopdir,
+    dataDir,
+    flags,
+    cli: (...args: string[]) => runCli([...flags, ...args]),
+    async [Symbol.asyncDispose]() {
+      await lnd.stop();
+      await Deno.remove(loopdir, { recursive: true });
+    },
+  };
+}
+
+async function backupFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) if (e.name.startsWith("L402_backup_")) names.push(e.name);
+  return names.sort();
+}
+
+Deno.test("backup write writes one private file, a second run is a no-op, and verify passes", async () => {
+  await using t = await setup();
+  const token = makeTokenFile();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, token.bytes, { mode: 0o600 });
+
+  const first = await t.cli("--json", "backup", "write");
+  assertEquals(first.code, 0, first.stderr);
+  assertEquals(first.json?.written, true);
+  assertEquals(first.json?.token_id, token.tokenIdHex);
+  assertEquals(first.json?.token_created_at, token.createdAtNs.toString());
+  const expectedName = `L402_backup_${
+    token.createdAtNs.toString().padStart(19, "0")
+  }_${token.tokenIdHex}.enc`;
+  assertEquals(first.json?.path, `${t.dataDir}/${expectedName}`);
+  assertEquals((await Deno.stat(`${t.dataDir}/${expectedName}`)).mode! & 0o777, 0o600);
+  assertEquals(t.lnd.calls["Signer.DeriveSharedKey"], 1);
+
+  const before = await treeHash(t.dataDir);
+  const second = await t.cli("--json", "backup", "write");
+  assertEquals(second.code, 0, second.stderr);
+  assertEquals(second.json?.written, false);
+  assertEquals(second.json?.reason, "already_backed_up");
+
+  const verify = await t.cli("--json", "backup", "verify");
+  assertEquals(verify.code, 0, verify.stderr);
+  const files = verify.json?.files as Record<string, unknown>[];
+  assertEquals(files.length, 1);
+  assertEquals(files[0].status, "ok");
+  assertEquals(files[0].selected, true);
+  assertEquals(files[0].token_created_at, token.createdAtNs.toString());
+  assertEquals(await treeHash(t.dataDir), before);
+});
+
+Deno.test("backup write replaces a corrupt file under the expected name and reports it", async () => {
+  await using t = await setup();
+  const token = makeTokenFile();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, token.bytes, { mode: 0o600 });
+  const name = `L402_backup_${token.createdAtNs.toString().padStart(19, "0")}_${token.tokenIdHex}.enc`;
+  await Deno.writeFile(
+    `${t.dataDir}/${name}`,
+    new TextEncoder().encode("loopbak1 but garbage after the magic"),
+  );
+  const r = await t.cli("--json", "backup", "write");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.json?.written, true);
+  assertEquals((r.json?.replaced_corrupt as string[]).length, 1);
+  assertEquals((await t.cli("backup", "verify")).code, 0);
+});
+
+Deno.test("backup write never backs up a pending-only token, and does nothing without an address", async () => {
+  await using t = await setup({ withAddress: false });
+  await Deno.writeFile(`${t.dataDir}/l402.token.pending`, makeTokenFile({ paid: false }).bytes);
+  const pending = await t.cli("--json", "backup", "write");
+  assertEquals(pending.code, 0, pending.stderr);
+  assertEquals(pending.json?.reason, "pending_only");
+  await Deno.remove(`${t.dataDir}/l402.token.pending`);
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  const noAddr = await t.cli("--json", "backup", "write");
+  assertEquals(noAddr.code, 0, noAddr.stderr);
+  assertEquals(noAddr.json?.reason, "no_static_address");
+  assertEquals(await backupFiles(t.dataDir), []);
+});
+
+Deno.test("backup write --copy-to places the identical file in a second directory", async () => {
+  await using t = await setup();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  const copyDir = `${t.loopdir}/offsite`;
+  await Deno.mkdir(copyDir);
+  const r = await t.cli("--json", "backup", "write", "--copy-to", copyDir);
+  assertEquals(r.code, 0, r.stderr);
+  const [name] = await backupFiles(t.dataDir);
+  assertEquals(await Deno.readFile(`${copyDir}/${name}`), await Deno.readFile(`${t.dataDir}/${name}`));
+  assertEquals((await Deno.stat(`${copyDir}/${name}`)).mode! & 0o777, 0o600);
+});
+
+Deno.test("backup verify reports an invalid file with exit 3 and changes nothing", async () => {
+  await using t = await setup();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  assertEquals((await t.cli("backup", "write")).code, 0);
+  const [name] = await backupFiles(t.dataDir);
+  const bytes = await Deno.readFile(`${t.dataDir}/${name}`);
+  bytes[bytes.length - 1] ^= 1;
+  const bad = name.replace(/_(\d{19})_/, (_m, ts) => `_${(BigInt(ts) - 1n).toString().padStart(19, "0")}_`);
+  await Deno.writeFile(`${t.dataDir}/${bad}`, bytes);
+  const before = await treeHash(t.loopdir);
+  const r = await t.cli("--json", "backup", "verify");
+  assertEquals(r.code, 3);
+  const files = r.json?.files as Record<string, unknown>[];
+  assertEquals(files.map((f) => f.status).sort(), ["ok", "undecryptable"]);
+  assertEquals(files.find((f) => f.status === "ok")?.selected, true);
+  assertEquals(await treeHash(t.loopdir), before);
+});
+
+Deno.test("backup verify of an empty directory exits 3 (no backup is a failure)", async () => {
+  await using t = await setup();
+  const r = await t.cli("backup", "verify");
+  assertEquals(r.code, 3);
+  assertStringIncludes(r.stdout, "no backup files");
+});
+
+Deno.test("an lnd of another network is refused with exit 2 and nothing is written", async () => {
+  await using t = await setup({ network: "testnet" });
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  const before = await treeHash(t.dataDir);
+  const r = await t.cli("--json", "backup", "write");
+  assertEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "network_mismatch");
+  assertEquals(await treeHash(t.dataDir), before);
+});
+
+Deno.test("an unreachable lnd exits 75 and a missing macaroon exits 2, nothing written", async () => {
+  await using t = await setup();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  const before = await treeHash(t.dataDir);
+  const port = (() => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const p = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return p;
+  })();
+  const down = await runCli([...t.flags, "--rpcserver", `127.0.0.1:${port}`, "backup", "write"]);
+  assertEquals(down.code, 75, down.stderr);
+  assertStringIncludes(down.stderr, "--rpcserver");
+  const noMac = await runCli([
+    ...t.flags,
+    "--macaroonpath",
+    `${t.loopdir}/missing.macaroon`,
+    "backup",
+    "write",
+  ]);
+  assertEquals(noMac.code, 2, noMac.stderr);
+  assertStringIncludes(noMac.stderr, "--macaroonpath");
+  assertEquals(await treeHash(t.dataDir), before);
+});
+
+Deno.test("an unwritable data directory fails with a message naming it and leaves no file", async () => {
+  await using t = await setup();
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  // Root ignores mode bits, so make the backup's target path impossible instead: a directory occupies it.
+  const r0 = await t.cli("--json", "backup", "write");
+  const path = r0.json?.path as string;
+  await Deno.remove(path);
+  await Deno.mkdir(path);
+  const r = await t.cli("backup", "write");
+  assert(r.code !== 0, "expected a failure");
+  assertStringIncludes(r.stderr, t.dataDir);
+  assertEquals((await Deno.stat(path)).isDirectory, true);
+  for await (const e of Deno.readDir(t.dataDir)) assert(!e.name.endsWith(".tmp"), `stray temp ${e.name}`);
+});
