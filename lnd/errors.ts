@@ -6,7 +6,7 @@
  *
  * | situation | code | exit |
  * |---|---|---|
- * | connection refused / no route / no answer before the connect deadline | `lnd_unreachable` | 75 |
+ * | connection refused / no route / no answer before the connect deadline / connection lost | `lnd_unreachable` | 75 |
  * | lnd up but not ready (wallet locked, still starting) | `lnd_not_ready` | 75 |
  * | a call timed out after the connection worked | `lnd_timeout` | 75 |
  * | TLS certificate does not verify | `lnd_tls` | 2 |
@@ -26,6 +26,7 @@ export const GrpcStatus = {
   ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
   UNIMPLEMENTED: 12,
+  INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
 } as const;
@@ -90,6 +91,14 @@ const NOT_READY_PATTERNS = [
   /daemon locked/i,
   /server is still in the process of starting/i,
 ];
+/** The connection broke under a call (grpc-js reports these as INTERNAL with the socket error). */
+const TRANSPORT_PATTERNS = [
+  /\bEPIPE\b/,
+  /\bECONNRESET\b/,
+  /broken pipe/i,
+  /connection reset/i,
+  /socket hang up/i,
+];
 const TLS_PATTERNS = [
   /certificate/i,
   /self[- ]signed/i,
@@ -138,6 +147,9 @@ export function lndError(err: unknown, ctx: LndErrorContext): LoopkitError {
       );
     }
     return tempFailure(`Cannot reach ${where}: ${details}`, "lnd_unreachable", err);
+  }
+  if (code === GrpcStatus.INTERNAL && TRANSPORT_PATTERNS.some((p) => p.test(details))) {
+    return tempFailure(`Lost the connection to ${where}: ${details}`, "lnd_unreachable", err);
   }
   if (code === GrpcStatus.DEADLINE_EXCEEDED) {
     if (ctx.phase === "connect") {

@@ -24,6 +24,21 @@ Deno.test("lndError() maps a plain ECONNREFUSED error (no gRPC status) to lnd_un
   assert.equal(e.exitCode, ExitCode.TempFail);
 });
 
+Deno.test("lndError() maps a connection lost under a call (INTERNAL with EPIPE/ECONNRESET) to lnd_unreachable", () => {
+  for (
+    const text of [
+      "Received RST_STREAM with code 2 triggered by internal client error: write EPIPE",
+      "Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET",
+    ]
+  ) {
+    const e = lndError(status(GrpcStatus.INTERNAL, text), ctx);
+    assert.equal(e.code, "lnd_unreachable", text);
+    assert.equal(e.exitCode, ExitCode.TempFail);
+  }
+  // INTERNAL for any other reason is lnd's answer, not a transport failure.
+  assert.equal(lndError(status(GrpcStatus.INTERNAL, "grpc: error while marshaling"), ctx).code, "lnd_rpc");
+});
+
 Deno.test("lndError() maps DEADLINE_EXCEEDED to lnd_unreachable when connecting and lnd_timeout afterwards", () => {
   const err = status(GrpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded");
   const connect = lndError(err, { ...ctx, phase: "connect" });

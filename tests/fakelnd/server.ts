@@ -132,7 +132,10 @@ export interface FakeLnd {
   setPayment(paymentHash: string, opts: { paymentRequest: string; updates: FakePaymentUpdate[] }): void;
   /** Number of server-streaming calls still open (cancelled or ended ones are not counted). */
   openStreams(): number;
-  /** Shuts the server down, ends open calls and removes {@linkcode dir}. Idempotent. */
+  /**
+   * Drops every client connection (as an lnd crash would), shuts the server down and removes
+   * {@linkcode dir}. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -207,6 +210,70 @@ function paymentMsg(hash: string, request: string, u: FakePaymentUpdate): Msg {
   };
 }
 
+/** A TCP relay in front of the gRPC server. */
+interface Proxy {
+  /** The port clients connect to. */
+  port: number;
+  /** Stops accepting and drops every relayed connection (FIN, no HTTP/2 GOAWAY). */
+  close(): Promise<void>;
+}
+
+/**
+ * Relays 127.0.0.1:<free port> to the gRPC server's port. Clients talk to lnd through it so that
+ * stopping the fake drops their TCP connections, as an lnd crash does, instead of sending an
+ * HTTP/2 GOAWAY to an open client session: that can abort Deno 2.9.6 inside nghttp2
+ * (denoland/deno#36788), taking the whole test process down.
+ */
+function startProxy(target: number): Proxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pipes = new Set<Promise<void>>();
+  const closeConn = (c: Deno.Conn) => {
+    if (!conns.delete(c)) return;
+    try {
+      c.close();
+    } catch { /* already closed */ }
+  };
+  const relay = async (client: Deno.Conn) => {
+    conns.add(client);
+    let upstream: Deno.Conn;
+    try {
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: target });
+    } catch {
+      closeConn(client);
+      return;
+    }
+    conns.add(upstream);
+    if (!conns.has(client)) return closeConn(upstream); // closed while connecting
+    const pipe = (from: Deno.Conn, to: Deno.Conn) =>
+      from.readable.pipeTo(to.writable, { preventClose: true }).catch(() => {}).finally(() => {
+        closeConn(from);
+        closeConn(to);
+      });
+    await Promise.all([pipe(client, upstream), pipe(upstream, client)]);
+  };
+  const accepting = (async () => {
+    try {
+      for await (const c of listener) {
+        const p = relay(c);
+        pipes.add(p);
+        p.finally(() => pipes.delete(p));
+      }
+    } catch { /* listener closed */ }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      await accepting;
+      for (const c of [...conns]) closeConn(c);
+      await Promise.all([...pipes]);
+    },
+  };
+}
+
 /**
  * Starts a fake lnd on a free 127.0.0.1 port, with a fresh self-signed certificate and macaroon
  * written into a temp directory.
@@ -236,6 +303,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
   const server = new grpc.Server();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let stopped = false;
+  let proxy: Proxy | undefined;
   try {
     const cert = await generateTestCert(dir);
     const macaroonPath = `${dir}/admin.macaroon`;
@@ -577,7 +645,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       }),
     });
 
-    const port = await new Promise<number>((resolve, reject) => {
+    const grpcPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(
         "127.0.0.1:0",
         grpc.ServerCredentials.createSsl(
@@ -588,9 +656,10 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         (err, p) => err ? reject(err) : resolve(p),
       );
     });
+    proxy = startProxy(grpcPort);
 
     return {
-      rpcServer: `127.0.0.1:${port}`,
+      rpcServer: `127.0.0.1:${proxy.port}`,
       tlsCertPath: `${dir}/tls.cert`,
       macaroonPath,
       dir,
@@ -632,11 +701,13 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         for (const t of timers) clearTimeout(t);
         timers.clear();
         confWaiters.clear();
+        await proxy?.close(); // clients see the connection drop, never a GOAWAY
         server.forceShutdown();
         await Deno.remove(dir, { recursive: true });
       },
     };
   } catch (err) {
+    await proxy?.close();
     server.forceShutdown();
     await Deno.remove(dir, { recursive: true });
     throw err;
