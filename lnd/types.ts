@@ -98,14 +98,6 @@ export interface PaymentResult {
   failureReason: string;
 }
 
-/** Fee estimate (`walletrpc.EstimateFeeResponse`). */
-export interface FeeEstimate {
-  /** Fee rate for the requested confirmation target, sat per 1000 weight units. */
-  satPerKw: bigint;
-  /** The backend's minimum relay fee rate, sat per 1000 weight units. */
-  minRelayFeeSatPerKw: bigint;
-}
-
 /**
  * What loopkit needs from lnd. Grows with each capability; every method maps to
  * exactly one lnd RPC, named in its doc.
@@ -173,6 +165,8 @@ export interface LndClient {
    * @param invoice BOLT 11 payment request
    * @param feeLimitSat maximum routing fee, sat
    * @param timeoutSec lnd's `timeout_seconds` for finding routes
+   * @throws {LndRpcError} when lnd refuses the payment, e.g. "invoice is already paid" or
+   *   "payment is in transition" (then track it with {@linkcode LndClient.trackPaymentV2})
    */
   sendPaymentV2(invoice: string, feeLimitSat: bigint, timeoutSec: number): Promise<PaymentResult>;
   /**
