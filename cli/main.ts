@@ -12,6 +12,7 @@ import { type Context, makeContext } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
+import { registerAddress } from "./address.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerBackup(program);
   registerDeposits(program);
+  registerAddress(program);
   return program;
 }
 

@@ -1,0 +1,139 @@
+/**
+ * `loopkit address new` and `loopkit address show`.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { L402TokenStore } from "../core/l402/store.ts";
+import { openSwapServer, swapServerAddress } from "../core/swapserver/client.ts";
+import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
+import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
+import type { StaticAddress } from "../core/staticaddr/script.ts";
+import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
+import { action } from "./main.ts";
+import { diag, out, toHex, toJson } from "./output.ts";
+import { writeGenerationBackup, writeResultJson, writeResultText } from "./backup.ts";
+import type { WriteBackupResult } from "../core/backup/write.ts";
+
+interface AddressNewOpts {
+  swapserver?: string;
+  swapserverTls: boolean;
+  swapserverTlscert?: string;
+  maxL402CostSat?: string;
+}
+
+function addressJson(row: StaticAddressRow, a: StaticAddress) {
+  return {
+    address: a.address,
+    pk_script: toHex(a.pkScript),
+    expiry: row.expiry,
+    client_pubkey: toHex(row.clientPubkey),
+    server_pubkey: toHex(row.serverPubkey),
+    client_key_family: row.clientKeyFamily,
+    client_key_index: row.clientKeyIndex,
+    protocol_version: row.protocolVersion,
+    initiation_height: String(row.initiationHeight),
+  };
+}
+
+function addressText(row: StaticAddressRow, a: StaticAddress): string[] {
+  return [
+    `static address: ${a.address}`,
+    `  CSV expiry ${row.expiry} blocks, created at height ${row.initiationHeight}`,
+    `  client key ${toHex(row.clientPubkey)} (family ${row.clientKeyFamily}, index ${row.clientKeyIndex})`,
+    `  server key ${toHex(row.serverPubkey)}`,
+  ];
+}
+
+function parseSat(flag: string, v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(v)) throw usageError(`Invalid ${flag} "${v}": expected a whole number of sat`);
+  return BigInt(v);
+}
+
+/** Registers `address` and its subcommands. */
+export function registerAddress(program: Command): void {
+  const address = program.command("address").description("the static address (one per paid L402 token)");
+
+  address.command("new")
+    .description("create the static address with the swap server (paying the L402 if needed), or return it")
+    .option("--swapserver <host:port>", "swap server address (default: Loop's server for the network)")
+    .option("--swapserver-tls", "use TLS to the swap server (default)", true)
+    .option("--no-swapserver-tls", "plaintext to a local swap server on a loopback address")
+    .option("--swapserver-tlscert <path>", "PEM certificate to trust for the swap server")
+    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")
+    .action(action<AddressNewOpts>(async (ctx, opts) => {
+      const { network, dataDir } = ctx.config;
+      const serverAddress = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
+      let tlsCert: Uint8Array | undefined;
+      if (opts.swapserverTlscert) {
+        try {
+          tlsCert = await Deno.readFile(opts.swapserverTlscert);
+        } catch (err) {
+          throw usageError(
+            `Cannot read --swapserver-tlscert "${opts.swapserverTlscert}": ${(err as Error).message}`,
+            "config_invalid",
+          );
+        }
+      }
+      const { lnd } = await ctx.lnd();
+      const db = await ctx.db();
+      const store = await L402TokenStore.open(dataDir);
+      const server = openSwapServer({
+        address: serverAddress,
+        tls: opts.swapserverTls,
+        tlsCert,
+        network,
+        l402: { store, payer: lnd, maxCostSat: parseSat("--max-l402-cost-sat", opts.maxL402CostSat) },
+      });
+      let result;
+      try {
+        result = await ensureStaticAddress({ db, lnd, server, network });
+      } finally {
+        server.close();
+      }
+      let backup: WriteBackupResult | undefined;
+      let backupError: string | undefined;
+      try {
+        backup = await writeGenerationBackup(ctx);
+      } catch (err) {
+        backupError = (err as Error).message;
+      }
+      if (ctx.config.json) {
+        out(toJson({
+          created: result.created,
+          ...addressJson(result.row, result.address),
+          backup: backup ? writeResultJson(backup) : null,
+          backup_error: backupError ?? null,
+        }));
+      } else {
+        out(result.created ? "created a new static address" : "static address already exists");
+        for (const l of addressText(result.row, result.address)) out(l);
+        if (backup) { for (const l of writeResultText(backup)) out(l); }
+      }
+      if (backupError) {
+        diag(
+          `loopkit: the address exists but its backup failed: ${backupError}; run \`loopkit backup write\``,
+        );
+        return ExitCode.Partial;
+      }
+      return ExitCode.Ok;
+    }));
+
+  address.command("show")
+    .description("print the stored static address (offline: no lnd, no server)")
+    .action(action(async (ctx) => {
+      const row = await getLegacyStaticAddress(await ctx.db());
+      if (!row) {
+        throw new LoopkitError(
+          "no_static_address",
+          "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
+          ExitCode.Failure,
+        );
+      }
+      const a = addressOfRow(row, ctx.config.network);
+      if (ctx.config.json) out(toJson(addressJson(row, a)));
+      else for (const l of addressText(row, a)) out(l);
+      return ExitCode.Ok;
+    }));
+}
