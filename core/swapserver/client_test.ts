@@ -18,6 +18,7 @@ import {
 import { ExitCode, LoopkitError } from "../errors.ts";
 import { L402TokenStore } from "../l402/store.ts";
 import { parseTokenFile } from "../l402/token_file.ts";
+import type { AddressServer } from "../staticaddr/new_address.ts";
 import { validateServerAddressParams } from "../staticaddr/script.ts";
 import { openSwapServer, swapServerAddress, type SwapServerClient } from "./client.ts";
 
@@ -76,7 +77,8 @@ async function exists(path: string): Promise<boolean> {
 Deno.test("first call pays exactly one invoice, stores the paid token 0600 and removes the pending file", async () => {
   await withEnv(async ({ server, payer, store, open }) => {
     const client = open();
-    const params = await client.serverNewAddress(clientKey(0));
+    const asAddressServer: AddressServer = client; // what ensureStaticAddress() takes
+    const params = await asAddressServer.serverNewAddress(clientKey(0));
     assertEquals(payer.sendCalls.length, 1);
     assertEquals(payer.paidCount, 1);
     assertEquals(payer.sendCalls[0].feeLimitSat, 10n);
