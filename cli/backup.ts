@@ -8,7 +8,7 @@ import { deriveBackupKey } from "../core/backup/envelope.ts";
 import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
 import { selectLatest } from "../core/backup/select.ts";
 import { writeBackup, type WriteBackupResult } from "../core/backup/write.ts";
-import type { StaticAddressParams } from "../core/backup/types.ts";
+import type { BackupAddressParams } from "../core/backup/types.ts";
 import { getLegacyStaticAddress } from "../core/db/static_addresses.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import type { Context } from "./context.ts";
@@ -31,7 +31,7 @@ export async function writeGenerationBackup(ctx: Context, copyTo: string[] = [])
     network,
     copyTo,
     lnd: { deriveSharedKey: async (p, loc) => (await lnd()).lnd.deriveSharedKey(p, loc) },
-    staticAddress: async (): Promise<StaticAddressParams | null> => {
+    staticAddress: async (): Promise<BackupAddressParams | null> => {
       const row = await getLegacyStaticAddress(await ctx.db());
       return row && {
         clientPubkey: row.clientPubkey,

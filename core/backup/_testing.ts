@@ -12,7 +12,7 @@ import type { KeyLocator, LndClient } from "../../lnd/types.ts";
 import { encodeL402Identifier } from "../l402/identifier.ts";
 import { encodeMacaroonV2, mintMacaroon } from "../l402/macaroon.ts";
 import { encodeTokenFile } from "../l402/token_file.ts";
-import type { BackupPayload, StaticAddressParams } from "./types.ts";
+import type { BackupAddressParams, BackupPayload } from "./types.ts";
 
 /** The backup-v1 vector (source: /work/shared/vectors/backup-v1.json, copied to tests/fixtures). */
 // deno-lint-ignore no-explicit-any
@@ -93,7 +93,7 @@ export function payloadFor(seed: number, createdAtNs: bigint, network = "testnet
 }
 
 /** The vector's static address as the database layer would hand it over. */
-export function vectorAddress(): StaticAddressParams {
+export function vectorAddress(): BackupAddressParams {
   return {
     clientPubkey: hexToBytes(vector.client_pubkey),
     serverPubkey: hexToBytes(vector.server_pubkey),

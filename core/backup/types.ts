@@ -11,7 +11,7 @@ import { ExitCode, LoopkitError } from "../errors.ts";
  * The static address a backup binds to its L402 token (Loop's legacy "V0" address row).
  * Produced by the database layer; consumed by {@linkcode writeBackup}.
  */
-export interface StaticAddressParams {
+export interface BackupAddressParams {
   /** 33-byte compressed client public key (lnd key at `clientKeyFamily`/`clientKeyIndex`). */
   clientPubkey: Uint8Array;
   /** 33-byte compressed server public key bound to the L402. */

@@ -20,7 +20,7 @@ import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
-import type { BackupPayload, StaticAddressParams } from "./types.ts";
+import type { BackupAddressParams, BackupPayload } from "./types.ts";
 import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";
 
 /** Key family of multi-address receive keys, stored as `main_key_family`. */
@@ -39,7 +39,7 @@ export interface WriteBackupDeps {
   /** lnd, for the single `DeriveSharedKey` call. */
   lnd: Pick<LndClient, "deriveSharedKey">;
   /** The legacy static address bound to the current L402, or null when there is none yet. */
-  staticAddress: () => Promise<StaticAddressParams | null>;
+  staticAddress: () => Promise<BackupAddressParams | null>;
   /** Current chain height (stored as `multi_address_first_height`); must be > 0. */
   currentHeight: () => Promise<number>;
   /** Extra directories that get the identical sealed bytes (same immutability rule per directory). */
@@ -129,7 +129,7 @@ function checkPubkey(field: string, key: Uint8Array): void {
 }
 
 /** Refuses parameters that would produce a backup Loop's restore rejects (spec §4.4). */
-function checkAddress(a: StaticAddressParams): void {
+function checkAddress(a: BackupAddressParams): void {
   checkPubkey("client pubkey", a.clientPubkey);
   checkPubkey("server pubkey", a.serverPubkey);
   if (a.protocolVersion !== 0) throw invalidAddress(`protocol version ${a.protocolVersion} is not 0`);

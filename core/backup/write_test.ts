@@ -8,7 +8,7 @@ import { backupFileName } from "./file_name.ts";
 import { denoBackupFs } from "./fs.ts";
 import { inspectBackupDir } from "./inspect.ts";
 import { decodeBackupPayload, encodeBackupPayload } from "./payload.ts";
-import type { StaticAddressParams } from "./types.ts";
+import type { BackupAddressParams } from "./types.ts";
 import { writeBackup, type WriteBackupDeps } from "./write.ts";
 import {
   FakeLnd,
@@ -245,7 +245,7 @@ Deno.test("writeBackup() refuses an unparsable l402.token and static-address par
     assertEquals(e.code, "token_file_invalid");
 
     await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
-    const bad: [Partial<StaticAddressParams>, string][] = [
+    const bad: [Partial<BackupAddressParams>, string][] = [
       [{ protocolVersion: 1 }, "protocol version 1"],
       [{ clientKeyFamily: 0 }, "client key family 0"],
       [{ clientPubkey: new Uint8Array(2) }, "client pubkey is 2 bytes"],
