@@ -8,6 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { unary } from "../../lnd/rpc.ts";
 import { type LndNode, regtestBinaries, startRegtest } from "./harness.ts";
+import { waitFor } from "./_process.ts";
 
 const bins = await regtestBinaries();
 const inCi = Deno.env.get("CI") === "true";
@@ -17,7 +18,8 @@ if (skip) {
 }
 
 Deno.test({
-  name: "startRegtest() runs btcd with two synced lnd nodes, a channel, mining and miner payments",
+  name:
+    "startRegtest() runs btcd with two synced lnd nodes, a channel, mining, payments, restore and restart",
   ignore: skip,
   async fn() {
     if (bins.missing.length > 0) {
@@ -55,6 +57,21 @@ Deno.test({
       // bob's wallet sees the payment confirmed at that height.
       const utxos = await listUnspent(net.bob, txid);
       assertEquals(utxos, [{ amountSat, address }]);
+
+      // The kept aezeed mnemonic is alice's real seed: a node restored from it has her identity key
+      // and, after its recovery scan, her on-chain funds.
+      const aliceBalance = (await net.alice.walletBalance()).confirmedSat;
+      const restored = await net.startNode("alice-restored", { seed: net.alice.seed, recoveryWindow: 50 });
+      assertEquals(restored.pubkey, net.alice.pubkey, "restored node has alice's identity key");
+      await waitFor("alice-restored to recover alice's confirmed balance", async () => {
+        return (await restored.walletBalance()).confirmedSat === aliceBalance;
+      }, { timeoutMs: 60_000, process: restored.process });
+
+      // A stopped node restarts from its directory: the wallet is unlocked with the password.
+      await net.bob.stop();
+      const bobAgain = await net.startNode("bob-again", { dir: net.bob.dir });
+      assertEquals(bobAgain.pubkey, net.bob.pubkey, "restarted bob keeps his identity key");
+      assertEquals(bobAgain.seed, net.bob.seed);
     } finally {
       await net.stop();
     }
