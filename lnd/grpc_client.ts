@@ -24,6 +24,8 @@ import type {
   LndInfo,
   PaymentResult,
   PaymentStatus,
+  SignDescriptor,
+  TxOut,
   Utxo,
 } from "./types.ts";
 
@@ -350,6 +352,58 @@ export class GrpcLndClient implements LndClient {
       throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
     }
     throw new LndRpcError(rpc, undefined, "the notification stream ended before a confirmation");
+  }
+
+  /**
+   * `signrpc.Signer/SignOutputRaw` (see {@linkcode LndClient.signOutputRaw}). Sends each key as
+   * `key_desc` with `key_loc` (and `raw_key_bytes` when given).
+   * @throws {RangeError} for an empty transaction, no descriptors, a bad locator or input index
+   * @throws {LndRpcError} `lnd_bad_response` when lnd returns another number of signatures or a
+   *   taproot signature that is not 64 bytes
+   */
+  async signOutputRaw(
+    tx: Uint8Array,
+    signDescs: SignDescriptor[],
+    prevOutputs: TxOut[],
+  ): Promise<Uint8Array[]> {
+    if (tx.length === 0) throw new RangeError("lnd: transaction is empty");
+    if (signDescs.length === 0) throw new RangeError("lnd: no sign descriptors");
+    const rpc = "Signer.SignOutputRaw";
+    const txOut = (o: TxOut) => ({ value: o.valueSat.toString(), pk_script: o.pkScript });
+    const descs = signDescs.map((d) => {
+      assertKeyLocator(d.keyDesc.keyLocator);
+      assertInt("input index", d.inputIndex, 0, 0x7fffffff);
+      assertInt("sighash", d.sighash, 0, 0xff);
+      if (d.keyDesc.rawKeyBytes && d.keyDesc.rawKeyBytes.length !== 33) {
+        throw new RangeError(`lnd: raw key must be 33 bytes, got ${d.keyDesc.rawKeyBytes.length}`);
+      }
+      return {
+        key_desc: {
+          raw_key_bytes: d.keyDesc.rawKeyBytes ?? new Uint8Array(),
+          key_loc: { key_family: d.keyDesc.keyLocator.family, key_index: d.keyDesc.keyLocator.index },
+        },
+        witness_script: d.witnessScript ?? new Uint8Array(),
+        output: txOut(d.output),
+        sighash: d.sighash,
+        input_index: d.inputIndex,
+        sign_method: d.signMethod,
+      };
+    });
+    const res = await this.#call<{ raw_sigs: Uint8Array[] }>(this.#rpc.signer, rpc, {
+      raw_tx_bytes: tx,
+      sign_descs: descs,
+      prev_outputs: prevOutputs.map(txOut),
+    });
+    const sigs = (res.raw_sigs ?? []).map((s) => bytes(s));
+    if (sigs.length !== signDescs.length) {
+      throw this.#badResponse(rpc, `${sigs.length} signatures for ${signDescs.length} descriptors`);
+    }
+    signDescs.forEach((d, i) => {
+      if (d.signMethod !== "SIGN_METHOD_WITNESS_V0" && d.sighash === 0 && sigs[i].length !== 64) {
+        throw this.#badResponse(rpc, `taproot signature ${i} is ${sigs[i].length} bytes, expected 64`);
+      }
+    });
+    return sigs;
   }
 
   /** Follows a payment stream until a final status or the deadline. */

@@ -3,7 +3,8 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { HDKey } from "@scure/bip32";
-import { p2tr, TEST_NETWORK } from "@scure/btc-signer";
+import { p2tr, RawTx, TEST_NETWORK, Transaction } from "@scure/btc-signer";
+import { schnorr } from "@noble/curves/secp256k1.js";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
 import { type FakeLnd, type FakeLndOptions, startFakeLnd } from "../tests/fakelnd/server.ts";
 import { connectLnd } from "./connect.ts";
@@ -242,6 +243,52 @@ Deno.test("registerConfirmation() with a null txid matches on the script (zero t
     assert.equal((await lnd.registerConfirmation(null, pkScript, 1, 100))?.blockHeight, 201);
     const req = lastRequest(fake, "ChainNotifier.RegisterConfirmationsNtfn");
     assert.deepEqual(Uint8Array.from(req.txid as Uint8Array), new Uint8Array(32));
+  });
+});
+
+Deno.test("signOutputRaw() sends a taproot script-spend descriptor with key_loc and prev_outputs; the signature verifies", async () => {
+  await withLnd(async (lnd, fake) => {
+    const keyLocator = { family: 42060, index: 3 };
+    const pub = fake.keyRing.publicKey(42060, 3);
+    const leaf = Uint8Array.from([0x20, ...pub.subarray(1), 0xad, 0x5a, 0xb2]); // <x> CHECKSIGVERIFY 10 CSV
+    const prevScript = hexToBytes("5120" + "66".repeat(32));
+    const tx = RawTx.encode({
+      version: 2,
+      segwitFlag: false,
+      inputs: [{
+        txid: hexToBytes("ab".repeat(32)),
+        index: 1,
+        finalScriptSig: new Uint8Array(),
+        sequence: 10,
+      }],
+      outputs: [{ amount: 99_000n, script: hexToBytes("5120" + "77".repeat(32)) }],
+      witnesses: undefined,
+      lockTime: 0,
+    });
+    const output = { valueSat: 100_000n, pkScript: prevScript };
+    const [sig] = await lnd.signOutputRaw(tx, [{
+      keyDesc: { keyLocator, rawKeyBytes: pub },
+      witnessScript: leaf,
+      output,
+      sighash: 0,
+      inputIndex: 0,
+      signMethod: "SIGN_METHOD_TAPROOT_SCRIPT_SPEND",
+    }], [output]);
+    const req = lastRequest(fake, "Signer.SignOutputRaw");
+    const desc = (req.sign_descs as Record<string, Record<string, unknown>>[])[0];
+    assert.deepEqual(desc.key_desc.key_loc, { key_family: 42060, key_index: 3 });
+    assert.equal(desc.sign_method, "SIGN_METHOD_TAPROOT_SCRIPT_SPEND");
+    assert.equal(desc.sighash, 0);
+    assert.deepEqual(Uint8Array.from(desc.witness_script as unknown as Uint8Array), leaf);
+    assert.equal((req.prev_outputs as unknown[]).length, 1);
+    assert.equal(sig.length, 64);
+    const hash = Transaction.fromRaw(tx, { allowUnknownOutputs: true })
+      .preimageWitnessV1(0, [prevScript], 0, [100_000n], -1, leaf, 0xc0);
+    assert.ok(schnorr.verify(sig, hash, pub.subarray(1)));
+    await assert.rejects(
+      lnd.signOutputRaw(tx, [], [output]),
+      RangeError,
+    );
   });
 });
 

@@ -76,6 +76,40 @@ export interface ConfirmationDetails {
   rawTx: Uint8Array;
 }
 
+/** A transaction output (`signrpc.TxOut`): what an input spends. */
+export interface TxOut {
+  /** Value in sat. */
+  valueSat: bigint;
+  /** Output script. */
+  pkScript: Uint8Array;
+}
+
+/** `signrpc.SignMethod`: how lnd signs one input. */
+export type SignMethod =
+  | "SIGN_METHOD_WITNESS_V0"
+  | "SIGN_METHOD_TAPROOT_KEY_SPEND_BIP0086"
+  | "SIGN_METHOD_TAPROOT_KEY_SPEND"
+  | "SIGN_METHOD_TAPROOT_SCRIPT_SPEND";
+
+/** One input to sign (`signrpc.SignDescriptor`), the fields loopkit sets. */
+export interface SignDescriptor {
+  /**
+   * Which key signs. Give the locator (lnd re-derives the key from it; lnd requires it for keys
+   * obtained through `DeriveKey`) and, optionally, the 33-byte compressed public key.
+   */
+  keyDesc: { keyLocator: KeyLocator; rawKeyBytes?: Uint8Array };
+  /** For a taproot script-path spend: the leaf script being satisfied. */
+  witnessScript?: Uint8Array;
+  /** The output this input spends (value and pkScript). */
+  output: TxOut;
+  /** Sighash type; 0 is BIP-341 `SIGHASH_DEFAULT`. */
+  sighash: number;
+  /** Index of the input in the transaction. */
+  inputIndex: number;
+  /** Signing method. */
+  signMethod: SignMethod;
+}
+
 /** `lnrpc.Payment.PaymentStatus`, plus `UNKNOWN` when no update arrived before the deadline. */
 export type PaymentStatus = "UNKNOWN" | "INITIATED" | "IN_FLIGHT" | "SUCCEEDED" | "FAILED";
 
@@ -175,6 +209,17 @@ export interface LndClient {
    * @param paymentHash 32-byte payment hash
    */
   trackPaymentV2(paymentHash: Uint8Array, opts?: { timeoutMs?: number }): Promise<PaymentResult>;
+  /**
+   * `signrpc.Signer/SignOutputRaw`: one signature per descriptor, in descriptor order. lnd signs
+   * with the key at the descriptor's locator, without checking the transaction is final or valid.
+   * For taproot spends the signature is 64 bytes with `sighash` 0 (`SIGHASH_DEFAULT`).
+   * spec/static-address-and-deposits.md §4.8 (the expiry sweep).
+   * @param tx raw serialized unsigned (or partially signed) transaction
+   * @param signDescs the inputs to sign
+   * @param prevOutputs every input's spent output, in input order (required for taproot)
+   * @returns the raw signatures, one per descriptor
+   */
+  signOutputRaw(tx: Uint8Array, signDescs: SignDescriptor[], prevOutputs: TxOut[]): Promise<Uint8Array[]>;
   /** Closes the underlying channels. Idempotent. */
   close(): void;
 }

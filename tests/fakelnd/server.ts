@@ -8,6 +8,9 @@
  * - `Lightning.GetInfo` (network, block height, identity key = locator (6, 0));
  * - `Signer.DeriveSharedKey` (lnd's rules for `key_loc` / `key_desc`, SHA-256 of the compressed
  *   ECDH point);
+ * - `Signer.SignOutputRaw` for taproot script-path spends (`SIGN_METHOD_TAPROOT_SCRIPT_SPEND`,
+ *   `SIGHASH_DEFAULT`): a real BIP-340 signature over the BIP-341 script-path sighash (computed with
+ *   @scure/btc-signer) with the key ring's key at `key_loc`;
  * - `WalletKit.DeriveKey`, `DeriveNextKey` (per-family counter from 0), `ListUnspent` (lnd's
  *   min/max confs rules), `ImportTapscript` (computes the P2TR address; a repeat answers
  *   "already exists"), `NextAddr` (BIP-86 addresses), `PublishTransaction`, `EstimateFee`;
@@ -24,7 +27,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
-import { NETWORK, p2tr, TEST_NETWORK } from "@scure/btc-signer";
+import { NETWORK, p2tr, TEST_NETWORK, Transaction } from "@scure/btc-signer";
+import { schnorr } from "@noble/curves/secp256k1.js";
 import { Buffer } from "node:buffer";
 import { lndService } from "../../lnd/rpc.ts";
 import { FakeKeyRing, NODE_KEY_FAMILY } from "./keyring.ts";
@@ -451,6 +455,63 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
           throw new StatusError(grpc.status.UNKNOWN, `error in ephemeral pubkey: ${err}`);
         }
         return { shared_key: key };
+      }),
+      SignOutputRaw: unaryHandler("Signer", "SignOutputRaw", (req) => {
+        let tx: Transaction;
+        try {
+          tx = Transaction.fromRaw(Uint8Array.from(req.raw_tx_bytes ?? []), {
+            allowUnknownInputs: true,
+            allowUnknownOutputs: true,
+            disableScriptCheck: true,
+          });
+        } catch (err) {
+          throw new StatusError(grpc.status.UNKNOWN, `unable to parse raw tx: ${err}`);
+        }
+        const prev = (req.prev_outputs ?? []) as Msg[];
+        if (prev.length !== tx.inputsLength) {
+          throw new StatusError(
+            grpc.status.UNKNOWN,
+            `fakelnd: ${prev.length} prev_outputs for ${tx.inputsLength} inputs (taproot needs all)`,
+          );
+        }
+        const prevScripts = prev.map((o) => Uint8Array.from(o.pk_script ?? []));
+        const prevAmounts = prev.map((o) => BigInt(o.value));
+        const sigs = ((req.sign_descs ?? []) as Msg[]).map((d) => {
+          if (d.sign_method !== "SIGN_METHOD_TAPROOT_SCRIPT_SPEND") {
+            throw new StatusError(grpc.status.UNIMPLEMENTED, `fakelnd: sign method ${d.sign_method}`);
+          }
+          if (d.sighash !== 0) {
+            throw new StatusError(grpc.status.UNIMPLEMENTED, "fakelnd: only SIGHASH_DEFAULT");
+          }
+          const loc = d.key_desc?.key_loc;
+          if (!loc) throw new StatusError(grpc.status.UNKNOWN, "fakelnd: key_desc.key_loc is required");
+          const priv = keyRing.privateKey(loc.key_family, loc.key_index);
+          const raw = Uint8Array.from(d.key_desc.raw_key_bytes ?? []);
+          if (
+            raw.length && bytesToHex(raw) !== bytesToHex(keyRing.publicKey(loc.key_family, loc.key_index))
+          ) {
+            throw new StatusError(grpc.status.UNKNOWN, "fakelnd: raw_key_bytes do not match key_loc");
+          }
+          const leaf = Uint8Array.from(d.witness_script ?? []);
+          if (leaf.length === 0) {
+            throw new StatusError(grpc.status.UNKNOWN, "witness script must be set for script path spend");
+          }
+          const out = d.output;
+          const idx: number = d.input_index;
+          if (
+            !out || BigInt(out.value) !== prevAmounts[idx] ||
+            bytesToHex(Uint8Array.from(out.pk_script ?? [])) !==
+              bytesToHex(prevScripts[idx] ?? new Uint8Array())
+          ) {
+            throw new StatusError(
+              grpc.status.UNKNOWN,
+              `fakelnd: output of input ${idx} differs from prev_outputs`,
+            );
+          }
+          const hash = tx.preimageWitnessV1(idx, prevScripts, 0, prevAmounts, -1, leaf, 0xc0);
+          return schnorr.sign(hash, priv);
+        });
+        return { raw_sigs: sigs };
       }),
     });
 
