@@ -8,6 +8,7 @@
 import type { Utxo } from "../../lnd/types.ts";
 import { LoopkitError } from "../errors.ts";
 import { type Deposit, type DepositState, outpointOf } from "./types.ts";
+import { nextState } from "./fsm.ts";
 
 /** A deposit to create (`Deposited`). */
 export interface NewDepositPlan {
@@ -134,8 +135,8 @@ export function planReconcile(ours: readonly Utxo[], stored: readonly Deposit[],
       plan.reasons.push(target === 0 ? "unconfirmed_again" : "confirmed");
     }
     if (d.state === "Replaced") {
-      plan.state = "Deposited";
-      plan.resultingState = "Deposited";
+      plan.state = nextState(d.state, "OnRevived");
+      plan.resultingState = plan.state;
       plan.reasons.push("revived");
     }
     if (!d.walletVisible) {
@@ -157,7 +158,7 @@ export function planReconcile(ours: readonly Utxo[], stored: readonly Deposit[],
       update.push({
         depositId: d.depositId,
         outpoint: op,
-        state: "Replaced",
+        state: nextState(d.state, "OnReplaced"),
         resultingState: "Replaced",
         reasons: ["replaced"],
       });
