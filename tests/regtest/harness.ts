@@ -23,6 +23,7 @@
  * @module
  */
 
+import { GrpcLndClient } from "../../lnd/grpc_client.ts";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { type Btcd, btcdEndpoint, BtcdRpc, startBtcd } from "./btcd.ts";
@@ -329,6 +330,26 @@ export async function startRegtest<N extends string = "alice" | "bob">(
           return res.channels.some((c) => c.channel_point === channelPoint && c.active);
         }, { timeoutMs, process: node.process });
       }
+      // "Active" is not yet "can forward": right after channel_ready the switch may still report no
+      // bandwidth (FAILURE_REASON_INSUFFICIENT_BALANCE). Pay a 1-sat probe until one succeeds.
+      const payer = new GrpcLndClient(from.rpc);
+      let lastFailure = "";
+      await waitFor(`channel ${channelPoint} to carry a payment ${from.name}→${to.name}`, async () => {
+        const inv = await callLnd<{ payment_request: string }>(
+          `lnd ${to.name}`,
+          to.rpc.lightning,
+          "AddInvoice",
+          {
+            value: "1",
+            memo: "regtest channel probe",
+          },
+        );
+        const r = await payer.sendPaymentV2(inv.payment_request, 10n, 10);
+        lastFailure = r.failureReason;
+        return r.status === "SUCCEEDED";
+      }, { timeoutMs, process: from.process, intervalMs: 500 }).catch((e) => {
+        throw new Error(`${(e as Error).message} (last failure: ${lastFailure})`);
+      });
       return { channelPoint, capacitySat };
     };
 

@@ -1,0 +1,51 @@
+/**
+ * The local swap server on a regtest network: its L402 invoices come from bob's real lnd (AddInvoice), so
+ * alice's lnd pays them over the alice→bob channel. Shared by the regtest tests and `deno task demo`.
+ *
+ * @module
+ */
+import { unary } from "../../lnd/rpc.ts";
+import type { LndNode } from "./lnd_node.ts";
+import { startSwapServer, type StartSwapServerOptions } from "../swapserver/server.ts";
+
+/** An invoice source backed by a real lnd node's `Lightning.AddInvoice`. */
+export function lndInvoices(node: LndNode) {
+  return {
+    issued: 0,
+    async addInvoice(amountSat: bigint, memo: string) {
+      const res = await unary<{ payment_request: string; r_hash: Uint8Array }>(
+        node.rpc.lightning,
+        "AddInvoice",
+        { value: amountSat.toString(), memo },
+      );
+      this.issued++;
+      return { paymentRequest: res.payment_request, paymentHash: new Uint8Array(res.r_hash) };
+    },
+  };
+}
+
+/** Starts the local swap server with invoices from `invoiceNode` (bob). */
+export async function startSwapPeer(
+  invoiceNode: LndNode,
+  opts: Omit<StartSwapServerOptions, "invoices"> = {},
+) {
+  const invoices = lndInvoices(invoiceNode);
+  const server = await startSwapServer({ ...opts, invoices });
+  return { server, invoices };
+}
+
+/** Global CLI flags pointing `loopkit` at `node` with its data under `loopdir`. */
+export function cliFlagsFor(node: LndNode, loopdir: string): string[] {
+  return [
+    "--network",
+    "regtest",
+    "--loopdir",
+    loopdir,
+    "--rpcserver",
+    node.rpcServer,
+    "--tlscertpath",
+    node.tlsCertPath,
+    "--macaroonpath",
+    node.adminMacaroonPath,
+  ];
+}
