@@ -24,11 +24,17 @@ export function pkScriptOfAddress(address: string, network: NetworkName): Uint8A
   }
 }
 
-/** The lnd surface `deposits sync` needs, with NextAddr decoded to a pkScript. */
+/** The lnd surface `deposits sync` needs (wallet view, sweep signing and publishing), with NextAddr decoded to a pkScript. */
 export function syncLnd(lnd: LndClient, network: NetworkName): SyncLnd {
   return {
     getInfo: () => lnd.getInfo(),
     listUnspent: (min, max) => lnd.listUnspent(min, max),
     nextSweepPkScript: async () => pkScriptOfAddress(await lnd.nextAddr(), network),
+    estimateFeeSatPerKw: (confTarget) => lnd.estimateFeeSatPerKw(confTarget),
+    minRelayFeeSatPerKw: () => lnd.minRelayFeeSatPerKw(),
+    signOutputRaw: (tx, descs, prev) => lnd.signOutputRaw(tx, descs, prev),
+    publishTransaction: (tx, label) => lnd.publishTransaction(tx, label),
+    registerConfirmation: (txid, pkScript, numConfs, heightHint, opts) =>
+      lnd.registerConfirmation(txid, pkScript, numConfs, heightHint, opts),
   };
 }

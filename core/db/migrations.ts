@@ -66,4 +66,14 @@ export const MIGRATIONS: readonly Migration[] = [
         ON deposit_updates (deposit_id, update_timestamp DESC, id DESC)`,
     ],
   },
+  {
+    version: 2,
+    name: "deposits: the stored expiry sweep transaction",
+    statements: [
+      // The one signed expiry sweep of a deposit (raw bytes), persisted before it is first published and
+      // republished unchanged: a deposit never gets two different sweeps (core/deposits/sweep.ts).
+      `ALTER TABLE deposits ADD COLUMN expiry_sweep_tx BLOB
+        CHECK (expiry_sweep_tx IS NULL OR expiry_sweep_txid IS NOT NULL)`,
+    ],
+  },
 ];

@@ -24,6 +24,7 @@ function deposit(n: number, over: Partial<Deposit> = {}): Deposit {
     state: "Deposited",
     walletVisible: true,
     expirySweepTxid: null,
+    expirySweepTx: null,
     swapHash: null,
     ...over,
   };

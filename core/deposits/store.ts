@@ -6,7 +6,8 @@
  */
 import type { Client, Transaction } from "@libsql/client";
 import { ExitCode, LoopkitError } from "../errors.ts";
-import { type Deposit, isDepositState } from "./types.ts";
+import { type Deposit, type DepositState, isDepositState } from "./types.ts";
+import { type DepositEvent, nextState } from "./fsm.ts";
 import type { DepositUpdatePlan, NewDepositPlan } from "./reconcile.ts";
 import { txidFromBytes, txidToBytes } from "../staticaddr/outpoint.ts";
 
@@ -24,10 +25,26 @@ const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "
 export async function listDeposits(db: Exec): Promise<Deposit[]> {
   const rs = await db.execute(
     `SELECT deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript, timeout_sweep_pk_script,
-            state, wallet_visible, expiry_sweep_txid, swap_hash
+            state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash
        FROM deposits ORDER BY id`,
   );
-  return rs.rows.map((r) => {
+  return rs.rows.map(depositOfRow);
+}
+
+/** The stored deposit with this id, or null. */
+export async function getDeposit(db: Exec, depositId: Uint8Array): Promise<Deposit | null> {
+  const rs = await db.execute({
+    sql:
+      `SELECT deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript, timeout_sweep_pk_script,
+            state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash
+       FROM deposits WHERE deposit_id = ?`,
+    args: [depositId],
+  });
+  return rs.rows.length ? depositOfRow(rs.rows[0]) : null;
+}
+
+function depositOfRow(r: Record<string, unknown>): Deposit {
+  {
     const state = String(r.state);
     if (!isDepositState(state)) {
       throw new LoopkitError(
@@ -57,9 +74,10 @@ export async function listDeposits(db: Exec): Promise<Deposit[]> {
       expirySweepTxid: r.expiry_sweep_txid == null
         ? null
         : txidFromBytes(blob(r.expiry_sweep_txid, "expiry")),
+      expirySweepTx: r.expiry_sweep_tx == null ? null : blob(r.expiry_sweep_tx, "expiry_sweep_tx"),
       swapHash: r.swap_hash == null ? null : hex(blob(r.swap_hash, "swap_hash")),
     };
-  });
+  }
 }
 
 /**
@@ -137,4 +155,62 @@ export async function depositHistory(
     args: [depositId],
   });
   return rs.rows.map((r) => ({ state: String(r.update_state), at: String(r.update_timestamp) }));
+}
+
+/** Options of {@linkcode transitionDeposit}. */
+export interface TransitionOptions {
+  depositId: Uint8Array;
+  /** The state the deposit must be in; otherwise nothing changes. */
+  from: DepositState;
+  /** Events applied in order (fsm.ts); each real state change writes one history row. */
+  events: DepositEvent[];
+  /**
+   * Stores the expiry sweep with the change. The row only changes when no sweep is stored yet or the stored
+   * one has exactly these bytes: a deposit never gets two different sweeps.
+   */
+  expirySweep?: { txid: string; tx: Uint8Array };
+}
+
+/**
+ * Moves one deposit along the state machine inside the caller's write transaction: a conditional
+ * `UPDATE … WHERE state = from` plus one history row per state change (fsm.md). Rows changed by another
+ * process in between are left alone.
+ * @returns the new state when this call changed the row, or null when the row was not in `from` (or held a
+ *   different sweep)
+ * @throws {LoopkitError} `deposit_event_rejected` when an event is not allowed (nothing is written)
+ */
+export async function transitionDeposit(
+  tx: Transaction,
+  o: TransitionOptions,
+  now: Date,
+): Promise<DepositState | null> {
+  const path: DepositState[] = [];
+  let state = o.from;
+  for (const e of o.events) {
+    const to = nextState(state, e);
+    if (to !== state) path.push(to);
+    state = to;
+  }
+  const sets = ["state = ?"];
+  const args: (string | number | Uint8Array)[] = [state];
+  const where = ["deposit_id = ?", "state = ?"];
+  const whereArgs: (string | Uint8Array)[] = [o.depositId, o.from];
+  if (o.expirySweep) {
+    sets.push("expiry_sweep_txid = ?", "expiry_sweep_tx = ?");
+    args.push(txidToBytes(o.expirySweep.txid), o.expirySweep.tx);
+    where.push("(expiry_sweep_tx IS NULL OR expiry_sweep_tx = ?)");
+    whereArgs.push(o.expirySweep.tx);
+  }
+  const rs = await tx.execute({
+    sql: `UPDATE deposits SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`,
+    args: [...args, ...whereArgs],
+  });
+  if (rs.rowsAffected === 0) return null;
+  for (const s of path) {
+    await tx.execute({
+      sql: "INSERT INTO deposit_updates (deposit_id, update_state, update_timestamp) VALUES (?, ?, ?)",
+      args: [o.depositId, s, now.toISOString()],
+    });
+  }
+  return state;
 }

@@ -1,28 +1,55 @@
 /**
- * `deposits sync`: one reconcile-and-act cycle (spec/static-address-and-deposits.md §4.10).
+ * `deposits sync`: one reconcile-and-act cycle (spec/static-address-and-deposits.md §4.7, §4.8, §4.10).
  *
- * I/O happens outside the write transaction (ListUnspent, GetInfo, NextAddr for outpoints that look new);
- * the plan is then recomputed from a fresh read *inside* one write transaction and applied there, so two
- * concurrent syncs never lose or duplicate a row.
+ * 1. Reconcile. I/O happens outside the write transaction (GetInfo, ListUnspent, GetInfo; NextAddr for
+ *    outpoints that look new). When the plan computed from that read is empty nothing is written (a re-run
+ *    costs one read); otherwise the plan is recomputed from a fresh read *inside* one write transaction and
+ *    applied there, so two concurrent syncs never lose or duplicate a row.
+ * 2. Act on expiry. An expired deposit (`Deposited` or `LoopingIn`, in the wallet, tip ≥ C + E) gets its
+ *    timeout sweep signed, then stored together with the move to `WaitForExpirySweep` in one transaction, and
+ *    only then published. A stored sweep is republished unchanged until it has 3 confirmations, then the
+ *    deposit becomes `Expired`. A deposit never gets two different sweeps (store guard, fsm.md).
  *
  * @module
  */
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type { LndClient, Utxo } from "../../lnd/types.ts";
+import { LndRpcError } from "../../lnd/errors.ts";
 import type { Db } from "../db/db.ts";
 import { dbError } from "../db/db.ts";
-import { listStaticAddresses } from "../db/static_addresses.ts";
-import { applyDepositUpdate, insertDeposit, listDeposits } from "./store.ts";
-import { filterOurUtxos, planReconcile } from "./reconcile.ts";
-import { outpointOf } from "./types.ts";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { listStaticAddresses, type StaticAddressRow } from "../db/static_addresses.ts";
+import { applyDepositUpdate, getDeposit, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
+import { filterOurUtxos, planReconcile, type ReconcilePlan } from "./reconcile.ts";
+import { type Deposit, outpointOf } from "./types.ts";
+import { ExitCode, type ExitCodeValue, LoopkitError } from "../errors.ts";
+import {
+  DEFAULT_SWEEP_CONF_TARGET,
+  EXPIRY_SWEEP_CONFS,
+  isExpired,
+  signExpirySweep,
+  timeoutSpendInfo,
+} from "./sweep.ts";
 
 /** What sync needs from lnd. */
-export type SyncLnd = Pick<LndClient, "getInfo"> & {
-  /** `WalletKit.ListUnspent(min_confs, max_confs)`; (0, 0) means every UTXO, 0-conf included. */
-  listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]>;
-  /** A fresh wallet pkScript for an expiry sweep (`WalletKit.NextAddr`, decoded). */
-  nextSweepPkScript(): Promise<Uint8Array>;
-};
+export type SyncLnd =
+  & Pick<
+    LndClient,
+    | "getInfo"
+    | "estimateFeeSatPerKw"
+    | "minRelayFeeSatPerKw"
+    | "signOutputRaw"
+    | "publishTransaction"
+    | "registerConfirmation"
+  >
+  & {
+    /** `WalletKit.ListUnspent(min_confs, max_confs)`; (0, 0) means every UTXO, 0-conf included. */
+    listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]>;
+    /** A fresh wallet pkScript for an expiry sweep (`WalletKit.NextAddr`, decoded). */
+    nextSweepPkScript(): Promise<Uint8Array>;
+  };
+
+/** Default bound of the confirmation check of a published sweep that is not in the wallet view, ms. */
+export const DEFAULT_CONFIRMATION_CHECK_MS = 3_000;
 
 /** Dependencies of {@linkcode syncDeposits}. */
 export interface SyncDeps {
@@ -32,6 +59,10 @@ export interface SyncDeps {
   now?: () => Date;
   /** 32 random bytes for a new deposit id. */
   randomId?: () => Uint8Array;
+  /** Blocks for lnd's fee estimate of an expiry sweep (`--sweep-conf-target`, default 6). */
+  sweepConfTarget?: number;
+  /** How long to wait for lnd's confirmation answer on a sweep missing from the wallet view, ms. */
+  confirmationCheckMs?: number;
 }
 
 /** One changed deposit in the sync result. */
@@ -43,12 +74,35 @@ export interface SyncChange {
   amountSat: bigint;
 }
 
+/** What sync did about one expired deposit's sweep. */
+export interface SweepReport {
+  outpoint: string;
+  /**
+   * `published`: signed, stored and published now; `republished`: the stored sweep was published again;
+   * `waiting`: the stored sweep has 1–2 confirmations; `confirmed`: it has 3, the deposit is `Expired`;
+   * `failed`: nothing was stored (or the stored sweep could not be published), see `error`.
+   */
+  action: "published" | "republished" | "waiting" | "confirmed" | "failed";
+  /** Deposit state after this sync. */
+  state: string;
+  /** Sweep txid, once one is stored. */
+  txid?: string;
+  /** Fee of a sweep signed in this run, sat. */
+  feeSat?: bigint;
+  /** Confirmations of the stored sweep, when known. */
+  confirmations?: number;
+  /** Why it failed. */
+  error?: { code: string; message: string; exitCode: ExitCodeValue };
+}
+
 /** Result of one sync. */
 export interface SyncResult {
   tipHeight: number;
   /** Wallet UTXOs paying our static addresses. */
   walletDeposits: number;
   changes: SyncChange[];
+  /** Expiry sweeps acted on in this run. */
+  sweeps: SweepReport[];
 }
 
 /**
@@ -57,7 +111,7 @@ export interface SyncResult {
  * @throws {LoopkitError} `chain_moving` when the tip changed on every attempt
  */
 export async function consistentWalletView(
-  lnd: SyncLnd,
+  lnd: Pick<SyncLnd, "getInfo" | "listUnspent">,
   attempts = 3,
 ): Promise<{ tip: number; utxos: Utxo[] }> {
   for (let i = 0; i < attempts; i++) {
@@ -73,68 +127,261 @@ export async function consistentWalletView(
   );
 }
 
+const planIsEmpty = (p: ReconcilePlan) => p.create.length === 0 && p.update.length === 0;
+
 /**
- * Runs one sync pass. No static address ⇒ nothing to do (empty result).
- * @throws {LoopkitError} lnd errors (exit 75 when unreachable), `db_busy` (exit 75), height errors
+ * Runs one sync pass: reconcile, then act on expired deposits. No static address ⇒ nothing to do.
+ * A failed sweep does not fail the pass; it is reported in {@linkcode SyncResult.sweeps} (the CLI exits 4,
+ * or 75 when the cause was temporary).
+ * @throws {LoopkitError} lnd errors of the wallet read (exit 75 when unreachable), `db_busy` (exit 75),
+ *   height errors
  */
 export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const addresses = await listStaticAddresses(deps.db);
-  if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [] };
+  if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
   const pkScripts = addresses.map((a) => a.pkScript);
   const { tip, utxos } = await consistentWalletView(deps.lnd);
   const ours = filterOurUtxos(utxos, pkScripts);
 
-  // Sweep destinations for outpoints that look new, fetched before the transaction.
-  let known: Set<string>;
+  let stored: Deposit[];
   try {
-    known = new Set((await listDeposits(deps.db.client)).map(outpointOf));
+    stored = await listDeposits(deps.db.client);
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
-  const sweepScripts = new Map<string, Uint8Array>();
-  for (const u of ours) {
-    const op = outpointOf(u);
-    if (!known.has(op)) sweepScripts.set(op, await deps.lnd.nextSweepPkScript());
+  const draft = planReconcile(ours, stored, tip);
+  let changes: SyncChange[] = [];
+  if (!planIsEmpty(draft)) {
+    // Sweep destinations for outpoints that look new, fetched before the transaction.
+    const sweepScripts = new Map<string, Uint8Array>();
+    for (const c of draft.create) sweepScripts.set(outpointOf(c), await deps.lnd.nextSweepPkScript());
+    try {
+      ({ changes, stored } = await deps.db.write(async (tx) => {
+        const current = await listDeposits(tx);
+        const plan = planReconcile(ours, current, tip);
+        const at = now();
+        const out: SyncChange[] = [];
+        for (const c of plan.create) {
+          const op = outpointOf(c);
+          const sweep = sweepScripts.get(op) ?? await deps.lnd.nextSweepPkScript();
+          if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
+            out.push({
+              outpoint: op,
+              change: "created",
+              state: "Deposited",
+              confirmationHeight: c.confirmationHeight,
+              amountSat: c.amountSat,
+            });
+          }
+        }
+        const byOutpoint = new Map(current.map((d) => [outpointOf(d), d]));
+        for (const u of plan.update) {
+          await applyDepositUpdate(tx, u, at);
+          const d = byOutpoint.get(u.outpoint)!;
+          for (const reason of u.reasons) {
+            out.push({
+              outpoint: u.outpoint,
+              change: reason as SyncChange["change"],
+              state: u.resultingState,
+              confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
+              amountSat: d.amountSat,
+            });
+          }
+        }
+        return { changes: out, stored: await listDeposits(tx) };
+      }));
+    } catch (err) {
+      throw dbError(err, "reconciling deposits");
+    }
   }
 
-  try {
-    return await deps.db.write(async (tx) => {
-      const stored = await listDeposits(tx);
-      const plan = planReconcile(ours, stored, tip);
-      const at = now();
-      const changes: SyncChange[] = [];
-      for (const c of plan.create) {
-        const op = outpointOf(c);
-        const sweep = sweepScripts.get(op) ?? await deps.lnd.nextSweepPkScript();
-        if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
-          changes.push({
-            outpoint: op,
-            change: "created",
-            state: "Deposited",
-            confirmationHeight: c.confirmationHeight,
-            amountSat: c.amountSat,
-          });
-        }
-      }
-      const byId = new Map(stored.map((d) => [outpointOf(d), d]));
-      for (const u of plan.update) {
-        await applyDepositUpdate(tx, u, at);
-        const d = byId.get(u.outpoint)!;
-        for (const reason of u.reasons) {
-          changes.push({
-            outpoint: u.outpoint,
-            change: reason as SyncChange["change"],
-            state: u.resultingState,
-            confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
-            amountSat: d.amountSat,
-          });
-        }
-      }
-      return { tipHeight: tip, walletDeposits: ours.length, changes };
-    });
-  } catch (err) {
-    throw dbError(err, "reconciling deposits");
+  const sweeps = await actOnExpiry(deps, now, { tip, utxos, ours, stored, addresses });
+  return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps };
+}
+
+interface View {
+  tip: number;
+  utxos: Utxo[];
+  ours: Utxo[];
+  stored: Deposit[];
+  addresses: StaticAddressRow[];
+}
+
+const SWEEPING = new Set(["PublishExpirySweep", "WaitForExpirySweep"]);
+const EXPIRABLE = new Set(["Deposited", "LoopingIn"]);
+
+/**
+ * A publish error that means "lnd or its backend already has this transaction" (mempool or chain). lnd
+ * normally answers success for these; the texts are btcd's and bitcoind's in case one passes through.
+ */
+export function isAlreadyKnownPublishError(err: unknown): boolean {
+  return err instanceof LndRpcError &&
+    /already (have|exists|known|in (the )?(mempool|block ?chain|utxo set))|txn-already|already confirmed/i
+      .test(err.details);
+}
+
+function failure(err: unknown): NonNullable<SweepReport["error"]> {
+  if (err instanceof LoopkitError) return { code: err.code, message: err.message, exitCode: err.exitCode };
+  return { code: "internal_error", message: err instanceof Error ? err.message : String(err), exitCode: 1 };
+}
+
+async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<SweepReport[]> {
+  const reports: SweepReport[] = [];
+  const inWallet = new Map(v.ours.map((u) => [outpointOf(u), u]));
+  const addressOf = new Map(v.addresses.map((a) => [bytesToHex(a.pkScript), a]));
+  const pending = v.stored.filter((d) => SWEEPING.has(d.state) && d.expirySweepTxid);
+  // Confirmations of stored sweeps' outputs as the wallet reports them (output 0 pays lnd's wallet).
+  const sweepConfs = new Map<string, number>();
+  if (pending.length) {
+    const wanted = new Set(pending.map((d) => `${d.expirySweepTxid}:0`));
+    for (const u of v.utxos) if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
   }
+  for (const d of v.stored) {
+    const op = outpointOf(d);
+    const address = addressOf.get(bytesToHex(d.pkScript));
+    if (!address) continue;
+    const u = inWallet.get(op);
+    const expiredInWallet = u !== undefined && u.confirmations > 0 &&
+      isExpired(d.confirmationHeight, address.expiry, v.tip);
+    try {
+      if (SWEEPING.has(d.state) && d.expirySweepTx) {
+        reports.push(await followSweep(deps, now, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
+      } else if ((EXPIRABLE.has(d.state) || SWEEPING.has(d.state)) && expiredInWallet) {
+        reports.push(await startSweep(deps, now, d, address));
+      }
+    } catch (err) {
+      reports.push({ outpoint: op, action: "failed", state: d.state, error: failure(err) });
+    }
+  }
+  return reports;
+}
+
+/** Signs (or reuses) the sweep, stores it with the state change, then publishes the stored bytes. */
+async function startSweep(
+  deps: SyncDeps,
+  now: () => Date,
+  d: Deposit,
+  address: StaticAddressRow,
+): Promise<SweepReport> {
+  const op = outpointOf(d);
+  let sweep: { txid: string; tx: Uint8Array; feeSat?: bigint };
+  if (d.expirySweepTx && d.expirySweepTxid) {
+    sweep = { txid: d.expirySweepTxid, tx: d.expirySweepTx }; // back in Deposited with a stored sweep: reuse it
+  } else {
+    const spend = timeoutSpendInfo(address);
+    sweep = await signExpirySweep(deps.lnd, {
+      txid: d.txid,
+      vout: d.vout,
+      valueSat: d.amountSat,
+      spend,
+      sweepPkScript: d.timeoutSweepPkScript,
+    }, deps.sweepConfTarget ?? DEFAULT_SWEEP_CONF_TARGET);
+  }
+  const events = d.state === "PublishExpirySweep"
+    ? ["OnExpiryPublished" as const]
+    : d.state === "WaitForExpirySweep"
+    ? []
+    : ["OnExpiry" as const, "OnExpiryPublished" as const];
+  let state: string | null;
+  try {
+    state = await deps.db.write((tx) =>
+      transitionDeposit(tx, { depositId: d.depositId, from: d.state, events, expirySweep: sweep }, now())
+    );
+  } catch (err) {
+    throw dbError(err, `storing the expiry sweep of deposit ${op}`);
+  }
+  if (state === null) {
+    // Another sync got there first: publish what it stored, never our own different transaction.
+    let current: Deposit | null;
+    try {
+      current = await getDeposit(deps.db.client, d.depositId);
+    } catch (err) {
+      throw dbError(err, `reading deposit ${op}`);
+    }
+    if (!current?.expirySweepTx || !current.expirySweepTxid) {
+      return { outpoint: op, action: "failed", state: current?.state ?? d.state, error: raced(op) };
+    }
+    sweep = { txid: current.expirySweepTxid, tx: current.expirySweepTx };
+    state = current.state;
+  }
+  const published = await publish(deps, sweep.tx);
+  return {
+    outpoint: op,
+    action: published === true ? "published" : "failed",
+    state,
+    txid: sweep.txid,
+    feeSat: sweep.feeSat,
+    ...(published === true ? {} : { error: published }),
+  };
+}
+
+function raced(op: string): NonNullable<SweepReport["error"]> {
+  return {
+    code: "deposit_changed",
+    message: `Deposit ${op} changed state while its expiry sweep was being signed; the next sync retries`,
+    exitCode: ExitCode.TempFail,
+  };
+}
+
+/** Publishes stored bytes; an "already known" answer counts as success. */
+async function publish(deps: SyncDeps, tx: Uint8Array): Promise<true | NonNullable<SweepReport["error"]>> {
+  try {
+    await deps.lnd.publishTransaction(tx, "loopkit: expiry sweep");
+    return true;
+  } catch (err) {
+    if (isAlreadyKnownPublishError(err)) return true;
+    return failure(err);
+  }
+}
+
+/** Checks a stored sweep's confirmations; marks the deposit Expired at 3, else republishes the same bytes. */
+async function followSweep(
+  deps: SyncDeps,
+  now: () => Date,
+  d: Deposit,
+  tip: number,
+  walletConfs: number | undefined,
+): Promise<SweepReport> {
+  const op = outpointOf(d);
+  const txid = d.expirySweepTxid!;
+  let confs = walletConfs;
+  if (confs === undefined) {
+    // Not in the wallet view (not relayed, or its output is already spent): ask lnd, bounded.
+    const conf = await deps.lnd.registerConfirmation(
+      txid,
+      d.timeoutSweepPkScript,
+      EXPIRY_SWEEP_CONFS,
+      Math.max(1, d.confirmationHeight),
+      { timeoutMs: deps.confirmationCheckMs ?? DEFAULT_CONFIRMATION_CHECK_MS },
+    );
+    if (conf) confs = Math.max(0, tip - conf.blockHeight + 1);
+  }
+  if (confs !== undefined && confs >= EXPIRY_SWEEP_CONFS) {
+    const events = d.state === "PublishExpirySweep"
+      ? ["OnExpiryPublished" as const, "OnExpirySwept" as const]
+      : ["OnExpirySwept" as const];
+    let state: string | null;
+    try {
+      state = await deps.db.write((tx) =>
+        transitionDeposit(tx, { depositId: d.depositId, from: d.state, events }, now())
+      );
+    } catch (err) {
+      throw dbError(err, `marking deposit ${op} expired`);
+    }
+    return { outpoint: op, action: "confirmed", state: state ?? "Expired", txid, confirmations: confs };
+  }
+  if (confs !== undefined && confs > 0) {
+    return { outpoint: op, action: "waiting", state: d.state, txid, confirmations: confs };
+  }
+  const published = await publish(deps, d.expirySweepTx!);
+  return {
+    outpoint: op,
+    action: published === true ? "republished" : "failed",
+    state: d.state,
+    txid,
+    confirmations: confs ?? 0,
+    ...(published === true ? {} : { error: published }),
+  };
 }

@@ -1,67 +1,26 @@
+import { RawTx } from "@scure/btc-signer";
 import { assertEquals } from "../../tests/assert.ts";
-import type { LndInfo, Utxo } from "../../lnd/types.ts";
 import { openDb } from "../db/db.ts";
-import { insertStaticAddress } from "../db/static_addresses.ts";
-import { depositHistory, listDeposits } from "./store.ts";
-import { syncDeposits, type SyncLnd } from "./sync.ts";
+import { txidOf } from "./sweep.ts";
+import type { Utxo } from "../../lnd/types.ts";
+import { standInAddress, tempDepositsDb, txidN, WalletStandIn } from "./_testing.ts";
+import { depositHistory, listDeposits, transitionDeposit } from "./store.ts";
+import { syncDeposits } from "./sync.ts";
 
-const OUR = new Uint8Array([0x51, 0x20, ...new Uint8Array(32).fill(7)]);
-const txid = (n: number) => n.toString(16).padStart(64, "0");
+const txid = txidN;
+const OUR = standInAddress().pkScript;
 
-/** In-process stand-in for the three lnd calls sync makes. */
-class WalletStandIn implements SyncLnd {
-  utxos: Utxo[] = [];
-  height = 100;
-  nextAddrCalls = 0;
-  getInfo(): Promise<LndInfo> {
-    return Promise.resolve({
-      identityPubkey: "",
-      blockHeight: this.height,
-      blockHash: "",
-      chains: [{ chain: "bitcoin", network: "regtest" }],
-      syncedToChain: true,
-      version: "test",
-    });
-  }
-  listUnspent(): Promise<Utxo[]> {
-    return Promise.resolve(this.utxos.map((u) => ({ ...u })));
-  }
-  nextSweepPkScript(): Promise<Uint8Array> {
-    this.nextAddrCalls++;
-    return Promise.resolve(new Uint8Array([0x51, 0x20, ...new Uint8Array(32).fill(this.nextAddrCalls)]));
-  }
+async function setup(opts: { csvExpiry?: number } = {}) {
+  const t = await tempDepositsDb(opts);
+  const lnd = new WalletStandIn();
+  return { ...t, lnd, [Symbol.asyncDispose]: t[Symbol.asyncDispose] };
 }
 
-async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "loopkit-sync-" });
-  const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
-  await db.write((tx) =>
-    insertStaticAddress(tx, {
-      clientPubkey: new Uint8Array(33).fill(2),
-      serverPubkey: new Uint8Array(33).fill(3),
-      expiry: 144,
-      clientKeyFamily: 42060,
-      clientKeyIndex: 0,
-      pkScript: OUR,
-      protocolVersion: 0,
-      initiationHeight: 1,
-    })
-  );
-  return {
-    db,
-    lnd: new WalletStandIn(),
-    async [Symbol.asyncDispose]() {
-      db.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-const utxo = (n: number, confirmations: number): Utxo => ({
+const utxo = (n: number, confirmations: number, pkScript = OUR): Utxo => ({
   txid: txid(n),
   vout: 1,
   amountSat: 50_000n,
-  pkScript: OUR,
+  pkScript,
   confirmations,
   address: "",
 });
@@ -119,4 +78,259 @@ Deno.test("syncDeposits() retries when the tip moves during the wallet read", as
   const r = await syncDeposits(t);
   assertEquals(r.tipHeight, 101);
   assertEquals(calls, 4);
+});
+
+Deno.test("syncDeposits() resets a persisted height when a reorg puts the output back in the mempool, then re-derives it", async () => {
+  await using t = await setup();
+  t.lnd.utxos = [utxo(1, 2)];
+  await syncDeposits(t);
+  assertEquals((await listDeposits(t.db.client))[0].confirmationHeight, 99);
+  t.lnd.utxos = [utxo(1, 0)];
+  const reorg = await syncDeposits(t);
+  assertEquals(reorg.changes.map((c) => [c.change, c.confirmationHeight]), [["unconfirmed_again", 0]]);
+  t.lnd.height = 105;
+  t.lnd.utxos = [utxo(1, 1)];
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  assertEquals(d.confirmationHeight, 105);
+  assertEquals((await depositHistory(t.db.client, d.depositId)).length, 3); // created, reset, confirmed again
+});
+
+// ---- expiry and the timeout sweep (spec §4.7, §4.8)
+
+const E = 10;
+
+/** A deposit confirmed at height 101 (tip 110, 10 confirmations) on an address with CSV 10. */
+async function expirySetup() {
+  const t = await setup({ csvExpiry: E });
+  const script = t.address.pkScript;
+  const at = (tip: number, extra: Utxo[] = []) => {
+    t.lnd.height = tip;
+    t.lnd.utxos = [{ ...utxo(1, tip - 101 + 1, script), amountSat: 100_000n }, ...extra];
+  };
+  at(101);
+  await syncDeposits(t);
+  return { ...t, script, at };
+}
+
+Deno.test("an expired deposit is swept at tip C + E, not at C + E − 1: signed, stored, then published", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E - 1);
+  const before = await syncDeposits(t);
+  assertEquals(before.sweeps, []);
+  assertEquals(t.lnd.signCalls.length + t.lnd.published.length, 0);
+
+  t.at(101 + E);
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.state]), [["published", "WaitForExpirySweep"]]);
+  const [d] = await listDeposits(t.db.client);
+  assertEquals(d.state, "WaitForExpirySweep");
+  assertEquals(t.lnd.published, [d.expirySweepTx!]);
+  assertEquals(d.expirySweepTxid, r.sweeps[0].txid);
+  assertEquals(txidOf(d.expirySweepTx!), d.expirySweepTxid);
+  const raw = RawTx.decode(d.expirySweepTx!);
+  assertEquals(raw.inputs[0].sequence, E);
+  assertEquals(raw.outputs[0].script, d.timeoutSweepPkScript);
+  assertEquals(raw.outputs[0].amount, 100_000n - r.sweeps[0].feeSat!);
+  assertEquals((await depositHistory(t.db.client, d.depositId)).map((h) => h.state), [
+    "Deposited",
+    "PublishExpirySweep",
+    "WaitForExpirySweep",
+  ]);
+});
+
+Deno.test("a stored sweep is republished byte for byte while unconfirmed and never re-signed, whatever the fee does", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  // The sweep spends the deposit: it leaves the wallet view; the sweep output is not relayed yet.
+  t.lnd.height = 112;
+  t.lnd.utxos = [];
+  t.lnd.feeRate = 50_000n;
+  for (let i = 0; i < 3; i++) {
+    const r = await syncDeposits(t);
+    assertEquals(r.sweeps.map((s) => s.action), ["republished"]);
+  }
+  assertEquals(t.lnd.signCalls.length, 1);
+  assertEquals(t.lnd.published.length, 4);
+  for (const p of t.lnd.published) assertEquals(p, d.expirySweepTx!);
+  assertEquals(t.lnd.confirmationCalls, 3);
+});
+
+Deno.test("the deposit becomes Expired once its sweep has 3 confirmations (wallet view), and nothing happens after", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  const sweepOut = (confs: number): Utxo => ({
+    txid: d.expirySweepTxid!,
+    vout: 0,
+    amountSat: 99_000n,
+    pkScript: d.timeoutSweepPkScript,
+    confirmations: confs,
+    address: "",
+  });
+  t.lnd.utxos = [sweepOut(0)];
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.action), ["republished"]);
+  t.lnd.utxos = [sweepOut(2)];
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => [s.action, s.confirmations]), [["waiting", 2]]);
+  t.lnd.utxos = [sweepOut(3)];
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => [s.action, s.state]), [["confirmed", "Expired"]]);
+  const published = t.lnd.published.length;
+  assertEquals((await syncDeposits(t)).sweeps, []);
+  assertEquals(t.lnd.published.length, published);
+  assertEquals(t.lnd.confirmationCalls, 0);
+  assertEquals((await depositHistory(t.db.client, d.depositId)).map((h) => h.state).slice(-2), [
+    "WaitForExpirySweep",
+    "Expired",
+  ]);
+});
+
+Deno.test("a sweep whose output already left the wallet is confirmed through lnd's confirmation check", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  t.lnd.utxos = [];
+  t.lnd.height = 130;
+  t.lnd.confirmations.set(d.expirySweepTxid!, {
+    blockHeight: 112,
+    blockHash: "00".repeat(32),
+    txIndex: 1,
+    rawTx: d.expirySweepTx!,
+  });
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.confirmations]), [["confirmed", 19]]);
+  assertEquals((await listDeposits(t.db.client))[0].state, "Expired");
+});
+
+Deno.test("a failed publish keeps the stored sweep (exit-4 report) and the next sync republishes the same bytes", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  t.lnd.publishError = "txn-mempool-conflict";
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.state, s.error?.code]), [[
+    "failed",
+    "WaitForExpirySweep",
+    "lnd_rpc",
+  ]]);
+  t.lnd.publishError = "";
+  t.lnd.utxos = [];
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.action), ["republished"]);
+  assertEquals(t.lnd.signCalls.length, 1);
+  assertEquals(t.lnd.published[0], t.lnd.published[1]);
+  // "Already have it" answers count as success.
+  t.lnd.publishError = "rejected: already have transaction abc";
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.action), ["republished"]);
+});
+
+Deno.test("a sweep fee above 20% of the value stores nothing; the sweep goes out when fees come down", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  t.lnd.feeRate = 100_000n; // 51 700 sat for 517 WU on a 100 000 sat deposit
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.state, s.error?.code]), [[
+    "failed",
+    "Deposited",
+    "sweep_fee_too_high",
+  ]]);
+  assertEquals((await listDeposits(t.db.client))[0].expirySweepTx, null);
+  assertEquals(t.lnd.signCalls.length, 0);
+  t.lnd.feeRate = 1_000n;
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.action), ["published"]);
+});
+
+Deno.test("a sync that loses the race to store its sweep publishes the winner's stored bytes, never its own", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  const other = await openDb({ url: `file:${t.dir}/loopkit.db`, network: "regtest" });
+  let winner: Awaited<ReturnType<typeof syncDeposits>> | undefined;
+  try {
+    // While this sync waits for its signature, another process signs, stores and publishes its own sweep.
+    t.lnd.duringSign = async () => {
+      winner = await syncDeposits({ db: other, lnd: t.lnd });
+    };
+    const loser = await syncDeposits(t);
+    assertEquals(winner?.sweeps.map((s) => s.action), ["published"]);
+    assertEquals(loser.sweeps.map((s) => [s.action, s.txid]), [["published", winner?.sweeps[0].txid]]);
+  } finally {
+    other.close();
+  }
+  const [d] = await listDeposits(t.db.client);
+  assertEquals(t.lnd.signCalls.length, 2);
+  assertEquals(t.lnd.published.length, 2);
+  for (const p of t.lnd.published) assertEquals(p, d.expirySweepTx!);
+  assertEquals((await depositHistory(t.db.client, d.depositId)).map((h) => h.state), [
+    "Deposited",
+    "PublishExpirySweep",
+    "WaitForExpirySweep",
+  ]);
+});
+
+Deno.test("expiry follows the table: LoopingIn is swept, Withdrawing is not, unconfirmed never is", async () => {
+  await using t = await setup({ csvExpiry: E });
+  const script = t.address.pkScript;
+  t.lnd.height = 101;
+  t.lnd.utxos = [1, 2, 3].map((n) => ({ ...utxo(n, 1, script), amountSat: 100_000n }));
+  t.lnd.utxos.push({ ...utxo(4, 0, script), amountSat: 100_000n });
+  await syncDeposits(t);
+  const ids = (await listDeposits(t.db.client)).map((d) => d.depositId);
+  await t.db.write(async (tx) => {
+    await transitionDeposit(
+      tx,
+      { depositId: ids[1], from: "Deposited", events: ["OnLoopInInitiated"] },
+      new Date(),
+    );
+    await transitionDeposit(
+      tx,
+      { depositId: ids[2], from: "Deposited", events: ["OnWithdrawInitiated"] },
+      new Date(),
+    );
+  });
+  t.lnd.height = 1_000;
+  t.lnd.utxos = t.lnd.utxos.map((u) => u.confirmations ? { ...u, confirmations: 900 } : u);
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.outpoint, s.action]), [
+    [`${txid(1)}:1`, "published"],
+    [`${txid(2)}:1`, "published"],
+  ]);
+  assertEquals((await listDeposits(t.db.client)).map((d) => d.state), [
+    "WaitForExpirySweep",
+    "WaitForExpirySweep",
+    "Withdrawing",
+    "Deposited",
+  ]);
+});
+
+Deno.test("a deposit back in Deposited with a stored sweep reuses that sweep instead of signing a second one", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  await t.db.write((tx) =>
+    transitionDeposit(
+      tx,
+      { depositId: d.depositId, from: "WaitForExpirySweep", events: ["OnError"] },
+      new Date(),
+    )
+  );
+  t.at(101 + E + 1);
+  t.lnd.feeRate = 7_000n;
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.txid]), [["published", d.expirySweepTxid!]]);
+  assertEquals(t.lnd.signCalls.length, 1);
+  assertEquals(t.lnd.published.at(-1), d.expirySweepTx!);
+  // And the store refuses to attach different bytes to a deposit that has a sweep.
+  const other = Uint8Array.from(d.expirySweepTx!);
+  other[other.length - 5] ^= 1;
+  const changed = await t.db.write((tx) =>
+    transitionDeposit(tx, {
+      depositId: d.depositId,
+      from: "WaitForExpirySweep",
+      events: [],
+      expirySweep: { txid: d.expirySweepTxid!, tx: other },
+    }, new Date())
+  );
+  assertEquals(changed, null);
 });

@@ -58,8 +58,10 @@ export interface Deposit {
   state: DepositState;
   /** False while a confirmed deposit is missing from the wallet view (decision 2). */
   walletVisible: boolean;
-  /** Expiry sweep txid (display hex), when one was published. */
+  /** Expiry sweep txid (display hex), once the sweep is signed and stored. */
   expirySweepTxid: string | null;
+  /** The one signed expiry sweep (raw transaction), stored before it is first published. */
+  expirySweepTx: Uint8Array | null;
   /** Swap hash of the loop-in that uses it, hex. */
   swapHash: string | null;
 }

@@ -1,0 +1,82 @@
+import { assertEquals, assertRejects } from "../../tests/assert.ts";
+import { openDb } from "../db/db.ts";
+import { MIGRATIONS } from "../db/migrations.ts";
+import { insertStaticAddress } from "../db/static_addresses.ts";
+import { LoopkitError } from "../errors.ts";
+import { standInAddress, txidN } from "./_testing.ts";
+import { depositHistory, getDeposit, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
+
+Deno.test("a version-1 database keeps its deposits when migration 2 adds the stored sweep column", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
+  try {
+    const url = `file:${dir}/loopkit.db`;
+    const v1 = await openDb({ url, network: "regtest", migrations: MIGRATIONS.slice(0, 1) });
+    const a = standInAddress();
+    await v1.write(async (tx) => {
+      await insertStaticAddress(tx, a);
+      await tx.execute({
+        sql: `INSERT INTO deposits (deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript,
+                timeout_sweep_pk_script, state, wallet_visible) VALUES (?, ?, 0, 5000, 7, ?, ?, 'Deposited', 1)`,
+        args: [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2), a.pkScript, new Uint8Array(34)],
+      });
+    });
+    v1.close();
+    const db = await openDb({ url, network: "regtest" });
+    try {
+      assertEquals(db.schemaVersion, 2);
+      const [d] = await listDeposits(db.client);
+      assertEquals([d.amountSat, d.confirmationHeight, d.expirySweepTx, d.expirySweepTxid], [
+        5000n,
+        7,
+        null,
+        null,
+      ]);
+      // A stored sweep without its txid is refused by the schema.
+      await assertRejects(() => db.client.execute("UPDATE deposits SET expiry_sweep_tx = x'00'"));
+    } finally {
+      db.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("transitionDeposit() writes one history row per real state change, none for a self-loop, and nothing when the row moved", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
+  const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
+  try {
+    const a = standInAddress();
+    const depositId = new Uint8Array(32).fill(9);
+    const now = new Date("2026-01-02T03:04:05Z");
+    await db.write(async (tx) => {
+      await insertStaticAddress(tx, a);
+      await insertDeposit(tx, {
+        depositId,
+        txid: txidN(5),
+        vout: 1,
+        amountSat: 1000n,
+        confirmationHeight: 3,
+        pkScript: a.pkScript,
+        timeoutSweepPkScript: new Uint8Array(34),
+      }, now);
+    });
+    const t = (
+      from: Parameters<typeof transitionDeposit>[1]["from"],
+      events: Parameters<typeof transitionDeposit>[1]["events"],
+    ) => db.write((tx) => transitionDeposit(tx, { depositId, from, events }, now));
+    assertEquals(await t("Deposited", ["OnRecover"]), "Deposited");
+    assertEquals(await t("Deposited", ["OnLoopInInitiated", "OnLoopInInitiated"]), "LoopingIn");
+    assertEquals(await t("Deposited", ["OnWithdrawInitiated"]), null); // it is LoopingIn now
+    const rejected = await assertRejects(() => t("LoopingIn", ["OnWithdrawn"]), LoopkitError);
+    assertEquals(rejected.code, "deposit_event_rejected");
+    assertEquals((await depositHistory(db.client, depositId)).map((h) => h.state), [
+      "Deposited",
+      "LoopingIn",
+    ]);
+    assertEquals((await getDeposit(db.client, depositId))?.state, "LoopingIn");
+    assertEquals(await getDeposit(db.client, new Uint8Array(32)), null);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
