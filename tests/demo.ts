@@ -12,6 +12,7 @@
 import { regtestBinaries, startRegtest } from "./regtest/harness.ts";
 import { startSwapPeer } from "./regtest/swap_peer.ts";
 import { GrpcLndClient } from "../lnd/grpc_client.ts";
+import { CLI_RUN_ARGS } from "./cli/_harness.ts";
 
 const t0 = performance.now();
 const root = new URL("..", import.meta.url).pathname;
@@ -66,18 +67,7 @@ console.log(
 async function loopkit(...args: string[]): Promise<string> {
   say(`\n$ loopkit ${args.join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      `${root}cli/main.ts`,
-      ...args,
-    ],
+    args: [...CLI_RUN_ARGS, ...args],
     env,
     stdout: "piped",
     stderr: "inherit",

@@ -19,21 +19,46 @@ export interface CliResult {
   json?: Record<string, unknown>;
 }
 
+/** `deno` arguments that run the CLI from source with exactly the permissions `deno task compile` grants. */
+export const CLI_RUN_ARGS: readonly string[] = [
+  "run",
+  "--quiet",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+  MAIN,
+];
+
+/** Where an lnd's gRPC endpoint and credentials are. */
+export interface LndEndpoint {
+  rpcServer: string;
+  tlsCertPath: string;
+  macaroonPath: string;
+}
+
+/** Global flags pointing `loopkit` (regtest) at `lnd`, with its data under `loopdir`. */
+export function lndFlags(lnd: LndEndpoint, loopdir: string): string[] {
+  return [
+    "--network",
+    "regtest",
+    "--loopdir",
+    loopdir,
+    "--rpcserver",
+    lnd.rpcServer,
+    "--tlscertpath",
+    lnd.tlsCertPath,
+    "--macaroonpath",
+    lnd.macaroonPath,
+  ];
+}
+
 /** Runs `loopkit <args>` with the CLI's exact permissions. */
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      MAIN,
-      ...args,
-    ],
+    args: [...CLI_RUN_ARGS, ...args],
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",

@@ -7,7 +7,7 @@ import { startFakeLnd } from "../fakelnd/server.ts";
 import { startSwapServer, type SwapServerMisbehaviour } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { runCli, treeHash } from "./_harness.ts";
+import { lndFlags, runCli, treeHash } from "./_harness.ts";
 
 async function setup(misbehave?: SwapServerMisbehaviour) {
   const lnd = await startFakeLnd({ network: "regtest", blockHeight: 777 });
@@ -33,18 +33,7 @@ async function setup(misbehave?: SwapServerMisbehaviour) {
   };
   const server = await startSwapServer({ invoices, expiry: 144, misbehave });
   const loopdir = await Deno.makeTempDir({ prefix: "loopkit-cli-addr-" });
-  const flags = [
-    "--network",
-    "regtest",
-    "--loopdir",
-    loopdir,
-    "--rpcserver",
-    lnd.rpcServer,
-    "--tlscertpath",
-    lnd.tlsCertPath,
-    "--macaroonpath",
-    lnd.macaroonPath,
-  ];
+  const flags = lndFlags(lnd, loopdir);
   const serverFlags = ["--swapserver", server.address, "--no-swapserver-tls"];
   return {
     lnd,

@@ -8,25 +8,14 @@ import { startFakeLnd } from "../fakelnd/server.ts";
 import { openDb } from "../../core/db/db.ts";
 import { insertStaticAddress } from "../../core/db/static_addresses.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { makeTokenFile, runCli, treeHash } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli, treeHash } from "./_harness.ts";
 
 async function setup(opts: { network?: string; withAddress?: boolean } = {}) {
   const lnd = await startFakeLnd({ network: opts.network ?? "regtest", blockHeight: 321 });
   const loopdir = await Deno.makeTempDir({ prefix: "loopkit-cli-" });
   const dataDir = `${loopdir}/regtest`;
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const flags = [
-    "--network",
-    "regtest",
-    "--loopdir",
-    loopdir,
-    "--rpcserver",
-    lnd.rpcServer,
-    "--tlscertpath",
-    lnd.tlsCertPath,
-    "--macaroonpath",
-    lnd.macaroonPath,
-  ];
+  const flags = lndFlags(lnd, loopdir);
   if (opts.withAddress !== false) {
     const clientPubkey = lnd.keyRing.publicKey(42060, 0);
     const serverPubkey = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);

@@ -6,6 +6,7 @@
  */
 import { unary } from "../../lnd/rpc.ts";
 import type { LndNode } from "./lnd_node.ts";
+import { lndFlags } from "../cli/_harness.ts";
 import { startSwapServer, type StartSwapServerOptions } from "../swapserver/server.ts";
 
 /** An invoice source backed by a real lnd node's `Lightning.AddInvoice`. */
@@ -36,16 +37,5 @@ export async function startSwapPeer(
 
 /** Global CLI flags pointing `loopkit` at `node` with its data under `loopdir`. */
 export function cliFlagsFor(node: LndNode, loopdir: string): string[] {
-  return [
-    "--network",
-    "regtest",
-    "--loopdir",
-    loopdir,
-    "--rpcserver",
-    node.rpcServer,
-    "--tlscertpath",
-    node.tlsCertPath,
-    "--macaroonpath",
-    node.adminMacaroonPath,
-  ];
+  return lndFlags({ ...node, macaroonPath: node.adminMacaroonPath }, loopdir);
 }
