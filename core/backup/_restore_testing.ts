@@ -17,6 +17,7 @@ import type {
   Utxo,
 } from "../../lnd/types.ts";
 import { HDKey } from "@scure/bip32";
+import { Transaction } from "@scure/btc-signer";
 import { FakeKeyRing } from "../../tests/fakelnd/keyring.ts";
 import { LndRpcError } from "../../lnd/errors.ts";
 import { staticAddress } from "../staticaddr/script.ts";
@@ -164,7 +165,16 @@ export class MemLnd implements
     heightHint: number,
   ): Promise<ConfirmationDetails | null> {
     this.registrations.push({ txid, pkScript: bytesToHex(pkScript), heightHint, numConfs });
-    return Promise.resolve(txid === null ? null : this.confirmations.get(txid) ?? null);
+    const conf = txid === null ? undefined : this.confirmations.get(txid);
+    if (!conf) return Promise.resolve(null);
+    // Like lnd's ConfRequest.MatchesTx: with a txid, the script must also be one of the outputs.
+    const tx = Transaction.fromRaw(conf.rawTx, { allowUnknownOutputs: true, disableScriptCheck: true });
+    for (let i = 0; i < tx.outputsLength; i++) {
+      if (bytesToHex(tx.getOutput(i).script ?? new Uint8Array()) === bytesToHex(pkScript)) {
+        return Promise.resolve(conf);
+      }
+    }
+    return Promise.resolve(null);
   }
 
   /** The static address of child (family, index) with a server key and expiry. */

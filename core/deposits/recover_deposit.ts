@@ -1,0 +1,475 @@
+/**
+ * `loopkit recover deposit`: brings back one static-address deposit from on-chain data when lnd's
+ * wallet cannot see it (an lnd rebuilt from its seed does not rescan the chain for imported tapscripts).
+ * Loop's `RecoverDeposit` (spec/backup-and-recovery.md §7.2 [R2]) with loopkit's stricter checks:
+ *
+ * 1. the request is checked before any lnd call (outpoint, positive height hint, P2TR pkScript);
+ * 2. a given pkScript must be one of ours (a stored row, or a child 0..20 of the legacy, receive or change
+ *    family built with the stored server key and expiry) before anything waits on the chain;
+ * 3. lnd's chain notifier confirms the transaction from the height hint (bounded wait); the output is
+ *    read from the raw transaction in the confirmation: txid, vout, script, value > 0;
+ * 4. a child address not stored yet is imported into lnd, then stored (initiation height = height hint);
+ * 5. the deposit is created (`Deposited`, first-confirmation height of the block, history row) or an
+ *    existing one with the same value is re-activated (`Replaced` → `Deposited`) and its height fixed.
+ *
+ * Steps 4–5 write in one database transaction; on any earlier failure nothing is written.
+ *
+ * @module
+ */
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { Transaction } from "@scure/btc-signer";
+import type { KeyLocator, LndClient } from "../../lnd/types.ts";
+import { type Db, dbError } from "../db/db.ts";
+import {
+  insertStaticAddress,
+  listStaticAddresses,
+  type NewStaticAddress,
+  type StaticAddressRow,
+} from "../db/static_addresses.ts";
+import { ExitCode, LoopkitError } from "../errors.ts";
+import type { NetworkName } from "../staticaddr/network.ts";
+import { type Outpoint, parseOutpoint } from "../staticaddr/outpoint.ts";
+import { type StaticAddress, staticAddress } from "../staticaddr/script.ts";
+import { addressOfRow, STATIC_ADDRESS_KEY_FAMILY } from "../staticaddr/new_address.ts";
+import { applyDepositUpdate, insertDeposit, listDeposits } from "./store.ts";
+import { type Deposit, type DepositState, outpointOf } from "./types.ts";
+import type { DepositUpdatePlan } from "./reconcile.ts";
+
+/** Receive and change families scanned besides the legacy one (spec/static-address-and-deposits.md §1). */
+export const RECOVERY_SCAN_FAMILIES: readonly number[] = [42061, 42062];
+
+/** Highest child index tried per family (`DefaultRecoveryScanLimit`, spec/backup-and-recovery.md §0). */
+export const RECOVERY_SCAN_LIMIT = 20;
+
+/** Default bound of the wait for lnd's confirmation event, ms. */
+export const DEFAULT_RECOVER_DEPOSIT_WAIT_MS = 60_000;
+
+const MAX_HEIGHT = 2 ** 31 - 1;
+
+/** A checked `recover deposit` request. */
+export interface RecoverDepositRequest {
+  outpoint: Outpoint;
+  /** A height at or before the transaction's block (lnd scans from here). */
+  heightHint: number;
+  /** The output's pkScript, 34-byte P2TR; when absent every stored static-address script is tried. */
+  pkScript?: Uint8Array;
+}
+
+function usage(message: string): LoopkitError {
+  return new LoopkitError("usage", message, ExitCode.Usage);
+}
+
+/**
+ * Checks the flags before any lnd call (spec §7.2 request validation, stricter: the outpoint spelling
+ * of core/staticaddr/outpoint.ts).
+ *
+ * @param outpoint `--outpoint TXID:VOUT`
+ * @param heightHint `--height-hint` as typed
+ * @param pkScriptHex `--pkscript`, hex with an optional `0x`
+ * @throws {LoopkitError} exit 2: `invalid_outpoint`, `--height-hint must be positive …`,
+ *   `invalid --pkscript …`, `--pkscript must encode a P2TR pkScript …`
+ */
+export function parseRecoverDepositRequest(
+  outpoint: string,
+  heightHint: string,
+  pkScriptHex?: string,
+): RecoverDepositRequest {
+  const op = parseOutpoint(outpoint);
+  if (!/^[0-9]+$/.test(heightHint) || Number(heightHint) <= 0 || Number(heightHint) > MAX_HEIGHT) {
+    throw usage(
+      `--height-hint must be positive: got "${heightHint}"; give a block height at or before the deposit's block`,
+    );
+  }
+  const req: RecoverDepositRequest = { outpoint: op, heightHint: Number(heightHint) };
+  if (pkScriptHex !== undefined) {
+    const h = pkScriptHex.startsWith("0x") ? pkScriptHex.slice(2) : pkScriptHex;
+    let script: Uint8Array;
+    try {
+      if (h.length === 0 || !/^[0-9a-fA-F]*$/.test(h)) throw new Error("not hex");
+      script = hexToBytes(h);
+    } catch {
+      throw usage(`invalid --pkscript "${pkScriptHex}": not an even number of hex digits`);
+    }
+    if (script.length !== 34 || script[0] !== 0x51 || script[1] !== 0x20) {
+      throw usage(
+        `--pkscript must encode a P2TR pkScript (34 bytes starting 5120): got ${script.length} bytes ` +
+          `"${bytesToHex(script)}"`,
+      );
+    }
+    req.pkScript = script;
+  }
+  return req;
+}
+
+/** What `recover deposit` needs from lnd. */
+export type RecoverDepositLnd =
+  & Pick<
+    LndClient,
+    "registerConfirmation" | "deriveKey" | "importTapscript" | "listUnspent"
+  >
+  & {
+    /** A fresh wallet pkScript for the deposit's expiry sweep (`WalletKit.NextAddr`, decoded). */
+    nextSweepPkScript(): Promise<Uint8Array>;
+  };
+
+/** Dependencies of {@linkcode recoverDeposit}. */
+export interface RecoverDepositDeps {
+  db: Db;
+  lnd: RecoverDepositLnd;
+  network: NetworkName;
+  /** Bound of the wait for the confirmation, ms (default 60 s). */
+  waitMs?: number;
+  now?: () => Date;
+  randomId?: () => Uint8Array;
+}
+
+/** Result of {@linkcode recoverDeposit} (Loop's `RecoverDepositResponse` plus loopkit's state fields). */
+export interface RecoverDepositResult {
+  outpoint: string;
+  valueSat: bigint;
+  /** Height of the block holding the transaction (the deposit's first-confirmation height). */
+  confirmationHeight: number;
+  keyLocator: KeyLocator;
+  staticAddress: string;
+  pkScript: Uint8Array;
+  /** A static-address row was created or lnd newly imported its tapscript. */
+  recoveredAddress: boolean;
+  /** The deposit was created, re-activated, or its height corrected. */
+  recoveredDeposit: boolean;
+  depositId: Uint8Array;
+  state: DepositState;
+  /** lnd's wallet lists the output (false after an lnd rebuilt from seed: it does not rescan). */
+  walletVisible: boolean;
+}
+
+function refused(code: string, message: string, exitCode: 1 | 75 = ExitCode.Failure): LoopkitError {
+  return new LoopkitError(code, message, exitCode);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Address parameters matched to a pkScript: a stored row, or a child to store. */
+interface MatchedAddress {
+  row: NewStaticAddress;
+  address: StaticAddress;
+  stored: boolean;
+}
+
+/**
+ * Finds our address for `pkScript` (spec §7.2 algorithm step 2): a stored row wins; otherwise the
+ * families `[legacy family, 42061, 42062]` (deduplicated), indexes 0..20, built with the legacy row's
+ * server key, expiry and protocol version; initiation height = the height hint.
+ *
+ * @returns the match, or null when none of the candidates has this pkScript
+ * @throws {LoopkitError} `scan_derive_failed` (`unable to derive static address child %d:%d: …`)
+ */
+export async function findOurAddress(
+  rows: readonly StaticAddressRow[],
+  pkScript: Uint8Array,
+  lnd: Pick<LndClient, "deriveKey">,
+  network: NetworkName,
+  heightHint: number,
+): Promise<MatchedAddress | null> {
+  const stored = rows.find((r) => sameBytes(r.pkScript, pkScript));
+  if (stored) return { row: stored, address: addressOfRow(stored, network), stored: true };
+  const seed = rows[0];
+  if (!seed) return null;
+  const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
+    .filter((f, i, all) => all.indexOf(f) === i);
+  for (const family of families) {
+    for (let index = 0; index <= RECOVERY_SCAN_LIMIT; index++) {
+      let key;
+      try {
+        key = await lnd.deriveKey({ family, index });
+      } catch (err) {
+        throw new LoopkitError(
+          "scan_derive_failed",
+          `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
+          err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
+          { cause: err },
+        );
+      }
+      const address = staticAddress({
+        clientPubkey: key.rawKeyBytes,
+        serverPubkey: seed.serverPubkey,
+        csvExpiry: seed.expiry,
+        network,
+      });
+      if (!sameBytes(address.pkScript, pkScript)) continue;
+      return {
+        address,
+        stored: false,
+        row: {
+          clientPubkey: key.rawKeyBytes.slice(),
+          serverPubkey: seed.serverPubkey,
+          expiry: seed.expiry,
+          clientKeyFamily: family,
+          clientKeyIndex: index,
+          pkScript: address.pkScript,
+          protocolVersion: seed.protocolVersion,
+          initiationHeight: heightHint,
+        },
+      };
+    }
+  }
+  return null;
+}
+
+/** The confirmed output, read from lnd's confirmation event. */
+interface ConfirmedOutput {
+  pkScript: Uint8Array;
+  valueSat: bigint;
+  blockHeight: number;
+}
+
+/**
+ * Waits for lnd's confirmation of the outpoint's transaction with `pkScript` and checks the output
+ * (spec §7.2 step 1).
+ * @returns the output, or null when lnd did not confirm within the wait
+ */
+async function confirmOutput(
+  lnd: RecoverDepositLnd,
+  req: RecoverDepositRequest,
+  pkScript: Uint8Array,
+  waitMs: number,
+): Promise<ConfirmedOutput | null> {
+  const conf = await lnd.registerConfirmation(req.outpoint.txid, pkScript, 1, req.heightHint, {
+    timeoutMs: waitMs,
+  });
+  if (conf === null) return null;
+  const op = `${req.outpoint.txid}:${req.outpoint.vout}`;
+  if (!conf.rawTx || conf.rawTx.length === 0) {
+    throw refused("deposit_unconfirmed", `missing confirmation transaction: lnd confirmed ${op} without it`);
+  }
+  if (!(conf.blockHeight > 0)) {
+    throw refused("deposit_unconfirmed", `missing confirmation height: lnd confirmed ${op} at height 0`);
+  }
+  let tx: Transaction;
+  try {
+    tx = Transaction.fromRaw(conf.rawTx, {
+      allowUnknownOutputs: true,
+      allowUnknownInputs: true,
+      disableScriptCheck: true,
+    });
+  } catch (e) {
+    throw refused(
+      "lnd_bad_answer",
+      `Cannot parse the transaction lnd confirmed for ${op}: ${(e as Error).message}`,
+    );
+  }
+  if (tx.id !== req.outpoint.txid) {
+    throw refused(
+      "lnd_bad_answer",
+      `confirmation txid ${tx.id} does not match requested txid ${req.outpoint.txid}`,
+    );
+  }
+  if (req.outpoint.vout >= tx.outputsLength) {
+    throw refused(
+      "deposit_not_ours",
+      `vout ${req.outpoint.vout} not found in transaction ${req.outpoint.txid} (it has ${tx.outputsLength} outputs)`,
+    );
+  }
+  const out = tx.getOutput(req.outpoint.vout);
+  const script = out.script ?? new Uint8Array();
+  if (!sameBytes(script, pkScript)) {
+    throw refused(
+      "deposit_not_ours",
+      `confirmed output pkScript mismatch: ${op} pays ${bytesToHex(script)}, not ${bytesToHex(pkScript)}`,
+    );
+  }
+  const value = out.amount ?? 0n;
+  if (value <= 0n) throw refused("deposit_not_ours", `confirmed output has invalid value ${value}`);
+  return { pkScript: script, valueSat: value, blockHeight: conf.blockHeight };
+}
+
+/**
+ * Recovers one deposit (module doc). Idempotent: a second run finds the deposit in place and reports
+ * `recoveredDeposit: false`.
+ *
+ * @throws {LoopkitError} `no_static_address` (nothing to match against: run `recover` first),
+ *   `deposit_not_ours` (pkScript not ours, output paying another script, wrong vout, value ≤ 0),
+ *   `deposit_unconfirmed` (not confirmed within the wait), `deposit_conflict` (an existing deposit
+ *   with another value or in another state), lnd errors (exit 75 when unreachable), `db_busy`/`db_error`
+ */
+export async function recoverDeposit(
+  deps: RecoverDepositDeps,
+  req: RecoverDepositRequest,
+): Promise<RecoverDepositResult> {
+  const now = deps.now ?? (() => new Date());
+  const randomId = deps.randomId ?? (() => crypto.getRandomValues(new Uint8Array(32)));
+  const waitMs = deps.waitMs ?? DEFAULT_RECOVER_DEPOSIT_WAIT_MS;
+  const op = `${req.outpoint.txid}:${req.outpoint.vout}`;
+  const rows = await listStaticAddresses(deps.db);
+  if (rows.length === 0) {
+    throw refused(
+      "no_static_address",
+      `No static address in the database to match ${op} against: run "loopkit recover" first`,
+    );
+  }
+
+  // Which of our scripts to ask lnd about: the given one (checked to be ours first), or every stored one.
+  let matched: MatchedAddress | null = null;
+  let candidates: Uint8Array[];
+  if (req.pkScript) {
+    matched = await findOurAddress(rows, req.pkScript, deps.lnd, deps.network, req.heightHint);
+    if (!matched) {
+      throw refused(
+        "deposit_not_ours",
+        `no static address child matched pkScript ${
+          bytesToHex(req.pkScript)
+        }: it is neither a stored static ` +
+          `address nor a child 0..${RECOVERY_SCAN_LIMIT} of key families ` +
+          `${[rows[0].clientKeyFamily, ...RECOVERY_SCAN_FAMILIES].join(", ")} with this node's server key`,
+      );
+    }
+    candidates = [req.pkScript];
+  } else {
+    candidates = rows.map((r) => r.pkScript);
+  }
+
+  // Confirmation, from the chain notifier. Several candidates are asked at once; the first confirmation wins.
+  let confirmed: ConfirmedOutput | null = null;
+  if (candidates.length === 1) {
+    confirmed = await confirmOutput(deps.lnd, req, candidates[0], waitMs);
+  } else {
+    confirmed = await Promise.any(
+      candidates.map(async (s) => {
+        const c = await confirmOutput(deps.lnd, req, s, waitMs);
+        if (c === null) throw new Error("not confirmed");
+        return c;
+      }),
+    ).catch((agg: AggregateError) => {
+      const real = agg.errors.find((e) => e instanceof LoopkitError);
+      if (real) throw real;
+      return null;
+    });
+  }
+  if (confirmed === null) {
+    throw refused(
+      "deposit_unconfirmed",
+      `lnd did not confirm ${op} ${
+        req.pkScript ? `paying ${bytesToHex(req.pkScript)} ` : "paying any stored static address "
+      }within ${Math.round(waitMs / 1000)} s from height hint ${req.heightHint}: check the outpoint, that ` +
+        "--height-hint is at or before its block" + (req.pkScript ? "" : ", or give --pkscript"),
+    );
+  }
+  matched ??= await findOurAddress(rows, confirmed.pkScript, deps.lnd, deps.network, req.heightHint);
+  if (!matched) {
+    throw refused(
+      "deposit_not_ours",
+      `no static address child matched pkScript ${bytesToHex(confirmed.pkScript)}`,
+    );
+  }
+
+  // Before the transaction: the tapscript import (lnd first, so a failed import stores nothing), the
+  // wallet view, and a sweep destination if the deposit is new.
+  const imported =
+    (await deps.lnd.importTapscript(matched.address.internalKeyXOnly, matched.address.timeoutLeafScript))
+      .imported;
+  const walletVisible = (await deps.lnd.listUnspent(0, 0)).some((u) =>
+    u.txid === req.outpoint.txid && u.vout === req.outpoint.vout
+  );
+  let existing = await findDeposit(deps.db, op);
+  checkExisting(existing, op, confirmed.valueSat);
+  const sweep = existing ? null : await deps.lnd.nextSweepPkScript();
+
+  const m = matched;
+  const c = confirmed;
+  const outcome = await deps.db.write(async (tx) => {
+    let rowCreated = false;
+    if (!m.stored) {
+      const again = (await listStaticAddresses(tx)).find((r) => sameBytes(r.pkScript, m.row.pkScript));
+      if (!again) {
+        await insertStaticAddress(tx, m.row);
+        rowCreated = true;
+      }
+    }
+    existing = (await listDeposits(tx)).find((d) => outpointOf(d) === op) ?? null;
+    checkExisting(existing, op, c.valueSat);
+    const at = now();
+    if (!existing) {
+      const depositId = randomId();
+      await insertDeposit(tx, {
+        txid: req.outpoint.txid,
+        vout: req.outpoint.vout,
+        amountSat: c.valueSat,
+        confirmationHeight: c.blockHeight,
+        pkScript: c.pkScript,
+        depositId,
+        timeoutSweepPkScript: sweep ?? await deps.lnd.nextSweepPkScript(),
+      }, at);
+      if (!walletVisible) {
+        await applyDepositUpdate(tx, {
+          depositId,
+          outpoint: op,
+          walletVisible: false,
+          resultingState: "Deposited",
+          reasons: ["vanished"],
+        }, at);
+      }
+      return { rowCreated, depositId, state: "Deposited" as DepositState, changed: true };
+    }
+    const plan: DepositUpdatePlan = {
+      depositId: existing.depositId,
+      outpoint: op,
+      resultingState: existing.state,
+      reasons: [],
+    };
+    if (existing.state === "Replaced") {
+      plan.state = "Deposited";
+      plan.resultingState = "Deposited";
+      plan.reasons.push("revived");
+    }
+    if (existing.confirmationHeight !== c.blockHeight) {
+      plan.confirmationHeight = c.blockHeight;
+      plan.reasons.push("confirmed");
+    }
+    if (existing.walletVisible !== walletVisible) plan.walletVisible = walletVisible;
+    const changed = plan.state !== undefined || plan.confirmationHeight !== undefined;
+    if (changed || plan.walletVisible !== undefined) await applyDepositUpdate(tx, plan, at);
+    return { rowCreated, depositId: existing.depositId, state: plan.resultingState, changed };
+  }).catch((e) => {
+    throw e instanceof LoopkitError ? e : dbError(e, `recovering deposit ${op}`);
+  });
+
+  return {
+    outpoint: op,
+    valueSat: c.valueSat,
+    confirmationHeight: c.blockHeight,
+    keyLocator: { family: m.row.clientKeyFamily, index: m.row.clientKeyIndex },
+    staticAddress: m.address.address,
+    pkScript: c.pkScript,
+    recoveredAddress: outcome.rowCreated || imported,
+    recoveredDeposit: outcome.changed,
+    depositId: outcome.depositId,
+    state: outcome.state,
+    walletVisible,
+  };
+}
+
+async function findDeposit(db: Db, op: string): Promise<Deposit | null> {
+  try {
+    return (await listDeposits(db.client)).find((d) => outpointOf(d) === op) ?? null;
+  } catch (e) {
+    throw dbError(e, "reading deposits");
+  }
+}
+
+/** An existing deposit must have the on-chain value and be `Deposited` or `Replaced` (spec §7.2 step 4). */
+function checkExisting(d: Deposit | null, op: string, valueSat: bigint): void {
+  if (!d) return;
+  if (d.amountSat !== valueSat) {
+    throw refused(
+      "deposit_conflict",
+      `existing deposit ${op} has value ${d.amountSat}, recovered output has value ${valueSat}`,
+    );
+  }
+  if (d.state !== "Deposited" && d.state !== "Replaced") {
+    throw refused(
+      "deposit_conflict",
+      `existing deposit ${op} is in state ${d.state}: only a Deposited or Replaced deposit can be recovered`,
+    );
+  }
+}
