@@ -269,10 +269,15 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
     try {
       await atomicWriteFile(target, sealed, fs);
     } catch (e) {
+      // A directory we may not write is a set-up problem (exit 2), not a failed operation.
+      const denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
+        /EROFS|read-only file system/i.test(String(e));
       throw new LoopkitError(
-        "backup_write_failed",
-        `Cannot write backup file "${target}": ${e}`,
-        ExitCode.Failure,
+        denied ? "data_dir_unwritable" : "backup_write_failed",
+        denied
+          ? `Cannot write backup file "${target}": ${e}; make the data directory writable for this user or fix --loopdir`
+          : `Cannot write backup file "${target}": ${e}`,
+        denied ? ExitCode.Usage : ExitCode.Failure,
         { cause: e },
       );
     }

@@ -325,6 +325,21 @@ Deno.test("writeBackup() surfaces a failed atomic write as backup_write_failed a
   });
 });
 
+Deno.test("writeBackup() reports a data directory it may not write as data_dir_unwritable (exit 2)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
+    const fs = {
+      ...denoBackupFs,
+      createExclusive: () =>
+        Promise.reject(new Deno.errors.PermissionDenied("Permission denied (os error 13)")),
+    };
+    const e = await assertRejects(() => writeBackup(deps(dir, vectorLnd(), { fs })), LoopkitError, dir);
+    assertEquals(e.code, "data_dir_unwritable");
+    assertEquals(e.exitCode, 2);
+    assertEquals(await backupNames(dir), []);
+  });
+});
+
 Deno.test("writeBackup() propagates an lnd failure and writes nothing", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
