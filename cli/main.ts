@@ -13,6 +13,7 @@ import { reportError } from "./output.ts";
 import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
 import { registerAddress } from "./address.ts";
+import { registerRecover } from "./recover.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerDeposits(program);
   registerAddress(program);
+  registerRecover(program);
   return program;
 }
 

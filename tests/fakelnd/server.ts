@@ -130,6 +130,11 @@ export interface FakeLnd {
   setFeeRate(satPerKw: bigint, minRelayFeeSatPerKw?: bigint): void;
   /** Makes PublishTransaction answer with this `publish_error` ("" for success). */
   setPublishError(text: string): void;
+  /**
+   * Makes ImportTapscript fail with this lnd error text (gRPC UNKNOWN) after `afterCalls` more
+   * successful imports; "" restores normal behaviour (fault injection for rollback tests).
+   */
+  setImportTapscriptError(text: string, afterCalls?: number): void;
   /** Marks a transaction confirmed; pending notifications for it fire. */
   setConfirmation(txid: string, conf: FakeConfirmation, pkScript?: Uint8Array): void;
   /** Scripts a payment: SendPaymentV2 (by `paymentRequest`) and TrackPaymentV2 (by hash) stream `updates`. */
@@ -318,6 +323,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     let utxos: FakeUtxo[] = [];
     let fee = { satPerKw: 2500n, minRelay: 253n };
     let publishError = "";
+    let importError = { text: "", after: 0 };
     const nextKeyIndex = new Map<number, number>();
     let nextAddrIndex = 0;
     const confirmations = new Map<string, FakeConfirmation>(); // key: txid or "script:<hex>"
@@ -556,6 +562,10 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         };
       }),
       ImportTapscript: unaryHandler("WalletKit", "ImportTapscript", (req) => {
+        if (importError.text !== "") {
+          if (importError.after > 0) importError.after--;
+          else throw new StatusError(grpc.status.UNKNOWN, importError.text);
+        }
         const internalKey = Uint8Array.from(req.internal_public_key ?? []);
         if (internalKey.length !== 32) {
           throw new StatusError(grpc.status.UNKNOWN, "error parsing internal key: invalid key length");
@@ -742,6 +752,9 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       },
       setPublishError(text) {
         publishError = text;
+      },
+      setImportTapscriptError(text, afterCalls = 0) {
+        importError = { text, after: afterCalls };
       },
       setConfirmation(txid, conf, pkScript) {
         confirmations.set(txid, conf);
