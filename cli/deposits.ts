@@ -1,20 +1,41 @@
 /**
- * `loopkit deposits sync|list`.
+ * `loopkit deposits sync|list|summary`.
  *
  * @module
  */
 import type { Command } from "commander";
-import { syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
+import { type SweepReport, syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
 import { listDeposits } from "../core/deposits/store.ts";
 import { type Deposit, DEPOSIT_STATES, outpointOf } from "../core/deposits/types.ts";
-import { listStaticAddresses } from "../core/db/static_addresses.ts";
+import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/sweep.ts";
+import {
+  type DepositSummary,
+  isVisible,
+  summarizeDeposits,
+  SUMMARY_CATEGORIES,
+} from "../core/deposits/summary.ts";
+import { listStaticAddresses, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import { dbError } from "../core/db/db.ts";
-import { ExitCode, usageError } from "../core/errors.ts";
+import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/errors.ts";
+import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
+import { addressOfRow } from "../core/staticaddr/new_address.ts";
+import type { Context } from "./context.ts";
 import { action } from "./main.ts";
-import { out, toHex, toJson } from "./output.ts";
+import { diag, out, toHex, toJson } from "./output.ts";
 import { syncLnd } from "./lnd_adapters.ts";
 
-/** JSON shape of one deposit (stable, snake_case, 64-bit as strings). */
+const hexOf = (b: Uint8Array) => toHex(b);
+
+/** Expiry of a deposit's address (CSV blocks), by pkScript. */
+function expiryOf(addresses: StaticAddressRow[]): (d: Deposit) => number | undefined {
+  const m = new Map(addresses.map((a) => [hexOf(a.pkScript), a.expiry]));
+  return (d) => m.get(hexOf(d.pkScript));
+}
+
+/**
+ * JSON shape of one deposit (stable, snake_case, 64-bit as strings). `blocks_until_expiry` is Loop's RPC
+ * value (spec §4.7): E while unconfirmed, C + E − tip once confirmed; absent when the tip is unknown.
+ */
 export function depositJson(d: Deposit, csvExpiry: number | undefined, tip: number | undefined) {
   return {
     outpoint: outpointOf(d),
@@ -26,15 +47,33 @@ export function depositJson(d: Deposit, csvExpiry: number | undefined, tip: numb
     pk_script: toHex(d.pkScript),
     blocks_until_expiry: csvExpiry === undefined || tip === undefined
       ? undefined
-      : String(d.confirmationHeight > 0 ? d.confirmationHeight + csvExpiry - tip : csvExpiry),
+      : String(blocksUntilExpiry(d.confirmationHeight, csvExpiry, tip)),
+    expiry_height: csvExpiry !== undefined && d.confirmationHeight > 0
+      ? String(d.confirmationHeight + csvExpiry)
+      : undefined,
+    timeout_sweep_pk_script: toHex(d.timeoutSweepPkScript),
     expiry_sweep_txid: d.expirySweepTxid ?? undefined,
     swap_hash: d.swapHash ?? undefined,
   };
 }
 
+function sweepJson(s: SweepReport) {
+  return {
+    outpoint: s.outpoint,
+    action: s.action,
+    state: s.state,
+    txid: s.txid,
+    fee_sat: s.feeSat?.toString(),
+    confirmations: s.confirmations,
+    error: s.error
+      ? { code: s.error.code, message: s.error.message, exit_code: s.error.exitCode }
+      : undefined,
+  };
+}
+
 function renderSync(r: SyncResult): string {
   const lines = [`tip height ${r.tipHeight}; ${r.walletDeposits} static-address output(s) in the wallet`];
-  if (!r.changes.length) lines.push("no changes");
+  if (!r.changes.length && !r.sweeps.length) lines.push("no changes");
   for (const c of r.changes) {
     lines.push(
       `${
@@ -42,7 +81,111 @@ function renderSync(r: SyncResult): string {
       } ${c.outpoint}  ${c.amountSat} sat  state ${c.state}  conf height ${c.confirmationHeight}`,
     );
   }
+  for (const s of r.sweeps) {
+    const what = `sweep_${s.action}`.padEnd(18);
+    const detail = s.error
+      ? `: ${s.error.message}`
+      : `  txid ${s.txid}${s.feeSat !== undefined ? `  fee ${s.feeSat} sat` : ""}${
+        s.confirmations !== undefined ? `  ${s.confirmations} conf` : ""
+      }`;
+    lines.push(`${what} ${s.outpoint}  state ${s.state}${detail}`);
+  }
   return lines.join("\n");
+}
+
+/** Exit code of a sync: 0, or 4 when a sweep failed (75 when every failure was temporary). */
+export function syncExitCode(r: SyncResult): ExitCodeValue {
+  const failed = r.sweeps.filter((s) => s.error);
+  if (!failed.length) return ExitCode.Ok;
+  return failed.every((s) => s.error!.exitCode === ExitCode.TempFail) ? ExitCode.TempFail : ExitCode.Partial;
+}
+
+/** The tip from lnd for `blocks_until_expiry`; undefined (with a note on stderr) when lnd cannot answer. */
+async function tipOrUndefined(ctx: Context, offline: boolean | undefined): Promise<number | undefined> {
+  if (offline) return undefined;
+  try {
+    return (await ctx.lnd()).info.blockHeight;
+  } catch (err) {
+    diag(`loopkit: note: no blocks_until_expiry (lnd: ${(err as Error).message})`);
+    return undefined;
+  }
+}
+
+function parseConfTarget(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 2 || Number(v) > 1008) {
+    throw usageError(`Invalid --sweep-conf-target "${v}": expected a whole number of blocks from 2 to 1008`);
+  }
+  return Number(v);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function readAll(ctx: Context): Promise<{ deposits: Deposit[]; addresses: StaticAddressRow[] }> {
+  const db = await ctx.db();
+  try {
+    return { deposits: await listDeposits(db.client), addresses: await listStaticAddresses(db) };
+  } catch (err) {
+    throw dbError(err, "listing deposits");
+  }
+}
+
+function pad(cells: string[][]): string[] {
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  return cells.map((r) =>
+    r.map((c, i) => (i === 1 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd()
+  );
+}
+
+/** Human table of deposits. */
+function depositTable(shown: Deposit[], expiry: (d: Deposit) => number | undefined, tip: number | undefined) {
+  const rows = [["OUTPOINT", "VALUE_SAT", "STATE", "CONF_HEIGHT", "EXPIRES_IN", "NOTE"]];
+  for (const d of shown) {
+    const e = expiry(d);
+    const notes: string[] = [];
+    if (!d.walletVisible) notes.push("not in wallet");
+    if (d.expirySweepTxid) notes.push(`sweep ${d.expirySweepTxid}`);
+    rows.push([
+      outpointOf(d),
+      d.amountSat.toString(),
+      d.state,
+      d.confirmationHeight > 0 ? String(d.confirmationHeight) : "unconfirmed",
+      e === undefined || tip === undefined
+        ? "?"
+        : `${blocksUntilExpiry(d.confirmationHeight, e, tip)} blocks`,
+      notes.join("; "),
+    ]);
+  }
+  return pad(rows);
+}
+
+const LOOP_FIELDS: [string, keyof DepositSummary["categories"]][] = [
+  ["value_unconfirmed_satoshis", "unconfirmed"],
+  ["value_deposited_satoshis", "deposited"],
+  ["value_expired_satoshis", "expired"],
+  ["value_withdrawn_satoshis", "withdrawn"],
+  ["value_looped_in_satoshis", "looped_in"],
+  ["value_htlc_timeout_sweeps_satoshis", "htlc_timeout_swept"],
+  ["value_channels_opened", "channel_published"],
+];
+
+/** JSON of `deposits summary`: Loop's `StaticAddressSummaryResponse` fields plus every category. */
+export function summaryJson(address: string, csvExpiry: number, s: DepositSummary) {
+  const loop = Object.fromEntries(LOOP_FIELDS.map(([k, c]) => [k, s.categories[c].valueSat.toString()]));
+  return {
+    static_address: address,
+    relative_expiry_blocks: String(csvExpiry),
+    total_num_deposits: s.totalNumDeposits,
+    ...loop,
+    total_value_sat: s.totalValueSat.toString(),
+    categories: SUMMARY_CATEGORIES.map((c) => ({
+      category: c,
+      count: s.categories[c].count,
+      value_sat: s.categories[c].valueSat.toString(),
+    })),
+    replaced: { count: s.replaced.count, value_sat: s.replaced.valueSat.toString() },
+  };
 }
 
 /** Registers `deposits` and its subcommands. */
@@ -50,11 +193,21 @@ export function registerDeposits(program: Command): void {
   const deposits = program.command("deposits").description("static-address deposits");
 
   deposits.command("sync")
-    .description("reconcile the wallet's static-address outputs (0-conf included) into deposit records")
-    .action(action(async (ctx) => {
+    .description(
+      "reconcile the wallet's static-address outputs (0-conf included) into deposit records, and sweep " +
+        "expired deposits back to the wallet through the timeout path",
+    )
+    .option(
+      "--sweep-conf-target <blocks>",
+      `confirmation target for the expiry sweep's fee estimate (default ${DEFAULT_SWEEP_CONF_TARGET})`,
+    )
+    .action(action<{ sweepConfTarget?: string }>(async (ctx, opts) => {
+      const sweepConfTarget = opts.sweepConfTarget === undefined
+        ? DEFAULT_SWEEP_CONF_TARGET
+        : parseConfTarget(opts.sweepConfTarget);
       const db = await ctx.db();
       const { lnd } = await ctx.lnd();
-      const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network) });
+      const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
       if (ctx.config.json) {
         out(toJson({
           tip_height: String(r.tipHeight),
@@ -66,45 +219,105 @@ export function registerDeposits(program: Command): void {
             confirmation_height: String(c.confirmationHeight),
             value_sat: c.amountSat.toString(),
           })),
+          sweeps: r.sweeps.map(sweepJson),
         }));
       } else out(renderSync(r));
-      return ExitCode.Ok;
+      const code = syncExitCode(r);
+      if (code !== ExitCode.Ok) {
+        diag(`loopkit: ${r.sweeps.filter((s) => s.error).length} expiry sweep(s) failed; see the output`);
+      }
+      return code;
     }));
 
   deposits.command("list")
-    .description("list deposits (Replaced ones only with --all)")
+    .description("list deposits (Replaced ones only with --all or --state Replaced)")
     .option("--all", "include Replaced deposits")
     .option("--state <state>", `only this state (${DEPOSIT_STATES.join(", ")})`)
-    .option("--outpoint <txid:vout>", "only this outpoint")
-    .action(action<{ all?: boolean; state?: string; outpoint?: string }>(async (ctx, opts) => {
-      if (opts.state && !(DEPOSIT_STATES as readonly string[]).includes(opts.state)) {
-        throw usageError(`Invalid --state "${opts.state}": expected one of ${DEPOSIT_STATES.join(", ")}`);
-      }
-      const db = await ctx.db();
-      let all: Deposit[];
-      let expiry: number | undefined;
-      try {
-        all = await listDeposits(db.client);
-        expiry = (await listStaticAddresses(db))[0]?.expiry;
-      } catch (err) {
-        throw dbError(err, "listing deposits");
-      }
-      const shown = all.filter((d) =>
-        (opts.all || opts.state === "Replaced" || d.state !== "Replaced") &&
-        (!opts.state || d.state === opts.state) &&
-        (!opts.outpoint || outpointOf(d) === opts.outpoint)
-      );
-      if (ctx.config.json) {
-        out(toJson({ deposits: shown.map((d) => depositJson(d, expiry, undefined)) }));
-      } else if (!shown.length) {
-        out("no deposits");
-      } else {
-        for (const d of shown) {
-          out(
-            `${outpointOf(d)}  ${d.amountSat} sat  ${d.state}${d.walletVisible ? "" : " (not in wallet)"}  ` +
-              `conf height ${d.confirmationHeight || "unconfirmed"}`,
+    .option("--outpoint <txid:vout>", "only these outpoints (repeatable; each must exist)", collect, [])
+    .option("--offline", "do not ask lnd for the tip (no blocks until expiry)")
+    .action(
+      action<{ all?: boolean; state?: string; outpoint: string[]; offline?: boolean }>(async (ctx, opts) => {
+        if (opts.state && !(DEPOSIT_STATES as readonly string[]).includes(opts.state)) {
+          throw usageError(`Invalid --state "${opts.state}": expected one of ${DEPOSIT_STATES.join(", ")}`);
+        }
+        if (opts.state && opts.outpoint.length) {
+          throw usageError(
+            "Use either --state or --outpoint, not both (as Loop: filter by state or outpoints)",
           );
         }
+        const wanted = opts.outpoint.map((o) => {
+          try {
+            return formatOutpoint(parseOutpoint(o));
+          } catch (err) {
+            throw usageError(`Invalid --outpoint "${o}": ${(err as Error).message}`);
+          }
+        });
+        const { deposits: all, addresses } = await readAll(ctx);
+        let shown: Deposit[];
+        if (wanted.length) {
+          const byOp = new Map(all.map((d) => [outpointOf(d), d]));
+          const missing = wanted.filter((o) => !byOp.has(o));
+          if (missing.length) {
+            throw new LoopkitError(
+              "deposit_not_found",
+              `Not all outpoints found in deposits: ${missing.join(", ")}`,
+              ExitCode.Failure,
+            );
+          }
+          shown = [...new Set(wanted)].map((o) => byOp.get(o)!);
+        } else {
+          shown = all.filter((d) =>
+            (opts.all || opts.state === "Replaced" || isVisible(d)) && (!opts.state || d.state === opts.state)
+          );
+        }
+        const tip = await tipOrUndefined(ctx, opts.offline);
+        const expiry = expiryOf(addresses);
+        if (ctx.config.json) {
+          out(toJson({
+            tip_height: tip === undefined ? undefined : String(tip),
+            deposits: shown.map((d) => depositJson(d, expiry(d), tip)),
+          }));
+        } else if (!shown.length) {
+          out("no deposits");
+        } else {
+          for (const l of depositTable(shown, expiry, tip)) out(l);
+        }
+        return ExitCode.Ok;
+      }),
+    );
+
+  deposits.command("summary")
+    .description("totals of the deposits by state, like Loop's static address summary (works offline)")
+    .action(action(async (ctx) => {
+      const { deposits: all, addresses } = await readAll(ctx);
+      if (!addresses.length) {
+        throw new LoopkitError(
+          "no_static_address",
+          "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
+          ExitCode.Failure,
+        );
+      }
+      const legacy = addresses[0];
+      const address = addressOfRow(legacy, ctx.config.network).address;
+      const s = summarizeDeposits(all);
+      if (ctx.config.json) {
+        out(toJson(summaryJson(address, legacy.expiry, s)));
+        return ExitCode.Ok;
+      }
+      out(`static address  ${address}`);
+      out(`CSV expiry      ${legacy.expiry} blocks`);
+      const rows = [["CATEGORY", "VALUE_SAT", "COUNT"]];
+      for (const c of SUMMARY_CATEGORIES) {
+        const t = s.categories[c];
+        if (t.count) rows.push([c, t.valueSat.toString(), String(t.count)]);
+      }
+      rows.push(["total", s.totalValueSat.toString(), String(s.totalNumDeposits)]);
+      out("");
+      for (const l of pad(rows)) out(l);
+      if (s.replaced.count) {
+        out(
+          `(${s.replaced.count} replaced deposit(s), ${s.replaced.valueSat} sat, hidden: deposits list --all)`,
+        );
       }
       return ExitCode.Ok;
     }));

@@ -238,6 +238,13 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
     const wanted = new Set(pending.map((d) => `${d.expirySweepTxid}:0`));
     for (const u of v.utxos) if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
   }
+  // Confirmation checks of stored sweeps go to lnd in parallel (each bounded); the writes stay sequential.
+  const checks = new Map<Deposit, Promise<number | undefined>>();
+  for (const d of pending) {
+    if (!d.expirySweepTx) continue;
+    checks.set(d, sweepConfirmations(deps, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
+  }
+  await Promise.allSettled(checks.values());
   for (const d of v.stored) {
     const op = outpointOf(d);
     const address = addressOf.get(bytesToHex(d.pkScript));
@@ -246,8 +253,9 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
     const expiredInWallet = u !== undefined && u.confirmations > 0 &&
       isExpired(d.confirmationHeight, address.expiry, v.tip);
     try {
-      if (SWEEPING.has(d.state) && d.expirySweepTx) {
-        reports.push(await followSweep(deps, now, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
+      const check = checks.get(d);
+      if (check) {
+        reports.push(await followSweep(deps, now, d, await check));
       } else if ((EXPIRABLE.has(d.state) || SWEEPING.has(d.state)) && expiredInWallet) {
         reports.push(await startSweep(deps, now, d, address));
       }
@@ -336,28 +344,37 @@ async function publish(deps: SyncDeps, tx: Uint8Array): Promise<true | NonNullab
   }
 }
 
-/** Checks a stored sweep's confirmations; marks the deposit Expired at 3, else republishes the same bytes. */
+/**
+ * Confirmations of a stored sweep: from the wallet view (its output 0 pays lnd's wallet), else from lnd's
+ * confirmation notifier within a bounded wait; undefined when neither knows it.
+ */
+async function sweepConfirmations(
+  deps: SyncDeps,
+  d: Deposit,
+  tip: number,
+  walletConfs: number | undefined,
+): Promise<number | undefined> {
+  if (walletConfs !== undefined) return walletConfs;
+  // Not in the wallet view (not relayed, or its output is already spent): ask lnd, bounded.
+  const conf = await deps.lnd.registerConfirmation(
+    d.expirySweepTxid!,
+    d.timeoutSweepPkScript,
+    EXPIRY_SWEEP_CONFS,
+    Math.max(1, d.confirmationHeight),
+    { timeoutMs: deps.confirmationCheckMs ?? DEFAULT_CONFIRMATION_CHECK_MS },
+  );
+  return conf ? Math.max(0, tip - conf.blockHeight + 1) : undefined;
+}
+
+/** Marks the deposit Expired at 3 confirmations of its stored sweep, else republishes the same bytes. */
 async function followSweep(
   deps: SyncDeps,
   now: () => Date,
   d: Deposit,
-  tip: number,
-  walletConfs: number | undefined,
+  confs: number | undefined,
 ): Promise<SweepReport> {
   const op = outpointOf(d);
   const txid = d.expirySweepTxid!;
-  let confs = walletConfs;
-  if (confs === undefined) {
-    // Not in the wallet view (not relayed, or its output is already spent): ask lnd, bounded.
-    const conf = await deps.lnd.registerConfirmation(
-      txid,
-      d.timeoutSweepPkScript,
-      EXPIRY_SWEEP_CONFS,
-      Math.max(1, d.confirmationHeight),
-      { timeoutMs: deps.confirmationCheckMs ?? DEFAULT_CONFIRMATION_CHECK_MS },
-    );
-    if (conf) confs = Math.max(0, tip - conf.blockHeight + 1);
-  }
   if (confs !== undefined && confs >= EXPIRY_SWEEP_CONFS) {
     const events = d.state === "PublishExpirySweep"
       ? ["OnExpiryPublished" as const, "OnExpirySwept" as const]
