@@ -17,6 +17,7 @@ import {
   parseRecoverDepositRequest,
   recoverDeposit,
   type RecoverDepositResult,
+  RECOVERY_SCAN_LIMIT,
 } from "../core/deposits/recover_deposit.ts";
 import { ExitCode, usageError } from "../core/errors.ts";
 import type { Context } from "./context.ts";
@@ -207,11 +208,17 @@ export function registerRecover(program: Command): void {
       "how long to wait for lnd's confirmation",
       String(DEFAULT_RECOVER_DEPOSIT_WAIT_MS / 1000),
     )
+    .option(
+      "--scan-limit <n>",
+      "highest child index tried per key family to match --pkscript",
+      String(RECOVERY_SCAN_LIMIT),
+    )
     .action(
-      action<{ outpoint: string; heightHint: string; pkscript?: string; timeout: string }>(
+      action<{ outpoint: string; heightHint: string; pkscript?: string; timeout: string; scanLimit: string }>(
         async (ctx, opts) => {
           const req = parseRecoverDepositRequest(opts.outpoint, opts.heightHint, opts.pkscript);
           const waitMs = parseCount("--timeout", opts.timeout, 1, 3600) * 1000;
+          const scanLimit = parseCount("--scan-limit", opts.scanLimit, 0, 10_000);
           const db = await ctx.db();
           const { lnd } = await ctx.lnd();
           const adapter = syncLnd(lnd, ctx.config.network);
@@ -219,6 +226,7 @@ export function registerRecover(program: Command): void {
             db,
             network: ctx.config.network,
             waitMs,
+            scanLimit,
             lnd: {
               registerConfirmation: (t, s, n, h, o) => lnd.registerConfirmation(t, s, n, h, o),
               deriveKey: (l) => lnd.deriveKey(l),

@@ -119,6 +119,8 @@ export interface RecoverDepositDeps {
   network: NetworkName;
   /** Bound of the wait for the confirmation, ms (default 60 s). */
   waitMs?: number;
+  /** Highest child index tried per family when the pkScript is not stored (default 20, Loop's limit). */
+  scanLimit?: number;
   now?: () => Date;
   randomId?: () => Uint8Array;
 }
@@ -162,6 +164,7 @@ interface MatchedAddress {
  * families `[legacy family, 42061, 42062]` (deduplicated), indexes 0..20, built with the legacy row's
  * server key, expiry and protocol version; initiation height = the height hint.
  *
+ * @param scanLimit highest index tried per family (default {@linkcode RECOVERY_SCAN_LIMIT})
  * @returns the match, or null when none of the candidates has this pkScript
  * @throws {LoopkitError} `scan_derive_failed` (`unable to derive static address child %d:%d: …`)
  */
@@ -171,6 +174,7 @@ export async function findOurAddress(
   lnd: Pick<LndClient, "deriveKey">,
   network: NetworkName,
   heightHint: number,
+  scanLimit: number = RECOVERY_SCAN_LIMIT,
 ): Promise<MatchedAddress | null> {
   const stored = rows.find((r) => sameBytes(r.pkScript, pkScript));
   if (stored) return { row: stored, address: addressOfRow(stored, network), stored: true };
@@ -179,7 +183,7 @@ export async function findOurAddress(
   const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
     .filter((f, i, all) => all.indexOf(f) === i);
   for (const family of families) {
-    for (let index = 0; index <= RECOVERY_SCAN_LIMIT; index++) {
+    for (let index = 0; index <= scanLimit; index++) {
       let key;
       try {
         key = await lnd.deriveKey({ family, index });
@@ -300,6 +304,7 @@ export async function recoverDeposit(
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const waitMs = deps.waitMs ?? DEFAULT_RECOVER_DEPOSIT_WAIT_MS;
+  const scanLimit = deps.scanLimit ?? RECOVERY_SCAN_LIMIT;
   const op = `${req.outpoint.txid}:${req.outpoint.vout}`;
   const rows = await listStaticAddresses(deps.db);
   if (rows.length === 0) {
@@ -313,15 +318,16 @@ export async function recoverDeposit(
   let matched: MatchedAddress | null = null;
   let candidates: Uint8Array[];
   if (req.pkScript) {
-    matched = await findOurAddress(rows, req.pkScript, deps.lnd, deps.network, req.heightHint);
+    matched = await findOurAddress(rows, req.pkScript, deps.lnd, deps.network, req.heightHint, scanLimit);
     if (!matched) {
       throw refused(
         "deposit_not_ours",
         `no static address child matched pkScript ${
           bytesToHex(req.pkScript)
         }: it is neither a stored static ` +
-          `address nor a child 0..${RECOVERY_SCAN_LIMIT} of key families ` +
-          `${[rows[0].clientKeyFamily, ...RECOVERY_SCAN_FAMILIES].join(", ")} with this node's server key`,
+          `address nor a child 0..${scanLimit} of key families ` +
+          `${[rows[0].clientKeyFamily, ...RECOVERY_SCAN_FAMILIES].join(", ")} with this node's server key ` +
+          "(a later child needs a larger --scan-limit)",
       );
     }
     candidates = [req.pkScript];
@@ -355,7 +361,14 @@ export async function recoverDeposit(
         "--height-hint is at or before its block" + (req.pkScript ? "" : ", or give --pkscript"),
     );
   }
-  matched ??= await findOurAddress(rows, confirmed.pkScript, deps.lnd, deps.network, req.heightHint);
+  matched ??= await findOurAddress(
+    rows,
+    confirmed.pkScript,
+    deps.lnd,
+    deps.network,
+    req.heightHint,
+    scanLimit,
+  );
   if (!matched) {
     throw refused(
       "deposit_not_ours",

@@ -321,3 +321,16 @@ Deno.test("recoverDeposit() accepts the P2TR check only for 34-byte OP_1 scripts
     hexToBytes("5120" + "11".repeat(32)),
   );
 });
+
+Deno.test("recoverDeposit() tries children 0..20 by default; a later child needs a larger scan limit", async () => {
+  await using e = await env();
+  const child = e.lnd.childAddress(42062, 25, SERVER, EXPIRY);
+  const txid = e.confirm([{ script: child.pkScript, amount: 3_000n }], 610);
+  await assertRejects(
+    () => recoverDeposit(e.deps(), req(txid, 0, 600, child.pkScript)),
+    LoopkitError,
+    "larger --scan-limit",
+  );
+  const r = await recoverDeposit(e.deps({ scanLimit: 30 }), req(txid, 0, 600, child.pkScript));
+  assertEquals(r.keyLocator, { family: 42062, index: 25 });
+});

@@ -9,7 +9,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { Transaction } from "@scure/btc-signer";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { type FakeLnd, startFakeLnd } from "../fakelnd/server.ts";
+import { startFakeLnd } from "../fakelnd/server.ts";
 import { openDb } from "../../core/db/db.ts";
 import {
   insertStaticAddress,
@@ -19,26 +19,11 @@ import {
 import { listDeposits } from "../../core/deposits/store.ts";
 import type { Deposit } from "../../core/deposits/types.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { makeTokenFile, runCli, treeHash } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli, treeHash } from "./_harness.ts";
 
 const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover test server key")), true);
 const EXPIRY = 14400;
 const CLIENT_INDEX = 2;
-
-function flagsFor(lnd: FakeLnd, loopdir: string): string[] {
-  return [
-    "--network",
-    "regtest",
-    "--loopdir",
-    loopdir,
-    "--rpcserver",
-    lnd.rpcServer,
-    "--tlscertpath",
-    lnd.tlsCertPath,
-    "--macaroonpath",
-    lnd.macaroonPath,
-  ];
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -80,7 +65,7 @@ async function setup() {
   db.close();
   const token = makeTokenFile();
   await Deno.writeFile(`${dataDir}/l402.token`, token.bytes, { mode: 0o600 });
-  const flags = flagsFor(lnd, loopdir);
+  const flags = lndFlags(lnd, loopdir);
   const w = await runCli([...flags, "--json", "backup", "write"]);
   assertEquals(w.code, 0, w.stderr);
   const original = await readRows(dbPath);
@@ -180,7 +165,7 @@ Deno.test("recover with an lnd of another seed reports the backup undecryptable,
   });
   try {
     const before = await treeHash(t.loopdir);
-    const r = await runCli([...flagsFor(other, t.loopdir), "--json", "recover"]);
+    const r = await runCli([...lndFlags(other, t.loopdir), "--json", "recover"]);
     assertEquals(r.code, 3, r.stderr);
     assertStringIncludes(r.stderr, "unable to decrypt backup file");
     assertEquals(await treeHash(t.loopdir), before);
