@@ -24,3 +24,5 @@ export * from "./atomic_write.ts";
 export * from "./inspect.ts";
 export * from "./select.ts";
 export * from "./write.ts";
+export * from "./scan.ts";
+export * from "./restore.ts";
