@@ -9,11 +9,12 @@ import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../c
 import { selectLatest } from "../core/backup/select.ts";
 import { writeBackup, type WriteBackupResult } from "../core/backup/write.ts";
 import type { BackupAddressParams } from "../core/backup/types.ts";
-import { getLegacyStaticAddress } from "../core/db/static_addresses.ts";
+import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
+import type { LndClient } from "../lnd/types.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import type { Context } from "./context.ts";
 import { action } from "./main.ts";
-import { out, toJson } from "./output.ts";
+import { out, toHex, toJson } from "./output.ts";
 
 /**
  * Writes the generation's backup for the current paid L402 token and the legacy static address
@@ -33,6 +34,7 @@ export async function writeGenerationBackup(ctx: Context, copyTo: string[] = [])
     lnd: { deriveSharedKey: async (p, loc) => (await lnd()).lnd.deriveSharedKey(p, loc) },
     staticAddress: async (): Promise<BackupAddressParams | null> => {
       const row = await getLegacyStaticAddress(await ctx.db());
+      if (row) await assertLndHoldsClientKey((await lnd()).lnd, row);
       return row && {
         clientPubkey: row.clientPubkey,
         serverPubkey: row.serverPubkey,
@@ -46,6 +48,24 @@ export async function writeGenerationBackup(ctx: Context, copyTo: string[] = [])
     },
     currentHeight: async () => (await (await lnd()).lnd.getInfo()).blockHeight,
   });
+}
+
+/**
+ * Refuses an lnd that does not hold the static address's client key (a different seed than the node that
+ * created it): a backup sealed by that lnd would be useless to the real node. `DeriveKey` is read-only.
+ * @throws {LoopkitError} `wrong_lnd` (exit 2)
+ */
+export async function assertLndHoldsClientKey(lnd: LndClient, row: StaticAddressRow): Promise<void> {
+  const key = await lnd.deriveKey({ family: row.clientKeyFamily, index: row.clientKeyIndex });
+  if (toHex(key.rawKeyBytes) !== toHex(row.clientPubkey)) {
+    throw new LoopkitError(
+      "wrong_lnd",
+      `lnd at --rpcserver does not hold the static address's client key (family ${row.clientKeyFamily}, ` +
+        `index ${row.clientKeyIndex}): it is not the node that created this address; point --rpcserver, ` +
+        `--tlscertpath and --macaroonpath at that node`,
+      ExitCode.Usage,
+    );
+  }
 }
 
 const SKIP_TEXT: Record<string, string> = {

@@ -27,19 +27,27 @@ export const PRIVATE_FILE_MODE = 0o600;
  * rethrown. A failure in step 6 is rethrown too; the new file is then complete at `path` but its
  * rename may not be durable yet.
  *
+ * `opts.shouldWrite`, when given, runs under the directory lock before step 2: returning false skips
+ * the write. Check-then-write decisions (immutability) made there cannot race another loopkit writer.
+ *
  * @param path target file path; its directory must exist
  * @param bytes the complete new content
  * @param fs file-system operations (default: the real one; needs `--allow-read --allow-write`)
- * @throws the underlying `Deno.errors.*` error of the failing step (e.g. `path` is a directory)
+ * @param opts `shouldWrite`: decide under the lock whether to write at all
+ * @returns true when the file was written, false when `shouldWrite` declined
+ * @throws the underlying `Deno.errors.*` error of the failing step (e.g. `path` is a directory), or
+ *   whatever `shouldWrite` throws
  */
 export async function atomicWriteFile(
   path: string,
   bytes: Uint8Array,
   fs: BackupFs = denoBackupFs,
-): Promise<void> {
+  opts: { shouldWrite?: () => Promise<boolean> } = {},
+): Promise<boolean> {
   const tmp = path + TEMP_SUFFIX;
   const dir = await fs.lockDir(dirname(path));
   try {
+    if (opts.shouldWrite && !(await opts.shouldWrite())) return false;
     try {
       await fs.remove(tmp);
     } catch (e) {
@@ -71,6 +79,7 @@ export async function atomicWriteFile(
       throw e;
     }
     await dir.sync();
+    return true;
   } finally {
     dir.close();
   }

@@ -25,6 +25,8 @@ import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";
 
 /** Key family of multi-address receive keys, stored as `main_key_family`. */
 export const STATIC_MULTI_ADDRESS_KEY_FAMILY = 42061;
+/** Infix of the name an invalid same-name file is moved to before it is replaced: `<name>.corrupt-<unix ms>`. */
+export const CORRUPT_SUFFIX = ".corrupt-";
 /** Key family of static-address change keys, stored as `change_key_family`. */
 export const STATIC_ADDRESS_CHANGE_KEY_FAMILY = 42062;
 
@@ -253,52 +255,65 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
   const name = parseBackupFileName(fileName) as BackupFileName;
   const target = join(deps.dataDir, fileName);
   const corrupt: string[] = [];
+  // The sealed bytes of this generation: the valid file already in place, else a fresh seal.
+  let sealed: Uint8Array = sealBackup(key, plaintext, deps.randomNonce?.());
+  if (!isValidFor(sealed, key, deps.network, name)) {
+    // Cannot happen unless an input slipped past the checks above: never write such a file.
+    const why = validateBackupBytes(sealed, key, deps.network, name).message;
+    throw new LoopkitError("backup_write_failed", `Refusing to write backup "${target}": ${why}`);
+  }
 
-  let sealed: Uint8Array;
-  let written = false;
-  const existing = await probe(fs, target);
-  if (existing !== null && existing !== "unreadable" && isValidFor(existing, key, deps.network, name)) {
-    sealed = existing;
-  } else {
-    sealed = sealBackup(key, plaintext, deps.randomNonce?.());
-    if (!isValidFor(sealed, key, deps.network, name)) {
-      // Cannot happen unless an input slipped past the checks above: never write such a file.
-      const why = validateBackupBytes(sealed, key, deps.network, name).message;
-      throw new LoopkitError("backup_write_failed", `Refusing to write backup "${target}": ${why}`);
-    }
-    try {
-      await atomicWriteFile(target, sealed, fs);
-    } catch (e) {
-      // A directory we may not write is a set-up problem (exit 2), not a failed operation.
-      const denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
-        /EROFS|read-only file system/i.test(String(e));
+  /**
+   * Decides under the directory lock (so concurrent writers cannot both write): a valid file of this
+   * generation already there → keep it (and copy *its* bytes elsewhere); an invalid one (corrupt, or sealed
+   * by another lnd seed) → moved aside to `<name>.corrupt-<unix ms>` (nothing is ever deleted; beyond Loop,
+   * which overwrites it), reported, and replaced.
+   */
+  const decide = (path: string, isPrimary: boolean) => async (): Promise<boolean> => {
+    const there = await probe(fs, path);
+    if (there === null) return true;
+    if (there === "unreadable") {
       throw new LoopkitError(
-        denied ? "data_dir_unwritable" : "backup_write_failed",
-        denied
-          ? `Cannot write backup file "${target}": ${e}; make the data directory writable for this user or fix --loopdir`
-          : `Cannot write backup file "${target}": ${e}`,
-        denied ? ExitCode.Usage : ExitCode.Failure,
-        { cause: e },
+        "backup_write_failed",
+        `Cannot write backup file "${path}": something unreadable is in the way (a directory, or no read ` +
+          `permission); move it away`,
       );
     }
-    written = true;
-    if (existing !== null) corrupt.push(target);
+    if (validateBackupBytes(there, key, deps.network, name).reason === "ok") {
+      if (isPrimary) sealed = there;
+      return false;
+    }
+    await fs.rename(path, `${path}${CORRUPT_SUFFIX}${Date.now()}`);
+    corrupt.push(path);
+    return true;
+  };
+
+  let written: boolean;
+  try {
+    written = await atomicWriteFile(target, sealed, fs, { shouldWrite: decide(target, true) });
+  } catch (e) {
+    if (e instanceof LoopkitError) throw e;
+    // A directory we may not write is a set-up problem (exit 2), not a failed operation.
+    const denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
+      /EROFS|read-only file system/i.test(String(e));
+    throw new LoopkitError(
+      denied ? "data_dir_unwritable" : "backup_write_failed",
+      denied
+        ? `Cannot write backup file "${target}": ${e}; make the data directory writable for this user or fix --loopdir`
+        : `Cannot write backup file "${target}": ${e}`,
+      denied ? ExitCode.Usage : ExitCode.Failure,
+      { cause: e },
+    );
   }
 
   const copies: BackupCopyResult[] = [];
   for (const dir of deps.copyTo ?? []) {
     const path = join(dir, fileName);
     try {
-      const there = await probe(fs, path);
-      if (there !== null && there !== "unreadable" && isValidFor(there, key, deps.network, name)) {
-        copies.push({ dir, path, status: "already_backed_up" });
-        continue;
-      }
-      await atomicWriteFile(path, sealed, fs);
-      copies.push({ dir, path, status: "written" });
-      if (there !== null) corrupt.push(path);
+      const wrote = await atomicWriteFile(path, sealed, fs, { shouldWrite: decide(path, false) });
+      copies.push({ dir, path, status: wrote ? "written" : "already_backed_up" });
     } catch (e) {
-      copies.push({ dir, path, status: "failed", error: String(e) });
+      copies.push({ dir, path, status: "failed", error: e instanceof Error ? e.message : String(e) });
     }
   }
 

@@ -9,7 +9,7 @@ import { denoBackupFs } from "./fs.ts";
 import { inspectBackupDir } from "./inspect.ts";
 import { decodeBackupPayload, encodeBackupPayload } from "./payload.ts";
 import type { BackupAddressParams } from "./types.ts";
-import { writeBackup, type WriteBackupDeps } from "./write.ts";
+import { CORRUPT_SUFFIX, writeBackup, type WriteBackupDeps } from "./write.ts";
 import {
   FakeLnd,
   lndSharedKey,
@@ -147,14 +147,33 @@ Deno.test("writeBackup() replaces a corrupt same-name file and reports it (case 
   });
 });
 
-Deno.test("writeBackup() replaces a same-name backup sealed with another key (it fails validation)", async () => {
+Deno.test("writeBackup() replaces a same-name backup sealed with another key, keeping the old file aside", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
     const target = join(dir, backupFileName(T123, seededTokenId(1)));
-    await Deno.writeFile(target, sealBackup(seeded(42), encodeBackupPayload(payloadFor(1, T123))));
+    const foreign = sealBackup(seeded(42), encodeBackupPayload(payloadFor(1, T123)));
+    await Deno.writeFile(target, foreign);
     const r = await writeBackup(deps(dir, vectorLnd()));
     assertEquals(r.written, true);
     assertEquals(r.corrupt, [target]);
+    const aside: string[] = [];
+    for await (const e of Deno.readDir(dir)) if (e.name.includes(CORRUPT_SUFFIX)) aside.push(e.name);
+    assertEquals(aside.length, 1);
+    assertEquals(await Deno.readFile(join(dir, aside[0])), foreign);
+  });
+});
+
+Deno.test("writeBackup() under concurrency writes the generation once and every copy holds the same bytes", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
+    const copyDir = join(dir, "copy");
+    await Deno.mkdir(copyDir);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => writeBackup(deps(dir, vectorLnd(), { copyTo: [copyDir] }))),
+    );
+    assertEquals(results.filter((r) => r.written).length, 1);
+    const name = backupFileName(T123, seededTokenId(1));
+    assertEquals(await Deno.readFile(join(copyDir, name)), await Deno.readFile(join(dir, name)));
   });
 });
 

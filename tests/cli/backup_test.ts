@@ -10,14 +10,16 @@ import { insertStaticAddress } from "../../core/db/static_addresses.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
 import { lndFlags, makeTokenFile, runCli, treeHash } from "./_harness.ts";
 
-async function setup(opts: { network?: string; withAddress?: boolean } = {}) {
+async function setup(opts: { network?: string; withAddress?: boolean; foreignClientKey?: boolean } = {}) {
   const lnd = await startFakeLnd({ network: opts.network ?? "regtest", blockHeight: 321 });
   const loopdir = await Deno.makeTempDir({ prefix: "loopkit-cli-" });
   const dataDir = `${loopdir}/regtest`;
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const flags = lndFlags(lnd, loopdir);
   if (opts.withAddress !== false) {
-    const clientPubkey = lnd.keyRing.publicKey(42060, 0);
+    const clientPubkey = opts.foreignClientKey
+      ? secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)
+      : lnd.keyRing.publicKey(42060, 0);
     const serverPubkey = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
     const a = staticAddress({ clientPubkey, serverPubkey, csvExpiry: 14400, network: "regtest" });
     const db = await openDb({ url: `file:${dataDir}/loopkit.db`, network: "regtest" });
@@ -202,4 +204,14 @@ Deno.test("an unwritable data directory fails with a message naming it and leave
   assertStringIncludes(r.stderr, t.dataDir);
   assertEquals((await Deno.stat(path)).isDirectory, true);
   for await (const e of Deno.readDir(t.dataDir)) assert(!e.name.endsWith(".tmp"), `stray temp ${e.name}`);
+});
+
+Deno.test("backup write refuses an lnd that does not hold the address's client key (exit 2), writing nothing", async () => {
+  await using t = await setup({ foreignClientKey: true });
+  await Deno.writeFile(`${t.dataDir}/l402.token`, makeTokenFile().bytes);
+  const before = await treeHash(t.dataDir);
+  const r = await t.cli("--json", "backup", "write");
+  assertEquals(r.code, 2, r.stderr);
+  assertStringIncludes(r.stderr, "wrong_lnd");
+  assertEquals(await treeHash(t.dataDir), before);
 });
