@@ -5,6 +5,8 @@
  */
 import type { Command } from "commander";
 import { L402TokenStore } from "../core/l402/store.ts";
+import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
+import { parseBackupFileName } from "../core/backup/file_name.ts";
 import { openSwapServer, swapServerAddress } from "../core/swapserver/client.ts";
 import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
@@ -43,6 +45,28 @@ function addressText(row: StaticAddressRow, a: StaticAddress): string[] {
     `  client key ${toHex(row.clientPubkey)} (family ${row.clientKeyFamily}, index ${row.clientKeyIndex})`,
     `  server key ${toHex(row.serverPubkey)}`,
   ];
+}
+
+/**
+ * A backup file in `dataDir` whose name carries the token ID of the paid `l402.token`, or null. Any such
+ * file counts, valid or not: the address it names must be recovered, not replaced.
+ */
+async function generationBackupPath(dataDir: string): Promise<string | null> {
+  let tokenId: string;
+  try {
+    tokenId = parseTokenFile(await Deno.readFile(`${dataDir}/${PAID_TOKEN_FILE_NAME}`)).tokenId;
+  } catch {
+    return null; // no paid token yet: this run will pay the generation's first (and only) address
+  }
+  try {
+    for await (const e of Deno.readDir(dataDir)) {
+      const n = parseBackupFileName(e.name);
+      if (n?.ok && n.tokenId === tokenId) return `${dataDir}/${e.name}`;
+    }
+  } catch {
+    return null;
+  }
+  return null;
 }
 
 function parseSat(flag: string, v: string | undefined): bigint | undefined {
@@ -88,7 +112,13 @@ export function registerAddress(program: Command): void {
       });
       let result;
       try {
-        result = await ensureStaticAddress({ db, lnd, server, network });
+        result = await ensureStaticAddress({
+          db,
+          lnd,
+          server,
+          network,
+          generationBackup: () => generationBackupPath(dataDir),
+        });
       } finally {
         server.close();
       }

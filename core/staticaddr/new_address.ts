@@ -52,6 +52,12 @@ export interface NewAddressDeps {
   lnd: Pick<LndClient, "deriveNextKey" | "importTapscript" | "getInfo">;
   server: AddressServer;
   network: NetworkName;
+  /**
+   * Path of a backup of the current L402 generation already on disk, or null. When the database has no
+   * address but such a backup exists, the address must come back through `recover`, never be created anew
+   * (a second address would be paid into while the backup names the first).
+   */
+  generationBackup?: () => Promise<string | null>;
   /** Clock (claims and staleness). */
   now?: () => Date;
 }
@@ -119,6 +125,16 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
     const address = addressOfRow(existing, deps.network);
     await deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript);
     return { created: false, row: existing, address };
+  }
+
+  const backup = await deps.generationBackup?.();
+  if (backup) {
+    throw new LoopkitError(
+      "recover_first",
+      `The database has no static address but a backup of this L402 generation exists ("${backup}"): ` +
+        "run `loopkit recover` to restore that address instead of creating a second one",
+      ExitCode.Failure,
+    );
   }
 
   // Claim the creation, or find that another invocation finished it meanwhile.

@@ -132,3 +132,17 @@ Deno.test("ensureStaticAddress() refuses while another invocation holds a fresh 
   release();
   assertEquals((await first).created, true);
 });
+
+Deno.test("ensureStaticAddress() refuses to create an address when a backup of this generation exists", async () => {
+  await using t = await setup();
+  const err = await assertRejects(
+    () =>
+      ensureStaticAddress({ ...t.deps, generationBackup: () => Promise.resolve("/data/L402_backup_x.enc") }),
+    LoopkitError,
+    "loopkit recover",
+  );
+  assertEquals(err.code, "recover_first");
+  assertEquals(t.server.calls, 0);
+  assertEquals(t.lnd.derived, 0);
+  assertEquals(t.server.paid, 0);
+});

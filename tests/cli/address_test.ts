@@ -102,6 +102,19 @@ for (
   });
 }
 
+Deno.test("address new after losing the database asks for recover instead of creating a second address", async () => {
+  await using t = await setup();
+  const first = await t.cli("--json", "address", "new", ...t.serverFlags);
+  assertEquals(first.code, 0, first.stderr);
+  await Deno.remove(`${t.dataDir}/loopkit.db`);
+  const again = await t.cli("--json", "address", "new", ...t.serverFlags);
+  assertEquals(again.code, 1, again.stderr);
+  assertStringIncludes(again.stderr, "recover_first");
+  assertEquals(t.server.calls.newAddresses.length, 1);
+  assertEquals(t.lnd.calls["Router.SendPaymentV2"], 1);
+  assertEquals(t.lnd.calls["WalletKit.DeriveNextKey"], 1);
+});
+
 Deno.test("address new without a reachable swap server exits 75 and pays nothing", async () => {
   await using t = await setup();
   await t.server.stop();
