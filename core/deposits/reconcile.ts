@@ -69,16 +69,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * Keeps the wallet UTXOs paying one of `pkScripts`, dropping duplicate outpoints (first wins, lnd's order).
+ * Byte comparison with an early exit: linear in the wallet size, no per-UTXO allocation for foreign outputs.
  * @param utxos lnd `ListUnspent(0, 0)` result
- * @param pkScripts our static-address pkScripts
+ * @param pkScripts our static-address pkScripts (34-byte P2TR)
  */
 export function filterOurUtxos(utxos: readonly Utxo[], pkScripts: readonly Uint8Array[]): Utxo[] {
-  const byHex = new Set(pkScripts.map((s) => Array.from(s, (b) => b.toString(16).padStart(2, "0")).join("")));
   const seen = new Set<string>();
   const out: Utxo[] = [];
   for (const u of utxos) {
-    if (u.pkScript.length !== 34 || u.pkScript[0] !== 0x51) continue;
-    if (!byHex.has(Array.from(u.pkScript, (b) => b.toString(16).padStart(2, "0")).join(""))) continue;
+    const s = u.pkScript;
+    if (s.length !== 34 || s[0] !== 0x51 || s[1] !== 0x20) continue;
+    if (!pkScripts.some((p) => sameBytes(p, s))) continue;
     const op = outpointOf(u);
     if (seen.has(op)) continue;
     seen.add(op);
@@ -86,6 +87,12 @@ export function filterOurUtxos(utxos: readonly Utxo[], pkScripts: readonly Uint8
   }
   return out;
 }
+
+/** The fields of a stored deposit the reconcile plan reads. */
+export type ReconcileDeposit = Pick<
+  Deposit,
+  "depositId" | "txid" | "vout" | "state" | "confirmationHeight" | "walletVisible" | "pkScript"
+>;
 
 /**
  * Plans one reconcile pass.
@@ -101,7 +108,11 @@ export function filterOurUtxos(utxos: readonly Utxo[], pkScripts: readonly Uint8
  * @param tip the chain tip height lnd reported
  * @throws {LoopkitError} from {@linkcode confirmationHeightOf}
  */
-export function planReconcile(ours: readonly Utxo[], stored: readonly Deposit[], tip: number): ReconcilePlan {
+export function planReconcile(
+  ours: readonly Utxo[],
+  stored: readonly ReconcileDeposit[],
+  tip: number,
+): ReconcilePlan {
   const byOutpoint = new Map(stored.map((d) => [outpointOf(d), d]));
   const visible = new Set<string>();
   const create: NewDepositPlan[] = [];

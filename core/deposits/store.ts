@@ -10,6 +10,7 @@ import { type Deposit, type DepositState, isDepositState } from "./types.ts";
 import { type DepositEvent, nextState } from "./fsm.ts";
 import type { DepositUpdatePlan, NewDepositPlan } from "./reconcile.ts";
 import { txidFromBytes, txidToBytes } from "../staticaddr/outpoint.ts";
+import { hexToBytes } from "@noble/hashes/utils.js";
 
 type Exec = Pick<Client | Transaction, "execute">;
 
@@ -29,6 +30,72 @@ export async function listDeposits(db: Exec): Promise<Deposit[]> {
        FROM deposits ORDER BY id`,
   );
   return rs.rows.map(depositOfRow);
+}
+
+/** The fields of a deposit `deposits sync` scans on every run (see {@linkcode listDepositHeads}). */
+export type DepositHead = Pick<
+  Deposit,
+  | "depositId"
+  | "txid"
+  | "vout"
+  | "amountSat"
+  | "state"
+  | "confirmationHeight"
+  | "walletVisible"
+  | "pkScript"
+  | "expirySweepTxid"
+>;
+
+/** Reverses the byte order of a hex string (internal hash order ⇄ display txid). */
+function reverseHex(h: string): string {
+  let out = "";
+  for (let i = h.length - 2; i >= 0; i -= 2) out += h[i] + h[i + 1];
+  return out;
+}
+
+/**
+ * Every stored deposit's scan fields, in insertion order. The same rows as {@linkcode listDeposits}, read as
+ * one text cell per row (the per-cell cost of the libSQL client dominates a 14-column read: ~30 ms for
+ * 1 000 deposits against ~3 ms packed); the cells are SQLite integers, names and `hex()`.
+ * @throws {LoopkitError} `db_corrupt` for a row that does not parse
+ */
+export async function listDepositHeads(db: Exec): Promise<DepositHead[]> {
+  const rs = await db.execute(
+    `SELECT state || ' ' || confirmation_height || ' ' || wallet_visible || ' ' || out_index || ' ' ||
+            amount || ' ' || hex(tx_hash) || ' ' || hex(deposit_id) || ' ' || hex(pkscript) || ' ' ||
+            CASE WHEN expiry_sweep_txid IS NULL THEN '-' ELSE hex(expiry_sweep_txid) END AS head
+       FROM deposits ORDER BY id`,
+  );
+  const scripts = new Map<string, Uint8Array>(); // deposits share a few pkScripts: decode each once
+  return rs.rows.map((r) => {
+    const f = String(r.head).split(" ");
+    const [state, height, visible, vout, amount, txHash, id, pkHex, sweep] = f;
+    const confirmationHeight = Number(height);
+    const outIndex = Number(vout);
+    if (
+      f.length !== 9 || !isDepositState(state) || txHash.length !== 64 || id.length !== 64 ||
+      !Number.isSafeInteger(confirmationHeight) || !Number.isSafeInteger(outIndex) || !/^\d+$/.test(amount)
+    ) {
+      throw new LoopkitError(
+        "db_corrupt",
+        `Database has an unreadable deposit row "${f.join(" ")}"`,
+        ExitCode.Failure,
+      );
+    }
+    let pkScript = scripts.get(pkHex);
+    if (!pkScript) scripts.set(pkHex, pkScript = hexToBytes(pkHex));
+    return {
+      depositId: hexToBytes(id),
+      txid: reverseHex(txHash).toLowerCase(),
+      vout: outIndex,
+      amountSat: BigInt(amount),
+      state,
+      confirmationHeight,
+      walletVisible: visible === "1",
+      pkScript: pkScript.slice(),
+      expirySweepTxid: sweep === "-" ? null : reverseHex(sweep).toLowerCase(),
+    };
+  });
 }
 
 /** The stored deposit with this id, or null. */

@@ -4,7 +4,14 @@ import { MIGRATIONS } from "../db/migrations.ts";
 import { insertStaticAddress } from "../db/static_addresses.ts";
 import { LoopkitError } from "../errors.ts";
 import { standInAddress, txidN } from "./_testing.ts";
-import { depositHistory, getDeposit, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
+import {
+  depositHistory,
+  getDeposit,
+  insertDeposit,
+  listDepositHeads,
+  listDeposits,
+  transitionDeposit,
+} from "./store.ts";
 
 Deno.test("a version-1 database keeps its deposits when migration 2 adds the stored sweep column", async () => {
   const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
@@ -75,6 +82,60 @@ Deno.test("transitionDeposit() writes one history row per real state change, non
     ]);
     assertEquals((await getDeposit(db.client, depositId))?.state, "LoopingIn");
     assertEquals(await getDeposit(db.client, new Uint8Array(32)), null);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("listDepositHeads() reads the same scan fields as listDeposits(), sweep txid and byte order included", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
+  const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
+  try {
+    const a = standInAddress();
+    const now = new Date();
+    await db.write(async (tx) => {
+      await insertStaticAddress(tx, a);
+      for (let i = 1; i <= 3; i++) {
+        await insertDeposit(tx, {
+          depositId: crypto.getRandomValues(new Uint8Array(32)),
+          txid: "f0" + txidN(i).slice(2),
+          vout: 4_000_000_000 + i,
+          amountSat: 2_100_000_000_000_000n - BigInt(i),
+          confirmationHeight: i === 2 ? 0 : 800_000 + i,
+          pkScript: a.pkScript,
+          timeoutSweepPkScript: new Uint8Array(34).fill(i),
+        }, now);
+      }
+    });
+    const [first] = await listDeposits(db.client);
+    await db.write((tx) =>
+      transitionDeposit(tx, {
+        depositId: first.depositId,
+        from: "Deposited",
+        events: ["OnExpiry", "OnExpiryPublished"],
+        expirySweep: { txid: "ab" + txidN(77).slice(2), tx: new Uint8Array([1, 2, 3]) },
+      }, now)
+    );
+    await db.client.execute("UPDATE deposits SET wallet_visible = 0 WHERE out_index = 4000000003");
+    const full = await listDeposits(db.client);
+    const heads = await listDepositHeads(db.client);
+    assertEquals(
+      heads,
+      full.map((d) => ({
+        depositId: d.depositId,
+        txid: d.txid,
+        vout: d.vout,
+        amountSat: d.amountSat,
+        state: d.state,
+        confirmationHeight: d.confirmationHeight,
+        walletVisible: d.walletVisible,
+        pkScript: d.pkScript,
+        expirySweepTxid: d.expirySweepTxid,
+      })),
+    );
+    assertEquals(heads[0].expirySweepTxid, "ab" + txidN(77).slice(2));
+    assertEquals(heads[0].txid, "f0" + txidN(1).slice(2));
   } finally {
     db.close();
     await Deno.remove(dir, { recursive: true });

@@ -12,13 +12,19 @@
  *
  * @module
  */
-import { bytesToHex } from "@noble/hashes/utils.js";
 import type { LndClient, Utxo } from "../../lnd/types.ts";
 import { LndRpcError } from "../../lnd/errors.ts";
 import type { Db } from "../db/db.ts";
 import { dbError } from "../db/db.ts";
 import { listStaticAddresses, type StaticAddressRow } from "../db/static_addresses.ts";
-import { applyDepositUpdate, getDeposit, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
+import {
+  applyDepositUpdate,
+  type DepositHead,
+  getDeposit,
+  insertDeposit,
+  listDepositHeads,
+  transitionDeposit,
+} from "./store.ts";
 import { filterOurUtxos, planReconcile, type ReconcilePlan } from "./reconcile.ts";
 import { type Deposit, outpointOf } from "./types.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError } from "../errors.ts";
@@ -145,9 +151,9 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const { tip, utxos } = await consistentWalletView(deps.lnd);
   const ours = filterOurUtxos(utxos, pkScripts);
 
-  let stored: Deposit[];
+  let stored: DepositHead[];
   try {
-    stored = await listDeposits(deps.db.client);
+    stored = await listDepositHeads(deps.db.client);
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
@@ -159,7 +165,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
     for (const c of draft.create) sweepScripts.set(outpointOf(c), await deps.lnd.nextSweepPkScript());
     try {
       ({ changes, stored } = await deps.db.write(async (tx) => {
-        const current = await listDeposits(tx);
+        const current = await listDepositHeads(tx);
         const plan = planReconcile(ours, current, tip);
         const at = now();
         const out: SyncChange[] = [];
@@ -190,7 +196,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
             });
           }
         }
-        return { changes: out, stored: await listDeposits(tx) };
+        return { changes: out, stored: await listDepositHeads(tx) };
       }));
     } catch (err) {
       throw dbError(err, "reconciling deposits");
@@ -205,7 +211,7 @@ interface View {
   tip: number;
   utxos: Utxo[];
   ours: Utxo[];
-  stored: Deposit[];
+  stored: DepositHead[];
   addresses: StaticAddressRow[];
 }
 
@@ -228,11 +234,39 @@ function failure(err: unknown): NonNullable<SweepReport["error"]> {
 }
 
 async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<SweepReport[]> {
-  const reports: SweepReport[] = [];
   const inWallet = new Map(v.ours.map((u) => [outpointOf(u), u]));
-  const addressOf = new Map(v.addresses.map((a) => [bytesToHex(a.pkScript), a]));
-  const pending = v.stored.filter((d) => SWEEPING.has(d.state) && d.expirySweepTxid);
+  const addressOf = (script: Uint8Array) =>
+    v.addresses.find((a) =>
+      a.pkScript.length === script.length && a.pkScript.every((b, i) => b === script[i])
+    );
+  // Candidates from the scan fields: stored sweeps to follow, and expired deposits still in the wallet.
+  const candidates: { head: DepositHead; address: StaticAddressRow }[] = [];
+  for (const d of v.stored) {
+    if (!SWEEPING.has(d.state) && !EXPIRABLE.has(d.state)) continue;
+    const address = addressOf(d.pkScript);
+    if (!address) continue;
+    const u = inWallet.get(outpointOf(d));
+    const expiredInWallet = u !== undefined && u.confirmations > 0 &&
+      isExpired(d.confirmationHeight, address.expiry, v.tip);
+    if ((SWEEPING.has(d.state) && d.expirySweepTxid) || expiredInWallet) {
+      candidates.push({ head: d, address });
+    }
+  }
+  if (!candidates.length) return [];
+
+  const full: Deposit[] = [];
+  for (const c of candidates) {
+    let d: Deposit | null;
+    try {
+      d = await getDeposit(deps.db.client, c.head.depositId);
+    } catch (err) {
+      throw dbError(err, `reading deposit ${outpointOf(c.head)}`);
+    }
+    if (d) full.push(d);
+  }
+  const addressOfDeposit = new Map(candidates.map((c) => [outpointOf(c.head), c.address]));
   // Confirmations of stored sweeps' outputs as the wallet reports them (output 0 pays lnd's wallet).
+  const pending = full.filter((d) => SWEEPING.has(d.state) && d.expirySweepTxid && d.expirySweepTx);
   const sweepConfs = new Map<string, number>();
   if (pending.length) {
     const wanted = new Set(pending.map((d) => `${d.expirySweepTxid}:0`));
@@ -241,23 +275,19 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
   // Confirmation checks of stored sweeps go to lnd in parallel (each bounded); the writes stay sequential.
   const checks = new Map<Deposit, Promise<number | undefined>>();
   for (const d of pending) {
-    if (!d.expirySweepTx) continue;
     checks.set(d, sweepConfirmations(deps, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
   }
   await Promise.allSettled(checks.values());
-  for (const d of v.stored) {
+
+  const reports: SweepReport[] = [];
+  for (const d of full) {
     const op = outpointOf(d);
-    const address = addressOf.get(bytesToHex(d.pkScript));
-    if (!address) continue;
-    const u = inWallet.get(op);
-    const expiredInWallet = u !== undefined && u.confirmations > 0 &&
-      isExpired(d.confirmationHeight, address.expiry, v.tip);
     try {
       const check = checks.get(d);
       if (check) {
         reports.push(await followSweep(deps, now, d, await check));
-      } else if ((EXPIRABLE.has(d.state) || SWEEPING.has(d.state)) && expiredInWallet) {
-        reports.push(await startSweep(deps, now, d, address));
+      } else if (SWEEPING.has(d.state) || EXPIRABLE.has(d.state)) {
+        reports.push(await startSweep(deps, now, d, addressOfDeposit.get(op)!));
       }
     } catch (err) {
       reports.push({ outpoint: op, action: "failed", state: d.state, error: failure(err) });
