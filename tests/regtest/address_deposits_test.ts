@@ -179,7 +179,7 @@ Deno.test({
           if (e.name.startsWith("L402_backup_")) await Deno.remove(`${data}/${e.name}`);
         }
         const issued = invoices.issued;
-        const r = await cli(dir3, "address", "new", ...srv);
+        const r = await cli(dir3, "--json", "address", "new", ...srv);
         assertEquals(r.code, 1, r.stderr);
         assertStringIncludes(r.stderr, "l402_rejected");
         assertEquals(invoices.issued - issued <= 1, true); // a fresh challenge at most, never paid
