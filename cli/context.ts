@@ -8,6 +8,7 @@ import { type Config, type GlobalFlags, resolveConfig } from "../core/config/con
 import { type Db, openDb } from "../core/db/db.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
 import { connectLnd } from "../lnd/connect.ts";
+import { usageError } from "../core/errors.ts";
 
 /** What a subcommand gets. */
 export interface Context {
@@ -40,14 +41,26 @@ export function makeContext(flags: GlobalFlags): Context {
     },
     db() {
       dbP ??= (async () => {
-        if (config.dbUrl === `file:${config.dataDir}/loopkit.db`) {
-          await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+        const file = config.dbUrl.startsWith("file:") ? config.dbUrl.slice("file:".length) : undefined;
+        if (file !== undefined) {
+          const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+          try {
+            await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+          } catch (err) {
+            throw usageError(
+              `Cannot create the data directory "${dir}" (--loopdir / --db): ${(err as Error).message}`,
+              "data_dir_unusable",
+            );
+          }
         }
-        return await openDb({
+        const db = await openDb({
           url: config.dbUrl,
           network: config.network,
           authToken: env.LOOPKIT_DB_AUTH_TOKEN,
         });
+        // The database holds key locators and deposit history: private like the token and backups.
+        if (file !== undefined) await Deno.chmod(file, 0o600).catch(() => {});
+        return db;
       })();
       return dbP;
     },

@@ -46,7 +46,7 @@ export function action<O>(body: Action<O>) {
 }
 
 /** Builds the command tree (exported for tests that inspect the help). */
-export function buildProgram(): Command {
+export function buildProgram(opts: { json?: boolean } = {}): Command {
   const program = new Command("loopkit")
     .description("Keep Lightning Loop static-address funds safe and usable without the Loop daemon")
     .version(VERSION)
@@ -67,14 +67,25 @@ export function buildProgram(): Command {
   registerDeposits(program);
   registerAddress(program);
   registerRecover(program);
+  if (opts.json) silenceCommander(program);
   return program;
+}
+
+/** With `--json`, usage errors are reported once, as the JSON error object on stderr (see {@linkcode main}). */
+function silenceCommander(cmd: Command): void {
+  cmd.configureOutput({ writeErr: () => {}, outputError: () => {} }).showHelpAfterError(false);
+  for (const c of cmd.commands) silenceCommander(c);
 }
 
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   exitCode = ExitCode.Ok;
-  const program = buildProgram();
-  const json = argv.includes("--json");
+  const json = wantsJson(argv);
+  const program = buildProgram({ json });
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return ExitCode.Usage;
+  }
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (err) {
@@ -83,6 +94,9 @@ export async function main(argv: string[]): Promise<number> {
         return ExitCode.Ok;
       }
       if (err.code === "commander.help") return ExitCode.Ok;
+      if (json) {
+        reportError(new LoopkitError("usage", err.message.replace(/^error: /, ""), ExitCode.Usage), true);
+      }
       return ExitCode.Usage;
     }
     return reportError(err, json);
@@ -90,10 +104,16 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
+/** `--json` anywhere on the command line, or `LOOPKIT_JSON` set true. */
+function wantsJson(argv: string[]): boolean {
+  const env = Deno.env.get("LOOPKIT_JSON")?.toLowerCase();
+  return argv.includes("--json") || env === "1" || env === "true" || env === "yes";
+}
+
 function onSignal(): void {
   reportError(
     new LoopkitError("interrupted", "Interrupted; nothing half-written is kept", ExitCode.Interrupted),
-    false,
+    wantsJson(Deno.args),
   );
   Deno.exit(ExitCode.Interrupted);
 }

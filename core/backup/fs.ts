@@ -50,11 +50,29 @@ export interface BackupFs {
   remove(path: string): Promise<void>;
 }
 
+/** Largest backup or token file read, in bytes (real ones are a few KiB). */
+export const MAX_READ_BYTES = 1 << 20;
+
 /**
  * The real file system. Needs `--allow-read` for reads and listing, `--allow-write` for the rest.
  */
 export const denoBackupFs: BackupFs = {
-  readFile: (path) => Deno.readFile(path),
+  async readFile(path) {
+    // Bounded and regular files only: a FIFO would block forever, /dev/zero or a huge file would
+    // exhaust memory (a real backup or token file is a few KiB).
+    const st = await Deno.stat(path);
+    if (!st.isFile) throw new Deno.errors.InvalidData(`"${path}" is not a regular file`);
+    if (st.size > MAX_READ_BYTES) {
+      throw new Deno.errors.InvalidData(
+        `"${path}" is ${st.size} bytes, more than the ${MAX_READ_BYTES} allowed`,
+      );
+    }
+    const data = await Deno.readFile(path);
+    if (data.length > MAX_READ_BYTES) {
+      throw new Deno.errors.InvalidData(`"${path}" grew past ${MAX_READ_BYTES} bytes while being read`);
+    }
+    return data;
+  },
   async readDir(path) {
     const out: DirEntry[] = [];
     for await (const e of Deno.readDir(path)) out.push({ name: e.name, isDirectory: e.isDirectory });

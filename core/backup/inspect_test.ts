@@ -4,6 +4,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "../..
 import { sealBackup } from "./envelope.ts";
 import { backupFileName } from "./file_name.ts";
 import { inspectBackupDir, inspectBackupFile } from "./inspect.ts";
+import { MAX_READ_BYTES } from "./fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
 import type { BackupPayload } from "./types.ts";
 import { payloadFor, seededTokenId, TEST_KEY, treeHash, vector } from "./_testing.ts";
@@ -130,4 +131,23 @@ Deno.test("inspection is read-only: the directory tree hashes the same before an
     await inspectBackupFile(join(dir, "sub", backupFileName(T0 + 3n, seededTokenId(4))), TEST_KEY, "testnet");
     assertEquals(await treeHash(dir), before);
   });
+});
+
+Deno.test("inspectBackupDir() reports a FIFO and an oversized file as unreadable without hanging or reading them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-inspect-special-" });
+  try {
+    const fifo = join(dir, backupFileName(1776159001000000000n, "aa".repeat(32)));
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(mk.success, "mkfifo");
+    const big = join(dir, backupFileName(1776159001000000001n, "bb".repeat(32)));
+    const f = await Deno.open(big, { write: true, create: true });
+    await f.truncate(MAX_READ_BYTES + 1);
+    f.close();
+    const results = await inspectBackupDir(dir, new Uint8Array(32), "testnet");
+    assertEquals(results.map((r) => r.reason), ["unreadable", "unreadable"]);
+    assertStringIncludes(results[0].message, "not a regular file");
+    assertStringIncludes(results[1].message, "more than");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -48,12 +48,29 @@ export function isBusyError(err: unknown): boolean {
   return err instanceof Error && /SQLITE_BUSY|database is locked/i.test(err.message);
 }
 
+/** True for a remote libSQL server that cannot be reached (connection refused, DNS, TLS set-up, fetch). */
+export function isUnreachableError(err: unknown): boolean {
+  const texts: string[] = [];
+  for (let e: unknown = err, i = 0; e && i < 4; e = (e as { cause?: unknown }).cause, i++) {
+    texts.push(String((e as Error).message ?? e), String((e as { code?: unknown }).code ?? ""));
+  }
+  return /fetch failed|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|connection refused|websocket/i
+    .test(texts.join(" "));
+}
+
 /** Maps a database failure to a {@linkcode LoopkitError}: busy ⇒ exit 75 `db_busy`, else exit 1 `db_error`. */
 export function dbError(err: unknown, what: string): LoopkitError {
   if (err instanceof LoopkitError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   if (isBusyError(err)) {
     return tempFailure(`Database is busy while ${what}: ${detail}; retry later`, "db_busy", err);
+  }
+  if (isUnreachableError(err)) {
+    return tempFailure(
+      `Database server unreachable while ${what}: ${detail}; check --db, or retry later`,
+      "db_unreachable",
+      err,
+    );
   }
   return new LoopkitError("db_error", `Database error while ${what}: ${detail}`, ExitCode.Failure, {
     cause: err,
@@ -85,6 +102,7 @@ async function runWrite<T>(client: Client, fn: (tx: Transaction) => Promise<T>):
  * Permissions: `--allow-ffi --allow-read --allow-write --allow-env --allow-sys` for a `file:` URL.
  *
  * @throws {LoopkitError} `db_busy` (exit 75) when another writer holds the lock past the timeout;
+ *   `db_unreachable` (exit 75) when a remote libSQL server cannot be reached;
  *   `db_network_mismatch` (exit 2) when the database belongs to another network;
  *   `db_too_new` (exit 2) when the schema is newer than this loopkit; `db_error` (exit 1) otherwise.
  */

@@ -90,3 +90,15 @@ Deno.test("static addresses: legacy is the lowest id and pkScript is unique", as
     }
   });
 });
+
+Deno.test("openDb() reports an unreachable libSQL server as a temporary failure (exit 75)", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const err = await assertRejects(
+    () => openDb({ url: `http://127.0.0.1:${port}`, network: "regtest" }),
+    LoopkitError,
+  );
+  assertEquals(err.code, "db_unreachable");
+  assertEquals(err.exitCode, 75);
+});
