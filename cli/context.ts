@@ -53,13 +53,18 @@ export function makeContext(flags: GlobalFlags): Context {
             );
           }
         }
+        if (file !== undefined) {
+          // The database holds key locators and deposit history: private (0600) from its first byte, like
+          // the token and backups. SQLite takes an empty file as a new database.
+          await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 }).catch((err) => {
+            if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          });
+        }
         const db = await openDb({
           url: config.dbUrl,
           network: config.network,
           authToken: env.LOOPKIT_DB_AUTH_TOKEN,
         });
-        // The database holds key locators and deposit history: private like the token and backups.
-        if (file !== undefined) await Deno.chmod(file, 0o600).catch(() => {});
         return db;
       })();
       return dbP;
