@@ -19,3 +19,9 @@ export { addressOfRow, ensureStaticAddress } from "./core/staticaddr/new_address
 export { syncDeposits } from "./core/deposits/sync.ts";
 export * from "./core/deposits/types.ts";
 export { listDeposits } from "./core/deposits/store.ts";
+export { parseRecoverDepositRequest, recoverDeposit } from "./core/deposits/recover_deposit.ts";
+export type {
+  RecoverDepositDeps,
+  RecoverDepositRequest,
+  RecoverDepositResult,
+} from "./core/deposits/recover_deposit.ts";
