@@ -202,6 +202,19 @@ Deno.test("deposits list: blocks until expiry from lnd's tip, filters, Replaced 
   assertEquals((offline.json?.deposits as Json[])[0].blocks_until_expiry, undefined);
   assertEquals(t.lnd.calls["Lightning.GetInfo"] !== undefined, true);
 
+  // lnd down: the listing still works, without blocks until expiry, and says why on stderr.
+  const port = (() => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const p = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return p;
+  })();
+  const down = await runCli([...t.flags, "--rpcserver", `127.0.0.1:${port}`, "--json", "deposits", "list"]);
+  assertEquals(down.code, 0, down.stderr);
+  assertEquals((down.json?.deposits as Json[]).length, 2);
+  assertEquals((down.json?.deposits as Json[])[0].blocks_until_expiry, undefined);
+  assertStringIncludes(down.stderr, "no blocks_until_expiry");
+
   const human = await t.cli("deposits", "list");
   assertStringIncludes(human.stdout, "OUTPOINT");
   assertStringIncludes(human.stdout, "94 blocks");
