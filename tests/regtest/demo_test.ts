@@ -24,7 +24,7 @@ Deno.test({
     assertEquals(out.code, 0, text + new TextDecoder().decode(out.stderr));
     assertStringIncludes(text, "static address: bcrt1p");
     assertEquals((text.match(/^created +[0-9a-f]{64}:\d+/gm) ?? []).length, 2);
-    assertStringIncludes(text, "conf height unconfirmed");
+    assertEquals((text.match(/^[0-9a-f]{64}:\d+ +\d+ +Deposited +unconfirmed/gm) ?? []).length, 1);
     assertStringIncludes(text, "1 valid, 0 invalid");
   },
 });
