@@ -34,7 +34,7 @@ function addressJson(row: StaticAddressRow, a: StaticAddress) {
     client_key_family: row.clientKeyFamily,
     client_key_index: row.clientKeyIndex,
     protocol_version: row.protocolVersion,
-    initiation_height: String(row.initiationHeight),
+    initiation_height: row.initiationHeight,
   };
 }
 
@@ -82,7 +82,7 @@ export function registerAddress(program: Command): void {
   address.command("new")
     .description("create the static address with the swap server (paying the L402 if needed), or return it")
     .option("--swapserver <host:port>", "swap server address (default: Loop's server for the network)")
-    .option("--swapserver-tls", "use TLS to the swap server (default)", true)
+    .option("--swapserver-tls", "use TLS to the swap server", true)
     .option("--no-swapserver-tls", "plaintext to a local swap server on a loopback address")
     .option("--swapserver-tlscert <path>", "PEM certificate to trust for the swap server")
     .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")

@@ -210,7 +210,7 @@ export function registerDeposits(program: Command): void {
       const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
       if (ctx.config.json) {
         out(toJson({
-          tip_height: String(r.tipHeight),
+          tip_height: r.tipHeight,
           wallet_deposits: r.walletDeposits,
           changes: r.changes.map((c) => ({
             outpoint: c.outpoint,
@@ -274,7 +274,7 @@ export function registerDeposits(program: Command): void {
         const expiry = expiryOf(addresses);
         if (ctx.config.json) {
           out(toJson({
-            tip_height: tip === undefined ? undefined : String(tip),
+            tip_height: tip,
             deposits: shown.map((d) => depositJson(d, expiry(d), tip)),
           }));
         } else if (!shown.length) {

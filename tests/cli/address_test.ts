@@ -65,7 +65,7 @@ Deno.test("address new pays one L402, creates the address lnd imports, writes a 
     network: "regtest",
   });
   assertEquals(r.json?.address, expected.address);
-  assertEquals(r.json?.initiation_height, "777");
+  assertEquals(r.json?.initiation_height, 777);
   assertEquals(t.lnd.imports.length, 1);
   assertEquals((r.json?.backup as Record<string, unknown>).written, true);
   assertEquals((await Deno.stat(`${t.dataDir}/l402.token`)).mode! & 0o777, 0o600);

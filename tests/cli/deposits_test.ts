@@ -177,7 +177,7 @@ Deno.test("deposits list: blocks until expiry from lnd's tip, filters, Replaced 
 
   const list = await t.cli("--json", "deposits", "list");
   assertEquals(list.code, 0, list.stderr);
-  assertEquals(list.json?.tip_height, "500");
+  assertEquals(list.json?.tip_height, 500);
   const rows = list.json?.deposits as Json[];
   // spec §6 RPC views: (C = 450, E = 144, best = 500) → 94; unconfirmed → E.
   assertEquals(rows.map((d) => [d.outpoint, d.state, d.blocks_until_expiry]), [

@@ -68,7 +68,7 @@ Deno.test({
     const sync = async () => {
       const r = await cli("--json", "deposits", "sync");
       assertEquals(r.code, 0, r.stdout + r.stderr);
-      return r.json as { changes: Json[]; sweeps: Json[]; tip_height: string };
+      return r.json as { changes: Json[]; sweeps: Json[]; tip_height: number };
     };
     /** Syncs until `pred` holds (lnd learns of mempool transactions asynchronously), bounded. */
     const syncUntil = async (what: string, pred: (r: { changes: Json[]; sweeps: Json[] }) => boolean) => {
