@@ -153,7 +153,8 @@ export function registerAddress(program: Command): void {
   address.command("show")
     .description("print the stored static address (offline: no lnd, no server)")
     .action(action(async (ctx) => {
-      const row = await getLegacyStaticAddress(await ctx.db());
+      const db = await ctx.existingDb();
+      const row = db && await getLegacyStaticAddress(db);
       if (!row) {
         throw new LoopkitError(
           "no_static_address",

@@ -17,6 +17,11 @@ export interface Context {
   lnd(): Promise<{ lnd: LndClient; info: LndInfo }>;
   /** Opens (and migrates) the database on first use; creates the data dir (0700) for a default `file:` URL. */
   db(): Promise<Db>;
+  /**
+   * For read-only commands: the database if it exists, else null (a local `file:` database that is not
+   * there is not created, so a mistyped `--loopdir` leaves nothing behind).
+   */
+  existingDb(): Promise<Db | null>;
   /** Releases whatever was opened (closes the database cleanly, so SQLite removes its WAL files). */
   close(): Promise<void>;
 }
@@ -68,6 +73,14 @@ export function makeContext(flags: GlobalFlags): Context {
         return db;
       })();
       return dbP;
+    },
+    async existingDb() {
+      if (config.dbUrl.startsWith("file:")) {
+        const file = config.dbUrl.slice("file:".length);
+        const exists = await Deno.stat(file).then(() => true, () => false);
+        if (!exists) return null;
+      }
+      return await this.db();
     },
     async close() {
       await lndP?.then((c) => c.lnd.close(), () => {});

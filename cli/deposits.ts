@@ -123,7 +123,8 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 async function readAll(ctx: Context): Promise<{ deposits: Deposit[]; addresses: StaticAddressRow[] }> {
-  const db = await ctx.db();
+  const db = await ctx.existingDb();
+  if (!db) return { deposits: [], addresses: [] };
   try {
     return { deposits: await listDeposits(db.client), addresses: await listStaticAddresses(db) };
   } catch (err) {
