@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { type BackupFs, denoBackupFs, type WritableFile } from "./fs.ts";
+import { type BackupFs, denoBackupFs, type WritableFile, writeAllAndSync } from "./fs.ts";
 
 /** Suffix of the temporary file, appended to the full target path. */
 export const TEMP_SUFFIX = ".tmp";
@@ -56,13 +56,7 @@ export async function atomicWriteFile(
     // Created exclusively: if this fails, the temp file is not ours and stays untouched.
     let file: WritableFile | undefined = await fs.createExclusive(tmp, PRIVATE_FILE_MODE);
     try {
-      let off = 0;
-      while (off < bytes.length) {
-        const n = await file.write(bytes.subarray(off));
-        if (!(n > 0)) throw new Error(`Cannot write "${tmp}": write made no progress`);
-        off += n;
-      }
-      await file.sync();
+      await writeAllAndSync(file, bytes, tmp);
       const f = file;
       file = undefined;
       f.close();

@@ -50,6 +50,21 @@ export interface BackupFs {
   remove(path: string): Promise<void>;
 }
 
+/**
+ * Writes all of `bytes` to `file` (looping over short writes) and fsyncs it. Does not close it.
+ * @param name the file's path, for the error message
+ * @throws Error when a write makes no progress; the file system's error of a failing write or fsync
+ */
+export async function writeAllAndSync(file: WritableFile, bytes: Uint8Array, name: string): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    const n = await file.write(bytes.subarray(off));
+    if (!(n > 0)) throw new Error(`Cannot write "${name}": write made no progress`);
+    off += n;
+  }
+  await file.sync();
+}
+
 /** Largest backup or token file read, in bytes (real ones are a few KiB). */
 export const MAX_READ_BYTES = 1 << 20;
 

@@ -34,7 +34,7 @@ import { STATIC_ADDRESS_PROTOCOL_V0, type StaticAddress, staticAddress } from ".
 import { PRIVATE_FILE_MODE } from "./atomic_write.ts";
 import { deriveBackupKey } from "./envelope.ts";
 import { parseBackupFileName } from "./file_name.ts";
-import { type BackupFs, denoBackupFs } from "./fs.ts";
+import { type BackupFs, denoBackupFs, writeAllAndSync } from "./fs.ts";
 import { findLatestBackup } from "./select.ts";
 import { BackupInvalidError, type BackupPayload, type StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
@@ -428,13 +428,7 @@ export async function publishToken(
     let created = false;
     try {
       try {
-        let off = 0;
-        while (off < bytes.length) {
-          const n = await file.write(bytes.subarray(off));
-          if (!(n > 0)) throw new Error(`Cannot write "${tmp}": write made no progress`);
-          off += n;
-        }
-        await file.sync();
+        await writeAllAndSync(file, bytes, tmp);
       } finally {
         file.close();
       }
