@@ -213,13 +213,14 @@ export class GrpcLndClient implements LndClient {
   }
 
   /** `walletrpc.WalletKit/ListUnspent` (see {@linkcode LndClient.listUnspent}). */
-  async listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]> {
+  async listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]> {
     assertInt("min confs", minConfs, 0, 0x7fffffff);
     assertInt("max confs", maxConfs, 0, 0x7fffffff);
     const rpc = "WalletKit.ListUnspent";
     const res = await this.#call<{ utxos: WireUtxo[] }>(this.#rpc.walletKit, rpc, {
       min_confs: minConfs,
       max_confs: maxConfs,
+      ...(opts?.account ? { account: opts.account } : {}),
     });
     return res.utxos.map((u) => {
       const txid = u.outpoint?.txid_str ?? "";

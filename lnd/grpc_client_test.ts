@@ -143,17 +143,42 @@ Deno.test("listUnspent() converts amounts to bigint, pk_script hex to bytes, and
   });
 });
 
+Deno.test("listUnspent() sends the account filter; lnd (the fake) lists that account only, nothing for an unknown one", async () => {
+  await withLnd(async (lnd, fake) => {
+    const utxo = (n: string, account?: string) => ({
+      txid: n.repeat(32),
+      vout: 0,
+      amountSat: 1_000n,
+      pkScript: hexToBytes("5120" + n.repeat(32)),
+      confirmations: 1,
+      ...(account ? { account } : {}),
+    });
+    fake.setUtxos([utxo("aa", "imported"), utxo("bb"), utxo("cc", "imported")]);
+    const imported = await lnd.listUnspent(0, 0, { account: "imported" });
+    assert.deepEqual(imported.map((u) => u.txid), ["aa".repeat(32), "cc".repeat(32)]);
+    assert.equal(lastRequest(fake, "WalletKit.ListUnspent").account, "imported");
+    assert.deepEqual((await lnd.listUnspent(0, 0, { account: "default" })).map((u) => u.txid), [
+      "bb".repeat(32),
+    ]);
+    assert.deepEqual(await lnd.listUnspent(0, 0, { account: "no-such-account" }), []);
+    assert.equal((await lnd.listUnspent(0, 0, { account: "" })).length, 3);
+    assert.equal(lastRequest(fake, "WalletKit.ListUnspent").account, "");
+  });
+});
+
 Deno.test("importTapscript() sends the x-only key and one 0xc0 leaf; a repeat counts as success without import", async () => {
   await withLnd(async (lnd, fake) => {
     const internalKey = secp256k1.getPublicKey(sha256(new Uint8Array([7])), true).slice(1);
     const leaf = hexToBytes("029000b275" + "20" + "33".repeat(32) + "ac"); // <144> CSV DROP <key> CHECKSIG
-    const expected = p2tr(internalKey, { script: leaf, leafVersion: 0xc0 }, REGTEST, true).address!;
+    const out = p2tr(internalKey, { script: leaf, leafVersion: 0xc0 }, REGTEST, true);
+    const expected = out.address!;
 
     assert.deepEqual(await lnd.importTapscript(internalKey, leaf), { imported: true, address: expected });
     assert.deepEqual(fake.imports, [{
       internalKey,
       leaves: [{ leafVersion: 0xc0, script: leaf }],
       address: expected,
+      pkScript: out.script,
     }]);
     assert.deepEqual(await lnd.importTapscript(internalKey, leaf), { imported: false });
     assert.equal(fake.calls["WalletKit.ImportTapscript"], 2);

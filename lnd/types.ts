@@ -153,10 +153,13 @@ export interface LndClient {
   deriveNextKey(family: number): Promise<KeyDescriptor>;
   /**
    * `walletrpc.WalletKit/ListUnspent` with `min_confs`/`max_confs` as given (lnd reads
-   * `max_confs = 0` together with `min_confs = 0` as "no upper bound"); no account filter.
-   * spec/backup-and-recovery.md §6.5, spec/static-address-and-deposits.md §4.16.
+   * `max_confs = 0` together with `min_confs = 0` as "no upper bound"). Without `opts.account` (or with
+   * an empty one) every wallet UTXO; with it, lnd's `account` filter: only outputs of the wallet account
+   * of that name. `"imported"` holds the scripts added by `ImportTapscript` (the static-address outputs;
+   * checked on regtest, tests/regtest/imported_account_test.ts). An lnd too old for the field ignores it
+   * and lists everything. spec/backup-and-recovery.md §6.5, spec/static-address-and-deposits.md §4.16.
    */
-  listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]>;
+  listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]>;
   /**
    * `walletrpc.WalletKit/ImportTapscript` with `full_tree.all_leaves = [{leaf_version: 0xc0,
    * script}]` so lnd tracks the P2TR output. An "already exists" answer counts as success

@@ -12,7 +12,7 @@
  *   `SIGHASH_DEFAULT`): a real BIP-340 signature over the BIP-341 script-path sighash (computed with
  *   @scure/btc-signer) with the key ring's key at `key_loc`;
  * - `WalletKit.DeriveKey`, `DeriveNextKey` (per-family counter from 0), `ListUnspent` (lnd's
- *   min/max confs rules), `ImportTapscript` (computes the P2TR address; a repeat answers
+ *   min/max confs rules and account filter), `ImportTapscript` (computes the P2TR address; a repeat answers
  *   "already exists"), `NextAddr` (BIP-86 addresses), `PublishTransaction`, `EstimateFee`;
  * - `ChainNotifier.RegisterConfirmationsNtfn` (from {@linkcode FakeLnd.setConfirmation});
  * - `Router.SendPaymentV2`, `TrackPaymentV2` (scripted with {@linkcode FakeLnd.setPayment}).
@@ -48,6 +48,11 @@ export interface FakeUtxo {
   confirmations: number;
   /** Address string (default ""). */
   address?: string;
+  /**
+   * lnd wallet account holding it. Default: "imported" when it pays a script this fake imported with
+   * `ImportTapscript` (as lnd files it), else "default".
+   */
+  account?: string;
 }
 
 /** A recorded `WalletKit.ImportTapscript`. */
@@ -58,6 +63,8 @@ export interface FakeImport {
   leaves: { leafVersion: number; script: Uint8Array }[];
   /** The P2TR address the fake answered (computed with @scure/btc-signer). */
   address: string;
+  /** Its output script. */
+  pkScript: Uint8Array;
 }
 
 /** A confirmation the fake's ChainNotifier reports. */
@@ -544,9 +551,16 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         }
         if (min === 0 && max === 0 && !req.unconfirmed_only) max = 0x7fffffff;
         if (min > max) throw new StatusError(grpc.status.UNKNOWN, "max_confs cannot be less than min_confs");
+        // lnd (v0.21.3, checked on regtest) lists only the named account's outputs; an unknown name gets an
+        // empty list, not an error.
+        const account: string = req.account ?? "";
+        const accountOf = (u: FakeUtxo) =>
+          u.account ??
+            (imports.some((i) => bytesToHex(i.pkScript) === bytesToHex(u.pkScript)) ? "imported" : "default");
         return {
           utxos: utxos
             .filter((u) => u.confirmations >= min && u.confirmations <= max)
+            .filter((u) => account === "" || accountOf(u) === account)
             .map((u) => ({
               address_type: "TAPROOT_PUBKEY",
               address: u.address ?? "",
@@ -587,9 +601,11 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
           );
         }
         let address: string;
+        let pkScript: Uint8Array;
         try {
-          address = p2tr(internalKey, { script: leaves[0].script, leafVersion: 0xc0 }, addrNet, true)
-            .address!;
+          const out = p2tr(internalKey, { script: leaves[0].script, leafVersion: 0xc0 }, addrNet, true);
+          address = out.address!;
+          pkScript = out.script;
         } catch (err) {
           throw new StatusError(grpc.status.UNKNOWN, `error importing script into wallet: ${err}`);
         }
@@ -599,7 +615,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
             "error importing script into wallet: address already exists",
           );
         }
-        imports.push({ internalKey, leaves, address });
+        imports.push({ internalKey, leaves, address, pkScript });
         return { p2tr_address: address };
       }),
       NextAddr: unaryHandler("WalletKit", "NextAddr", (req) => {
