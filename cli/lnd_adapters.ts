@@ -28,7 +28,7 @@ export function pkScriptOfAddress(address: string, network: NetworkName): Uint8A
 export function syncLnd(lnd: LndClient, network: NetworkName): SyncLnd {
   return {
     getInfo: () => lnd.getInfo(),
-    listUnspent: (min, max) => lnd.listUnspent(min, max),
+    listUnspent: (min, max, opts) => lnd.listUnspent(min, max, opts),
     nextSweepPkScript: async () => pkScriptOfAddress(await lnd.nextAddr(), network),
     estimateFeeSatPerKw: (confTarget) => lnd.estimateFeeSatPerKw(confTarget),
     minRelayFeeSatPerKw: () => lnd.minRelayFeeSatPerKw(),

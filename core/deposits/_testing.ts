@@ -29,6 +29,15 @@ export class WalletStandIn implements SyncLnd {
   height = 100;
   nextAddrCalls = 0;
   listUnspentCalls = 0;
+  /** The account filter of each ListUnspent call, in order ("" = none: the whole wallet). */
+  listUnspentAccounts: string[] = [];
+  /**
+   * Outputs paying one of these scripts are in lnd's `imported` account, all others in `default`; null:
+   * an lnd that ignores the account filter (every call lists the whole wallet).
+   */
+  importedPkScripts: Uint8Array[] | null = null;
+  /** Text of an lnd error to answer an account-filtered ListUnspent with ("" = none). */
+  accountFilterError = "";
   feeRate = 2_500n;
   minRelay = 253n;
   /** Text of a publish error to answer with ("" = success). */
@@ -53,9 +62,24 @@ export class WalletStandIn implements SyncLnd {
       version: "test",
     });
   }
-  listUnspent(): Promise<Utxo[]> {
+  /** Like lnd: a non-empty `account` keeps that account's outputs only; an unknown name lists nothing. */
+  listUnspent(_min = 0, _max = 0, opts?: { account?: string }): Promise<Utxo[]> {
     this.listUnspentCalls++;
-    return Promise.resolve(this.utxos.map((u) => ({ ...u })));
+    const account = opts?.account ?? "";
+    this.listUnspentAccounts.push(account);
+    if (account && this.accountFilterError) {
+      return Promise.reject(new LndRpcError("WalletKit.ListUnspent", 2, this.accountFilterError));
+    }
+    const imported = this.importedPkScripts;
+    const accountOf = (u: Utxo) =>
+      imported?.some((p) => p.length === u.pkScript.length && p.every((b, i) => b === u.pkScript[i]))
+        ? "imported"
+        : "default";
+    return Promise.resolve(
+      this.utxos.filter((u) => !account || imported === null || accountOf(u) === account).map((u) => ({
+        ...u,
+      })),
+    );
   }
   nextSweepPkScript(): Promise<Uint8Array> {
     this.nextAddrCalls++;

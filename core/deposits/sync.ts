@@ -2,7 +2,11 @@
  * `deposits sync`: one reconcile-and-act cycle (spec/static-address-and-deposits.md §4.7, §4.8, §4.10).
  *
  * 1. Reconcile. I/O happens outside the write transaction (GetInfo, ListUnspent, GetInfo; NextAddr for
- *    outpoints that look new). When the plan computed from that read is empty nothing is written (a re-run
+ *    outpoints that look new). The wallet read asks lnd for its `imported` account only (where
+ *    `ImportTapscript` puts the static-address scripts), so a large wallet costs nothing; the full listing
+ *    is read instead when the filter is refused, before any deposit is marked Replaced or not wallet-visible
+ *    (lnd answers an unknown account name with an empty list, so absence from the filtered view proves
+ *    nothing), and when a stored expiry sweep's output (default account) has to be found. When the plan computed from that read is empty nothing is written (a re-run
  *    costs one read); otherwise the plan is recomputed from a fresh read *inside* one write transaction and
  *    applied there, so two concurrent syncs never lose or duplicate a row.
  * 2. Act on expiry. An expired deposit (`Deposited` or `LoopingIn`, in the wallet, tip ≥ C + E) gets its
@@ -48,8 +52,11 @@ export type SyncLnd =
     | "registerConfirmation"
   >
   & {
-    /** `WalletKit.ListUnspent(min_confs, max_confs)`; (0, 0) means every UTXO, 0-conf included. */
-    listUnspent(minConfs: number, maxConfs: number): Promise<Utxo[]>;
+    /**
+     * `WalletKit.ListUnspent(min_confs, max_confs, account)`; (0, 0) means every UTXO, 0-conf included;
+     * `account` limits the answer to that wallet account (none: every account).
+     */
+    listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]>;
     /** A fresh wallet pkScript for an expiry sweep (`WalletKit.NextAddr`, decoded). */
     nextSweepPkScript(): Promise<Uint8Array>;
   };
@@ -111,18 +118,23 @@ export interface SyncResult {
   sweeps: SweepReport[];
 }
 
+/** lnd's wallet account that `ImportTapscript` adds scripts to (btcwallet's imported-account name). */
+export const IMPORTED_ACCOUNT = "imported";
+
 /**
  * Reads the wallet view and the tip it belongs to: GetInfo before and after ListUnspent must agree, so
  * a block found in between cannot shift a derived confirmation height by one (bounded retries).
- * @throws {LoopkitError} `chain_moving` when the tip changed on every attempt
+ * @param account ListUnspent's account filter (undefined: every account)
+ * @throws {LoopkitError} `chain_moving` when the tip changed on every attempt; lnd errors as they come
  */
 export async function consistentWalletView(
   lnd: Pick<SyncLnd, "getInfo" | "listUnspent">,
   attempts = 3,
+  account?: string,
 ): Promise<{ tip: number; utxos: Utxo[] }> {
   for (let i = 0; i < attempts; i++) {
     const before = (await lnd.getInfo()).blockHeight;
-    const utxos = await lnd.listUnspent(0, 0);
+    const utxos = await (account === undefined ? lnd.listUnspent(0, 0) : lnd.listUnspent(0, 0, { account }));
     const after = (await lnd.getInfo()).blockHeight;
     if (before === after) return { tip: after, utxos };
   }
@@ -134,6 +146,47 @@ export async function consistentWalletView(
 }
 
 const planIsEmpty = (p: ReconcilePlan) => p.create.length === 0 && p.update.length === 0;
+
+/** A plan entry that concludes "gone from the wallet": only a full wallet read may justify it. */
+const marksAbsence = (u: ReconcilePlan["update"][number]) =>
+  u.reasons.includes("replaced") || u.reasons.includes("vanished");
+
+/**
+ * lnd answered the account-filtered ListUnspent with a refusal of the filter itself (an lnd answer naming
+ * the account, not a transport, readiness or permission failure): read the full listing instead.
+ */
+export function isAccountFilterRefused(err: unknown): boolean {
+  return err instanceof LndRpcError && err.code === "lnd_rpc" && /account/i.test(err.details);
+}
+
+/** The wallet view one sync works from. */
+interface WalletView {
+  tip: number;
+  utxos: Utxo[];
+  /** The UTXOs paying our static addresses. */
+  ours: Utxo[];
+  /** True when `utxos` is the whole wallet, false when it is the `imported` account only. */
+  full: boolean;
+}
+
+/**
+ * The `imported`-account view, or the full one when lnd refuses the filter
+ * ({@linkcode isAccountFilterRefused}); other lnd errors propagate (unreachable: exit 75).
+ */
+async function filteredView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
+  try {
+    const { tip, utxos } = await consistentWalletView(lnd, 3, IMPORTED_ACCOUNT);
+    return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: false };
+  } catch (err) {
+    if (!isAccountFilterRefused(err)) throw err;
+    return await fullView(lnd, pkScripts);
+  }
+}
+
+async function fullView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
+  const { tip, utxos } = await consistentWalletView(lnd);
+  return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: true };
+}
 
 /**
  * Runs one sync pass: reconcile, then act on expired deposits. No static address ⇒ nothing to do.
@@ -148,8 +201,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const addresses = await listStaticAddresses(deps.db);
   if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
   const pkScripts = addresses.map((a) => a.pkScript);
-  const { tip, utxos } = await consistentWalletView(deps.lnd);
-  const ours = filterOurUtxos(utxos, pkScripts);
+  let view = await filteredView(deps.lnd, pkScripts);
 
   let stored: DepositHead[];
   try {
@@ -157,7 +209,13 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
-  const draft = planReconcile(ours, stored, tip);
+  let draft = planReconcile(view.ours, stored, view.tip);
+  if (!view.full && draft.update.some(marksAbsence)) {
+    // Missing from the imported account is no proof of absence: confirm with the whole wallet.
+    view = await fullView(deps.lnd, pkScripts);
+    draft = planReconcile(view.ours, stored, view.tip);
+  }
+  const { tip, ours } = view;
   let changes: SyncChange[] = [];
   if (!planIsEmpty(draft)) {
     // Sweep destinations for outpoints that look new, fetched before the transaction.
@@ -167,6 +225,9 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
       ({ changes, stored } = await deps.db.write(async (tx) => {
         const current = await listDepositHeads(tx);
         const plan = planReconcile(ours, current, tip);
+        // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
+        // unless this view is the full wallet.
+        if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
         const at = now();
         const out: SyncChange[] = [];
         for (const c of plan.create) {
@@ -203,16 +264,25 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
     }
   }
 
-  const sweeps = await actOnExpiry(deps, now, { tip, utxos, ours, stored, addresses });
+  const sweeps = await actOnExpiry(deps, now, {
+    tip,
+    ours,
+    stored,
+    addresses,
+    // Stored sweeps pay lnd's default account: find their outputs in the whole wallet (one more read, only
+    // when a sweep is pending).
+    allUtxos: async () => view.full ? view.utxos : (await consistentWalletView(deps.lnd)).utxos,
+  });
   return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps };
 }
 
 interface View {
   tip: number;
-  utxos: Utxo[];
   ours: Utxo[];
   stored: DepositHead[];
   addresses: StaticAddressRow[];
+  /** Every wallet UTXO (all accounts); may read lnd. */
+  allUtxos(): Promise<Utxo[]>;
 }
 
 const SWEEPING = new Set(["PublishExpirySweep", "WaitForExpirySweep"]);
@@ -270,7 +340,9 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
   const sweepConfs = new Map<string, number>();
   if (pending.length) {
     const wanted = new Set(pending.map((d) => `${d.expirySweepTxid}:0`));
-    for (const u of v.utxos) if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
+    for (const u of await v.allUtxos()) {
+      if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
+    }
   }
   // Confirmation checks of stored sweeps go to lnd in parallel (each bounded); the writes stay sequential.
   const checks = new Map<Deposit, Promise<number | undefined>>();

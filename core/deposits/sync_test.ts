@@ -1,10 +1,12 @@
 import { RawTx } from "@scure/btc-signer";
-import { assertEquals } from "../../tests/assert.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
+import { LndRpcError } from "../../lnd/errors.ts";
 import { openDb } from "../db/db.ts";
 import { txidOf } from "./sweep.ts";
 import type { Utxo } from "../../lnd/types.ts";
 import { standInAddress, tempDepositsDb, txidN, WalletStandIn } from "./_testing.ts";
-import { depositHistory, listDeposits, transitionDeposit } from "./store.ts";
+import { depositHistory, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
 import { syncDeposits } from "./sync.ts";
 
 const txid = txidN;
@@ -333,4 +335,170 @@ Deno.test("a deposit back in Deposited with a stored sweep reuses that sweep ins
     }, new Date())
   );
   assertEquals(changed, null);
+});
+
+// ---- the account-filtered wallet read (bench/README.md: 100 000 wallet UTXOs)
+
+/** A wallet where lnd files the static-address outputs in its `imported` account, as ImportTapscript does. */
+async function importedSetup(opts: { csvExpiry?: number } = {}) {
+  const t = await setup(opts);
+  t.lnd.importedPkScripts = [t.address.pkScript];
+  const own = (n: number, confirmations: number): Utxo => ({
+    ...utxo(n, confirmations, Uint8Array.of(0x00, 0x14, ...new Uint8Array(20).fill(n))),
+    vout: 0,
+  });
+  return { ...t, own };
+}
+
+Deno.test("steady state: one ListUnspent of the imported account, no full read, deposits created and kept", async () => {
+  await using t = await importedSetup();
+  t.lnd.utxos = [t.own(50, 3), utxo(1, 0, t.address.pkScript), t.own(51, 0), utxo(2, 2, t.address.pkScript)];
+  const first = await syncDeposits(t);
+  assertEquals(first.changes.map((c) => [c.outpoint, c.change]), [
+    [`${txid(1)}:1`, "created"],
+    [`${txid(2)}:1`, "created"],
+  ]);
+  assertEquals(first.walletDeposits, 2);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+  const second = await syncDeposits(t);
+  assertEquals(second.changes, []);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", "imported"]);
+});
+
+Deno.test("a deposit missing from the imported account is not marked Replaced or not wallet-visible: the full read finds it", async () => {
+  await using t = await importedSetup();
+  t.lnd.utxos = [utxo(1, 0, t.address.pkScript), utxo(2, 3, t.address.pkScript)];
+  await syncDeposits(t);
+  t.lnd.listUnspentAccounts = [];
+  // lnd stops filing them under "imported" (or the account is named otherwise: lnd then lists nothing).
+  t.lnd.importedPkScripts = [];
+  const r = await syncDeposits(t);
+  assertEquals(r.changes, []);
+  assertEquals(r.walletDeposits, 2);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+  const stored = await listDeposits(t.db.client);
+  assertEquals(stored.map((d) => [d.state, d.walletVisible]), [["Deposited", true], ["Deposited", true]]);
+});
+
+Deno.test("a deposit gone from the whole wallet is marked only after a full read confirms it", async () => {
+  await using t = await importedSetup();
+  t.lnd.utxos = [utxo(1, 0, t.address.pkScript), utxo(2, 3, t.address.pkScript), t.own(50, 1)];
+  await syncDeposits(t);
+  t.lnd.listUnspentAccounts = [];
+  t.lnd.utxos = [t.own(50, 1)];
+  const r = await syncDeposits(t);
+  assertEquals(r.changes.map((c) => [c.outpoint, c.change]), [
+    [`${txid(1)}:1`, "replaced"],
+    [`${txid(2)}:1`, "vanished"],
+  ]);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+  // Once marked, the steady state is the small read again.
+  t.lnd.listUnspentAccounts = [];
+  assertEquals((await syncDeposits(t)).changes, []);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+});
+
+Deno.test("an lnd that refuses the account filter gets the full read; an unreachable lnd is not retried (exit 75)", async () => {
+  await using t = await importedSetup();
+  t.lnd.utxos = [t.own(50, 1), utxo(1, 2, t.address.pkScript)];
+  t.lnd.accountFilterError = 'account "imported" not found';
+  const r = await syncDeposits(t);
+  assertEquals(r.changes.map((c) => c.change), ["created"]);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+
+  t.lnd.accountFilterError = "";
+  t.lnd.listUnspentAccounts = [];
+  const base = t.lnd.listUnspent.bind(t.lnd);
+  t.lnd.listUnspent = (_min, _max, opts) => {
+    t.lnd.listUnspentAccounts.push(opts?.account ?? "");
+    return Promise.reject(
+      tempFailure("Cannot reach lnd at localhost:1 (--rpcserver): refused", "lnd_unreachable"),
+    );
+  };
+  const err = await syncDeposits(t).then(() => null, (e) => e);
+  assert(err instanceof LoopkitError);
+  assertEquals([err.code, err.exitCode], ["lnd_unreachable", ExitCode.TempFail]);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+  // Another lnd error that does not name the account is not taken for a refused filter either.
+  t.lnd.listUnspent = (min, max, opts) =>
+    opts?.account
+      ? Promise.reject(new LndRpcError("WalletKit.ListUnspent", 2, "wallet not synced"))
+      : base(min, max, opts);
+  const other = await syncDeposits(t).then(() => null, (e) => e);
+  assert(other instanceof LndRpcError);
+  assertEquals(other.details, "wallet not synced");
+});
+
+Deno.test("a row another sync stored meanwhile is not marked Replaced from the filtered view", async () => {
+  await using t = await importedSetup();
+  t.lnd.utxos = [utxo(1, 0, t.address.pkScript)];
+  // While this sync fetches the sweep destination of deposit 1, another sync stores deposit 2 (which this
+  // sync's filtered view does not hold).
+  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
+  let raced = false;
+  t.lnd.nextSweepPkScript = async () => {
+    if (!raced) {
+      raced = true;
+      await t.db.write((tx) =>
+        insertDeposit(tx, {
+          txid: txid(2),
+          vout: 1,
+          amountSat: 50_000n,
+          confirmationHeight: 0,
+          pkScript: t.address.pkScript,
+          depositId: new Uint8Array(32).fill(2),
+          timeoutSweepPkScript: new Uint8Array(34).fill(1),
+        }, new Date())
+      );
+    }
+    return await next();
+  };
+  const r = await syncDeposits(t);
+  assertEquals(r.changes.map((c) => [c.outpoint, c.change]), [[`${txid(1)}:1`, "created"]]);
+  assertEquals(
+    (await listDeposits(t.db.client)).map((d) => [d.txid, d.state]).sort(),
+    [[txid(1), "Deposited"], [txid(2), "Deposited"]],
+  );
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+});
+
+Deno.test("a pending expiry sweep adds one full read to find its output (default account); none once it is Expired", async () => {
+  await using t = await importedSetup({ csvExpiry: E });
+  const deposit = (tip: number): Utxo => ({
+    ...utxo(1, tip - 101 + 1, t.address.pkScript),
+    amountSat: 100_000n,
+  });
+  t.lnd.height = 101;
+  t.lnd.utxos = [deposit(101), t.own(50, 5)];
+  await syncDeposits(t);
+  t.lnd.height = 101 + E - 1;
+  t.lnd.utxos = [deposit(101 + E - 1), t.own(50, 5)];
+  await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", "imported"]);
+
+  t.lnd.height = 101 + E;
+  t.lnd.utxos = [deposit(101 + E), t.own(50, 5)];
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => s.action), ["published"]); // nothing stored before: no full read
+  assertEquals(t.lnd.listUnspentAccounts.slice(2), ["imported"]);
+  const [d] = await listDeposits(t.db.client);
+  const sweepOut: Utxo = {
+    txid: d.expirySweepTxid!,
+    vout: 0,
+    amountSat: 99_000n,
+    pkScript: d.timeoutSweepPkScript,
+    confirmations: 3,
+    address: "",
+  };
+  t.lnd.height = 101 + E + 3;
+  t.lnd.utxos = [t.own(50, 8), sweepOut]; // the deposit is spent; the sweep output is lnd's own
+  t.lnd.listUnspentAccounts = [];
+  const done = await syncDeposits(t);
+  assertEquals(done.sweeps.map((s) => [s.action, s.state, s.confirmations]), [["confirmed", "Expired", 3]]);
+  assertEquals(done.changes, []); // a deposit in WaitForExpirySweep is not reconciled as vanished
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+  assertEquals(t.lnd.confirmationCalls, 0); // found in the wallet view, not through the notifier
+  t.lnd.listUnspentAccounts = [];
+  assertEquals((await syncDeposits(t)).sweeps, []);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
 });

@@ -58,6 +58,7 @@ async function setup(opts: { csvExpiry?: number } = {}) {
       amountSat,
       pkScript: address.pkScript,
       confirmations,
+      account: "imported", // the database was written directly: no ImportTapscript went through the fake
     }),
     async [Symbol.asyncDispose]() {
       await lnd.stop();
