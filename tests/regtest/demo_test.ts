@@ -1,17 +1,15 @@
 /**
  * `deno task demo` (the README's main-job command) exits 0 and shows the address, both deposits and the
- * verified backup. Ignored without the regtest binaries unless CI=true.
+ * verified backup. Ignored without the regtest binaries unless CI=true (then missing binaries fail).
  */
 import { assertEquals, assertStringIncludes } from "../assert.ts";
-import { regtestBinaries } from "./harness.ts";
-
-const bins = await regtestBinaries();
-const skip = bins.missing.length > 0 && Deno.env.get("CI") !== "true";
+import { assertBinaries, skipRegtest } from "./suite.ts";
 
 Deno.test({
   name: "deno task demo runs the main job end to end and exits 0",
-  ignore: skip,
+  ignore: skipRegtest,
   async fn() {
+    assertBinaries();
     const root = new URL("../..", import.meta.url).pathname;
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["task", "-q", "demo"],

@@ -11,14 +11,8 @@ import { hex } from "@scure/base";
 import { p2wpkh, RawTx, Transaction } from "@scure/btc-signer";
 import { assert, assertEquals } from "../assert.ts";
 import { unary } from "../../lnd/rpc.ts";
-import { regtestBinaries, startRegtest } from "./harness.ts";
 import { REGTEST_NETWORK } from "./miner_wallet.ts";
-import { cliFlagsFor, startSwapPeer } from "./swap_peer.ts";
-import { runCli } from "../cli/_harness.ts";
-
-const bins = await regtestBinaries();
-const inCi = Deno.env.get("CI") === "true";
-const skip = bins.missing.length > 0 && !inCi;
+import { regtestTest } from "./suite.ts";
 
 /** CSV expiry the local swap server hands out: short, so the test can mine past it. */
 const CSV = 12;
@@ -52,19 +46,12 @@ function testKey() {
   };
 }
 
-Deno.test({
-  name: "regtest: deposit replacement, heights of deposits confirmed while loopkit was off, expiry sweep",
-  ignore: skip,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn(t) {
-    if (bins.missing.length > 0) throw new Error(`Regtest binaries missing under CI=true: ${bins.missing}`);
-    const net = await startRegtest({ lndNodes: ["alice", "bob"] });
-    const { server } = await startSwapPeer(net.bob, { expiry: CSV });
-    const loopdir = await Deno.makeTempDir({ prefix: "loopkit-regtest-deposits-" });
+regtestTest(
+  "regtest: deposit replacement, heights of deposits confirmed while loopkit was off, expiry sweep",
+  { expiry: CSV },
+  async ({ net, cli, newAddress }, t) => {
     const alice = net.alice;
     const btcd = net.btcd.rpc;
-    const cli = (...args: string[]) => runCli([...cliFlagsFor(alice, loopdir), ...args]);
     const sync = async () => {
       const r = await cli("--json", "deposits", "sync");
       assertEquals(r.code, 0, r.stdout + r.stderr);
@@ -89,150 +76,133 @@ Deno.test({
     };
     const list = async (...args: string[]) =>
       ((await cli("--json", "deposits", "list", ...args)).json?.deposits ?? []) as Json[];
-    try {
-      const created = await cli(
-        "--json",
-        "address",
-        "new",
-        "--swapserver",
-        server.address,
-        "--no-swapserver-tls",
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    const address = created.json?.address as string;
+    assertEquals(created.json?.expiry, CSV);
+    /**
+     * Funds a fresh test key with `fundSat` (1 confirmation), then spends it to the static address as a
+     * replaceable deposit of `depositSat` (output 0) and syncs until loopkit has seen it at 0 conf.
+     */
+    const replaceableDeposit = async (fundSat: bigint, depositSat: bigint) => {
+      const key = testKey();
+      const fundTxid = await net.sendToAddress(key.address, fundSat);
+      await net.mine(1);
+      const prev = { txid: fundTxid, vout: await voutPaying(fundTxid, key.script), amountSat: fundSat };
+      const original = key.spend(prev, [{ address, amountSat: depositSat }]);
+      await btcd.sendRawTransaction(original.hex);
+      await syncUntil(
+        "the 0-conf deposit",
+        (r) => r.changes.some((c) => c.outpoint === `${original.txid}:0`),
       );
-      assertEquals(created.code, 0, created.stderr);
-      const address = created.json?.address as string;
-      assertEquals(created.json?.expiry, CSV);
+      return { key, prev, original };
+    };
 
-      await t.step(
-        "a BIP-125 replacement paying elsewhere makes the original Replaced: hidden, shown with --all",
-        async () => {
-          const key = testKey();
-          const fundTxid = await net.sendToAddress(key.address, 300_000n);
-          await net.mine(1);
-          const fundVout = await voutPaying(fundTxid, key.script);
-          assert(fundVout >= 0, "funding output not found");
-          const prev = { txid: fundTxid, vout: fundVout, amountSat: 300_000n };
-          const original = key.spend(prev, [{ address, amountSat: 299_000n }]);
-          await btcd.sendRawTransaction(original.hex);
-          await syncUntil(
-            "the 0-conf deposit",
-            (r) => r.changes.some((c) => c.outpoint === `${original.txid}:0`),
-          );
-          // The replacement pays alice's own wallet (elsewhere than the static address), at a higher fee.
-          const elsewhere = await alice.newAddress();
-          const replacement = key.spend(prev, [{ address: elsewhere, amountSat: 290_000n }]);
-          await btcd.sendRawTransaction(replacement.hex);
-          assert(!(await btcd.getRawMempool()).includes(original.txid), "btcd kept the original");
-          await net.mine(1);
-          await syncUntil(
-            "Replaced",
-            (r) => r.changes.some((c) => c.outpoint === `${original.txid}:0` && c.change === "replaced"),
-          );
-          assertEquals((await list()).some((d) => d.outpoint === `${original.txid}:0`), false);
-          const all = await list("--all");
-          assertEquals(all.find((d) => d.outpoint === `${original.txid}:0`)?.state, "Replaced");
-        },
-      );
-
-      await t.step("a replacement that also pays the static address becomes a new deposit", async () => {
-        const key = testKey();
-        const fundTxid = await net.sendToAddress(key.address, 400_000n);
-        await net.mine(1);
-        const fundVout = await voutPaying(fundTxid, key.script);
-        const prev = { txid: fundTxid, vout: fundVout, amountSat: 400_000n };
-        const original = key.spend(prev, [{ address, amountSat: 399_000n }]);
-        await btcd.sendRawTransaction(original.hex);
-        await syncUntil(
-          "the 0-conf deposit",
-          (r) => r.changes.some((c) => c.outpoint === `${original.txid}:0`),
-        );
-        const replacement = key.spend(prev, [{ address, amountSat: 390_000n }]);
+    await t.step(
+      "a BIP-125 replacement paying elsewhere makes the original Replaced: hidden, shown with --all",
+      async () => {
+        const { key, prev, original } = await replaceableDeposit(300_000n, 299_000n);
+        // The replacement pays alice's own wallet (elsewhere than the static address), at a higher fee.
+        const elsewhere = await alice.newAddress();
+        const replacement = key.spend(prev, [{ address: elsewhere, amountSat: 290_000n }]);
         await btcd.sendRawTransaction(replacement.hex);
+        assert(!(await btcd.getRawMempool()).includes(original.txid), "btcd kept the original");
         await net.mine(1);
-        const seen = await syncUntil(
-          "the replacement deposit",
-          (r) =>
-            r.changes.some((c) => c.outpoint === `${replacement.txid}:0` && c.change === "created") &&
-            r.changes.some((c) => c.outpoint === `${original.txid}:0` && c.change === "replaced"),
+        await syncUntil(
+          "Replaced",
+          (r) => r.changes.some((c) => c.outpoint === `${original.txid}:0` && c.change === "replaced"),
         );
-        const fresh = seen.find((c) => c.outpoint === `${replacement.txid}:0`)!;
-        assertEquals(fresh.value_sat, "390000");
-        const shown = await list();
-        assertEquals(shown.find((d) => d.outpoint === `${replacement.txid}:0`)?.state, "Deposited");
-        assertEquals(shown.some((d) => d.outpoint === `${original.txid}:0`), false);
-      });
+        assertEquals((await list()).some((d) => d.outpoint === `${original.txid}:0`), false);
+        const all = await list("--all");
+        assertEquals(all.find((d) => d.outpoint === `${original.txid}:0`)?.state, "Replaced");
+      },
+    );
 
-      let expiring = "";
-      let confHeight = 0;
-      await t.step("a deposit that confirmed while loopkit was off gets btcd's block height", async () => {
-        const txid = await net.sendToAddress(address, 250_000n);
-        await net.mine(5); // loopkit is not running while it confirms and gets buried
-        const r = await sync();
-        const c = r.changes.find((x) => (x.outpoint as string).startsWith(txid));
-        assert(c, `deposit ${txid} not created: ${JSON.stringify(r.changes)}`);
-        confHeight = (await net.blockHeightOfTx(txid))!;
-        assertEquals(c.change, "created");
-        assertEquals(c.confirmation_height, String(confHeight));
-        expiring = c.outpoint as string;
-        const [d] = await list("--outpoint", expiring);
-        assertEquals(d.blocks_until_expiry, String(confHeight + CSV - (await net.bestHeight())));
-      });
-
-      await t.step(
-        "expiry: nothing at C + E − 1; the sweep at C + E is accepted by btcd; Expired after 3 confirmations",
-        async () => {
-          const sweepsFor = (r: { sweeps: Json[] }) => r.sweeps.filter((s) => s.outpoint === expiring);
-          const tip = await net.bestHeight();
-          if (tip < confHeight + CSV - 1) await net.mine(confHeight + CSV - 1 - tip);
-          assertEquals(await net.bestHeight(), confHeight + CSV - 1);
-          assertEquals(sweepsFor(await sync()), []);
-          const [before] = await list("--outpoint", expiring);
-          assertEquals(before.state, "Deposited");
-
-          await net.mine(1); // tip = C + E
-          const r = await sync();
-          const [sweep] = sweepsFor(r);
-          assert(sweep, `no sweep at C + E: ${JSON.stringify(r)}`);
-          assertEquals(
-            [sweep.action, sweep.state],
-            ["published", "WaitForExpirySweep"],
-            JSON.stringify(sweep),
-          );
-          const sweepTxid = sweep.txid as string;
-          assert((await btcd.getRawMempool()).includes(sweepTxid), "btcd's mempool does not hold the sweep");
-          const raw = RawTx.decode(hex.decode(await btcd.getRawTransactionHex(sweepTxid)));
-          assertEquals(raw.inputs[0].sequence, CSV);
-          assertEquals(`${hex.encode(Uint8Array.from(raw.inputs[0].txid))}:${raw.inputs[0].index}`, expiring);
-
-          // Running again publishes the same transaction, nothing new.
-          const again = sweepsFor(await sync());
-          assertEquals(again.map((s) => [s.action, s.txid]), [["republished", sweepTxid]]);
-
-          await net.mine(3);
-          const done = sweepsFor(await sync());
-          assertEquals(done.map((s) => [s.action, s.state]), [["confirmed", "Expired"]]);
-          assertEquals(await net.blockHeightOfTx(sweepTxid), confHeight + CSV + 1);
-          const [after] = await list("--outpoint", expiring);
-          assertEquals([after.state, after.expiry_sweep_txid], ["Expired", sweepTxid]);
-          // The funds are back in alice's wallet: the sweep output is one of her UTXOs.
-          const utxos = await unary<{ utxos: { outpoint: { txid_str: string }; amount_sat: string }[] }>(
-            alice.rpc.walletKit,
-            "ListUnspent",
-            { min_confs: 1, max_confs: 0 },
-          );
-          const back = utxos.utxos.find((u) => u.outpoint.txid_str === sweepTxid);
-          assert(back, "the sweep output is not in alice's wallet");
-          assert(BigInt(back.amount_sat) > 250_000n - 50_000n && BigInt(back.amount_sat) < 250_000n);
-          // And nothing more happens for it.
-          const quiet = await sync();
-          assertEquals(sweepsFor(quiet), []);
-          const summary = await cli("--json", "deposits", "summary");
-          assertEquals(BigInt(summary.json?.value_expired_satoshis as string) >= 250_000n, true);
-        },
+    await t.step("a replacement that also pays the static address becomes a new deposit", async () => {
+      const { key, prev, original } = await replaceableDeposit(400_000n, 399_000n);
+      const replacement = key.spend(prev, [{ address, amountSat: 390_000n }]);
+      await btcd.sendRawTransaction(replacement.hex);
+      await net.mine(1);
+      const seen = await syncUntil(
+        "the replacement deposit",
+        (r) =>
+          r.changes.some((c) => c.outpoint === `${replacement.txid}:0` && c.change === "created") &&
+          r.changes.some((c) => c.outpoint === `${original.txid}:0` && c.change === "replaced"),
       );
-    } finally {
-      await server.stop();
-      await net.stop();
-      await Deno.remove(loopdir, { recursive: true });
-    }
+      const fresh = seen.find((c) => c.outpoint === `${replacement.txid}:0`)!;
+      assertEquals(fresh.value_sat, "390000");
+      const shown = await list();
+      assertEquals(shown.find((d) => d.outpoint === `${replacement.txid}:0`)?.state, "Deposited");
+      assertEquals(shown.some((d) => d.outpoint === `${original.txid}:0`), false);
+    });
+
+    let expiring = "";
+    let confHeight = 0;
+    await t.step("a deposit that confirmed while loopkit was off gets btcd's block height", async () => {
+      const txid = await net.sendToAddress(address, 250_000n);
+      await net.mine(5); // loopkit is not running while it confirms and gets buried
+      const r = await sync();
+      const c = r.changes.find((x) => (x.outpoint as string).startsWith(txid));
+      assert(c, `deposit ${txid} not created: ${JSON.stringify(r.changes)}`);
+      confHeight = (await net.blockHeightOfTx(txid))!;
+      assertEquals(c.change, "created");
+      assertEquals(c.confirmation_height, String(confHeight));
+      expiring = c.outpoint as string;
+      const [d] = await list("--outpoint", expiring);
+      assertEquals(d.blocks_until_expiry, String(confHeight + CSV - (await net.bestHeight())));
+    });
+
+    await t.step(
+      "expiry: nothing at C + E − 1; the sweep at C + E is accepted by btcd; Expired after 3 confirmations",
+      async () => {
+        const sweepsFor = (r: { sweeps: Json[] }) => r.sweeps.filter((s) => s.outpoint === expiring);
+        const tip = await net.bestHeight();
+        if (tip < confHeight + CSV - 1) await net.mine(confHeight + CSV - 1 - tip);
+        assertEquals(await net.bestHeight(), confHeight + CSV - 1);
+        assertEquals(sweepsFor(await sync()), []);
+        const [before] = await list("--outpoint", expiring);
+        assertEquals(before.state, "Deposited");
+
+        await net.mine(1); // tip = C + E
+        const r = await sync();
+        const [sweep] = sweepsFor(r);
+        assert(sweep, `no sweep at C + E: ${JSON.stringify(r)}`);
+        assertEquals(
+          [sweep.action, sweep.state],
+          ["published", "WaitForExpirySweep"],
+          JSON.stringify(sweep),
+        );
+        const sweepTxid = sweep.txid as string;
+        assert((await btcd.getRawMempool()).includes(sweepTxid), "btcd's mempool does not hold the sweep");
+        const raw = RawTx.decode(hex.decode(await btcd.getRawTransactionHex(sweepTxid)));
+        assertEquals(raw.inputs[0].sequence, CSV);
+        assertEquals(`${hex.encode(Uint8Array.from(raw.inputs[0].txid))}:${raw.inputs[0].index}`, expiring);
+
+        // Running again publishes the same transaction, nothing new.
+        const again = sweepsFor(await sync());
+        assertEquals(again.map((s) => [s.action, s.txid]), [["republished", sweepTxid]]);
+
+        await net.mine(3);
+        const done = sweepsFor(await sync());
+        assertEquals(done.map((s) => [s.action, s.state]), [["confirmed", "Expired"]]);
+        assertEquals(await net.blockHeightOfTx(sweepTxid), confHeight + CSV + 1);
+        const [after] = await list("--outpoint", expiring);
+        assertEquals([after.state, after.expiry_sweep_txid], ["Expired", sweepTxid]);
+        // The funds are back in alice's wallet: the sweep output is one of her UTXOs.
+        const utxos = await unary<{ utxos: { outpoint: { txid_str: string }; amount_sat: string }[] }>(
+          alice.rpc.walletKit,
+          "ListUnspent",
+          { min_confs: 1, max_confs: 0 },
+        );
+        const back = utxos.utxos.find((u) => u.outpoint.txid_str === sweepTxid);
+        assert(back, "the sweep output is not in alice's wallet");
+        assert(BigInt(back.amount_sat) > 250_000n - 50_000n && BigInt(back.amount_sat) < 250_000n);
+        // And nothing more happens for it.
+        const quiet = await sync();
+        assertEquals(sweepsFor(quiet), []);
+        const summary = await cli("--json", "deposits", "summary");
+        assertEquals(BigInt(summary.json?.value_expired_satoshis as string) >= 250_000n, true);
+      },
+    );
   },
-});
+);

@@ -7,24 +7,22 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { unary } from "../../lnd/rpc.ts";
-import { type LndNode, regtestBinaries, startRegtest } from "./harness.ts";
+import { type LndNode, startRegtest } from "./harness.ts";
 import { waitFor } from "./_process.ts";
+import { assertBinaries, missingBinaries, skipRegtest } from "./suite.ts";
 
-const bins = await regtestBinaries();
-const inCi = Deno.env.get("CI") === "true";
-const skip = bins.missing.length > 0 && !inCi;
-if (skip) {
-  console.warn(`regtest: ignored, binaries missing (${bins.missing.join(", ")}): run .ci/install-regtest.sh`);
+if (skipRegtest) {
+  console.warn(
+    `regtest: ignored, binaries missing (${missingBinaries.join(", ")}): run .ci/install-regtest.sh`,
+  );
 }
 
 Deno.test({
   name:
     "startRegtest() runs btcd with two synced lnd nodes, a channel, mining, payments, restore and restart",
-  ignore: skip,
+  ignore: skipRegtest,
   async fn() {
-    if (bins.missing.length > 0) {
-      throw new Error(`Regtest binaries missing under CI=true: ${bins.missing.join(", ")}`);
-    }
+    assertBinaries();
     const t0 = performance.now();
     const net = await startRegtest({ lndNodes: ["alice", "bob"] });
     try {
