@@ -20,6 +20,7 @@ import { HDKey } from "@scure/bip32";
 import { Transaction } from "@scure/btc-signer";
 import { FakeKeyRing } from "../../tests/fakelnd/keyring.ts";
 import { LndRpcError } from "../../lnd/errors.ts";
+import { treeHash } from "../../tests/fs.ts";
 import { staticAddress } from "../staticaddr/script.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 
@@ -215,24 +216,4 @@ export function lndFailure(rpc: string, details: string, unreachable = false): L
  * Names, types, modes and content hashes of every entry below `dir` (no mtimes): equal before and
  * after ⇒ the same files with the same bytes, even if some were created and removed in between.
  */
-export async function contentHash(dir: string): Promise<string> {
-  const lines: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    const entries: Deno.DirEntry[] = [];
-    for await (const e of Deno.readDir(d)) entries.push(e);
-    entries.sort((a, b) => a.name < b.name ? -1 : 1);
-    for (const e of entries) {
-      const p = `${d}/${e.name}`;
-      const st = await Deno.lstat(p);
-      if (e.isDirectory) {
-        lines.push(`${rel}/${e.name} d ${st.mode}`);
-        await walk(p, `${rel}/${e.name}`);
-      } else {
-        const data = e.isFile ? await Deno.readFile(p) : new Uint8Array();
-        lines.push(`${rel}/${e.name} f ${st.mode} ${bytesToHex(sha256(data))}`);
-      }
-    }
-  };
-  await walk(dir, "");
-  return bytesToHex(sha256(new TextEncoder().encode(lines.join("\n"))));
-}
+export const contentHash = (dir: string): Promise<string> => treeHash(dir);

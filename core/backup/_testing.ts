@@ -7,8 +7,8 @@
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
-import { join } from "node:path";
 import type { KeyLocator, LndClient } from "../../lnd/types.ts";
+import { treeHash as hashTree } from "../../tests/fs.ts";
 import { encodeL402Identifier } from "../l402/identifier.ts";
 import { encodeMacaroonV2, mintMacaroon } from "../l402/macaroon.ts";
 import { encodeTokenFile } from "../l402/token_file.ts";
@@ -120,27 +120,8 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Names, types, modes, sizes, mtimes and content hashes of every entry, recursively. */
-export async function treeHash(dir: string): Promise<string> {
-  const lines: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    const entries: Deno.DirEntry[] = [];
-    for await (const e of Deno.readDir(d)) entries.push(e);
-    entries.sort((a, b) => a.name < b.name ? -1 : 1);
-    for (const e of entries) {
-      const p = join(d, e.name);
-      const st = await Deno.lstat(p);
-      const head = `${rel}/${e.name} ${
-        e.isDirectory ? "d" : e.isSymlink ? "l" : "f"
-      } ${st.mode} ${st.size} ${st.mtime?.getTime()}`;
-      if (e.isFile) lines.push(`${head} ${bytesToHex(sha256(await Deno.readFile(p)))}`);
-      else if (e.isSymlink) lines.push(`${head} -> ${await Deno.readLink(p)}`);
-      else {
-        lines.push(head);
-        await walk(p, `${rel}/${e.name}`);
-      }
-    }
-  };
-  await walk(dir, "");
-  return bytesToHex(sha256(new TextEncoder().encode(lines.join("\n"))));
-}
+/**
+ * Names, types, modes, sizes, mtimes and content hashes of every entry below `dir`, recursively: equal
+ * before and after ⇒ nothing was written, not even a file rewritten with the same bytes.
+ */
+export const treeHash = (dir: string): Promise<string> => hashTree(dir, { mtimes: true });

@@ -1,18 +1,10 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { withTempDir } from "../../tests/fs.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
 
 const te = new TextEncoder();
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "loopkit-atomic-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../tests/assert.ts";
+import { withTempDir } from "../../tests/fs.ts";
 import { sealBackup } from "./envelope.ts";
 import { backupFileName } from "./file_name.ts";
 import { inspectBackupDir, inspectBackupFile } from "./inspect.ts";
@@ -10,15 +11,6 @@ import type { BackupPayload } from "./types.ts";
 import { payloadFor, seededTokenId, TEST_KEY, treeHash, vector } from "./_testing.ts";
 
 const T0 = 1776159001000000000n;
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "loopkit-inspect-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function put(dir: string, p: BackupPayload, name?: string): Promise<string> {
   const path = join(dir, name ?? backupFileName(p.l402TokenCreatedAtNs, p.l402TokenId));

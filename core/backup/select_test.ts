@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "../../tests/assert.ts";
+import { withTempDir } from "../../tests/fs.ts";
 import { sealBackup } from "./envelope.ts";
 import { backupFileName } from "./file_name.ts";
 import type { BackupInspection } from "./inspect.ts";
@@ -9,15 +10,6 @@ import type { BackupPayload } from "./types.ts";
 import { payloadFor, seeded, seededTokenId, TEST_KEY, treeHash } from "./_testing.ts";
 
 const T0 = 1776159001000000000n;
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "loopkit-select-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function put(dir: string, p: BackupPayload, name?: string, key = TEST_KEY): Promise<string> {
   const path = join(dir, name ?? backupFileName(p.l402TokenCreatedAtNs, p.l402TokenId));

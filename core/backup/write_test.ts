@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../../tests/assert.ts";
+import { withTempDir } from "../../tests/fs.ts";
 import { LoopkitError } from "../errors.ts";
 import { PAID_TOKEN_FILE_NAME, PENDING_TOKEN_FILE_NAME } from "../l402/token_file.ts";
 import { openBackup, sealBackup } from "./envelope.ts";
@@ -26,15 +27,6 @@ import { SHARED_KEY_NUMS_PUBKEY } from "./envelope.ts";
 
 const T123 = 1776159001000000123n;
 const vectorKey = hexToBytes(vector.backup_key);
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "loopkit-write-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function deps(dir: string, lnd: FakeLnd, over: Partial<WriteBackupDeps> = {}): WriteBackupDeps {
   return {

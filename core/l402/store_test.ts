@@ -1,6 +1,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { exists, withTempDir } from "../../tests/fs.ts";
 import { LoopkitError } from "../errors.ts";
 import { encodeL402Identifier } from "./identifier.ts";
 import { addFirstPartyCaveat, encodeMacaroonV2, mintMacaroon } from "./macaroon.ts";
@@ -22,23 +23,9 @@ function tokenFields(seed: number, opts: { paid?: boolean } = {}): TokenFileFiel
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "loopkit-l402-store-" });
-  try {
-    await fn(join(root, "regtest"));
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Runs `fn` with a not yet existing network directory `<temp>/regtest`. */
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> =>
+  withTempDir((root) => fn(join(root, "regtest")));
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   return (await assertRejects(() => p, LoopkitError)).code;

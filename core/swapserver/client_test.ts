@@ -8,6 +8,7 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "../../tests/assert.ts";
+import { exists } from "../../tests/fs.ts";
 import { InProcessLightning, type InProcessPayer } from "../../tests/swapserver/lightning.ts";
 import {
   DEFAULT_SERVER_EXPIRY,
@@ -64,15 +65,6 @@ async function withEnv(
 }
 
 const clientKey = (i: number) => secp256k1.getPublicKey(new Uint8Array(32).fill(i + 1), true);
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("first call pays exactly one invoice, stores the paid token 0600 and removes the pending file", async () => {
   await withEnv(async ({ server, payer, store, open }) => {

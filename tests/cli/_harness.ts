@@ -7,6 +7,7 @@ import { encodeL402Identifier } from "../../core/l402/identifier.ts";
 import { encodeMacaroonV2, mintMacaroon } from "../../core/l402/macaroon.ts";
 import { encodeTokenFile } from "../../core/l402/token_file.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
 
@@ -98,30 +99,7 @@ export function makeTokenFile(opts: { tokenId?: Uint8Array; createdAtNs?: bigint
   });
   return {
     bytes,
-    tokenIdHex: Array.from(tokenId, (b) => b.toString(16).padStart(2, "0")).join(""),
+    tokenIdHex: bytesToHex(tokenId),
     createdAtNs,
   };
-}
-
-/** SHA-256 over every file (path, mode, bytes) below `dir`: equal before/after ⇒ nothing changed. */
-export async function treeHash(dir: string): Promise<string> {
-  const parts: string[] = [];
-  async function walk(d: string) {
-    const entries = [];
-    for await (const e of Deno.readDir(d)) entries.push(e);
-    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const e of entries) {
-      const p = `${d}/${e.name}`;
-      const st = await Deno.lstat(p);
-      if (e.isDirectory) {
-        parts.push(`d ${p} ${st.mode}`);
-        await walk(p);
-      } else {
-        const data = e.isFile ? await Deno.readFile(p) : new Uint8Array();
-        parts.push(`f ${p} ${st.mode} ${Array.from(sha256(data), (b) => b.toString(16)).join("")}`);
-      }
-    }
-  }
-  await walk(dir);
-  return Array.from(sha256(new TextEncoder().encode(parts.join("\n"))), (b) => b.toString(16)).join("");
 }

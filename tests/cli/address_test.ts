@@ -2,12 +2,14 @@
  * `loopkit address new|show` and `deposits sync|list` as subprocesses: a fake lnd gRPC server (alice) that
  * pays the invoices of the local swap server (an L402-gated gRPC server on 127.0.0.1), and a real libSQL file.
  */
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { assertEquals, assertStringIncludes } from "../assert.ts";
 import { startFakeLnd } from "../fakelnd/server.ts";
 import { startSwapServer, type SwapServerMisbehaviour } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, runCli, treeHash } from "./_harness.ts";
+import { lndFlags, runCli } from "./_harness.ts";
+import { treeHash } from "../fs.ts";
 
 async function setup(misbehave?: SwapServerMisbehaviour) {
   const lnd = await startFakeLnd({ network: "regtest", blockHeight: 777 });
@@ -16,10 +18,9 @@ async function setup(misbehave?: SwapServerMisbehaviour) {
   const invoices = {
     async addInvoice(amountSat: bigint, memo: string) {
       const inv = await bob.addInvoice(amountSat, memo);
-      const held = bob.invoices.get(
-        Array.from(inv.paymentHash, (b) => b.toString(16).padStart(2, "0")).join(""),
-      )!;
-      lnd.setPayment(Array.from(inv.paymentHash, (b) => b.toString(16).padStart(2, "0")).join(""), {
+      const hashHex = bytesToHex(inv.paymentHash);
+      const held = bob.invoices.get(hashHex)!;
+      lnd.setPayment(hashHex, {
         paymentRequest: inv.paymentRequest,
         updates: [{ status: "IN_FLIGHT" }, {
           status: "SUCCEEDED",

@@ -8,7 +8,8 @@ import { startFakeLnd } from "../fakelnd/server.ts";
 import { openDb } from "../../core/db/db.ts";
 import { insertStaticAddress } from "../../core/db/static_addresses.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, makeTokenFile, runCli, treeHash } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli } from "./_harness.ts";
+import { treeHash } from "../fs.ts";
 
 async function setup(opts: { network?: string; withAddress?: boolean; foreignClientKey?: boolean } = {}) {
   const lnd = await startFakeLnd({ network: opts.network ?? "regtest", blockHeight: 321 });

@@ -19,20 +19,12 @@ import {
 import { listDeposits } from "../../core/deposits/store.ts";
 import type { Deposit } from "../../core/deposits/types.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, makeTokenFile, runCli, treeHash } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli } from "./_harness.ts";
+import { exists, treeHash } from "../fs.ts";
 
 const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover test server key")), true);
 const EXPIRY = 14400;
 const CLIENT_INDEX = 2;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The operator's node before the loss: token, address row, backup written by the CLI. */
 async function setup() {
