@@ -9,10 +9,11 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import type { KeyLocator, LndClient } from "../../lnd/types.ts";
 import { treeHash as hashTree } from "../../tests/fs.ts";
-import { encodeL402Identifier } from "../l402/identifier.ts";
-import { encodeMacaroonV2, mintMacaroon } from "../l402/macaroon.ts";
+import { loopTokenFixture, seeded } from "../l402/_testing.ts";
 import { encodeTokenFile } from "../l402/token_file.ts";
-import type { BackupAddressParams, BackupPayload } from "./types.ts";
+import type { BackupAddressParams, BackupPayload, StaticAddressBackup } from "./types.ts";
+
+export { seeded };
 
 /** The backup-v1 vector (source: /work/shared/vectors/backup-v1.json, copied to tests/fixtures). */
 // deno-lint-ignore no-explicit-any
@@ -44,13 +45,6 @@ export function vectorLnd(): FakeLnd {
   return new FakeLnd({ "42060/0": hexToBytes(vector.lnd_private_key_at_42060_0) });
 }
 
-/** 32 bytes: `seed` followed by 31 zero bytes (Loop's fixture convention, spec §8). */
-export function seeded(seed: number): Uint8Array {
-  const b = new Uint8Array(32);
-  b[0] = seed;
-  return b;
-}
-
 /** Token ID hex of Loop's fixture with `seed`. */
 export function seededTokenId(seed: number): string {
   return bytesToHex(seeded(seed));
@@ -58,16 +52,7 @@ export function seededTokenId(seed: number): string {
 
 /** Loop's token fixture (spec §8) as `l402.token` bytes. */
 export function tokenFileBytes(seed: number, createdAtNs: bigint, paid = true): Uint8Array {
-  const identifier = encodeL402Identifier({ version: 0, paymentHash: seeded(seed), tokenId: seeded(seed) });
-  const mac = mintMacaroon(new TextEncoder().encode("loop-recovery-test-root-key"), identifier, "loop.test");
-  return encodeTokenFile({
-    macaroonBytes: encodeMacaroonV2(mac),
-    paymentHash: seeded(seed),
-    preimage: paid ? seeded(seed) : new Uint8Array(32),
-    amountPaidMsat: BigInt(seed * 1000),
-    routingFeePaidMsat: BigInt(seed * 10),
-    createdAtNs,
-  });
+  return encodeTokenFile(loopTokenFixture(seed, paid, createdAtNs));
 }
 
 /** A complete valid payload for Loop's fixture with `seed` (address fields from the vector). */
@@ -77,18 +62,23 @@ export function payloadFor(seed: number, createdAtNs: bigint, network = "testnet
     network,
     l402TokenId: seededTokenId(seed),
     l402TokenCreatedAtNs: createdAtNs,
-    staticAddress: {
-      protocolVersion: 0,
-      clientPubkey: hexToBytes(vector.client_pubkey),
-      serverPubkey: hexToBytes(vector.server_pubkey),
-      expiry: 144,
-      legacyClientKeyFamily: 42060,
-      mainKeyFamily: 42061,
-      changeKeyFamily: 42062,
-      legacyFirstHeight: 321,
-      multiAddressFirstHeight: 654,
-    },
+    staticAddress: vectorStaticAddressBackup(),
     tokenFiles: [{ name: "l402.token", data: tokenFileBytes(seed, createdAtNs) }],
+  };
+}
+
+/** The static address of the vector's backup payload (its pubkeys; expiry 144; heights 321 and 654). */
+export function vectorStaticAddressBackup(): StaticAddressBackup {
+  return {
+    protocolVersion: 0,
+    clientPubkey: hexToBytes(vector.client_pubkey),
+    serverPubkey: hexToBytes(vector.server_pubkey),
+    expiry: 144,
+    legacyClientKeyFamily: 42060,
+    mainKeyFamily: 42061,
+    changeKeyFamily: 42062,
+    legacyFirstHeight: 321,
+    multiAddressFirstHeight: 654,
   };
 }
 

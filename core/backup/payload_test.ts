@@ -1,12 +1,9 @@
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { vector, vectorStaticAddressBackup } from "./_testing.ts";
 import { decodeBackupPayload, encodeBackupPayload } from "./payload.ts";
 import { BackupInvalidError, type BackupPayload } from "./types.ts";
 
-// Source: /work/shared/vectors/backup-v1.json (copied to tests/fixtures, see its description).
-const vector = JSON.parse(
-  Deno.readTextFileSync(new URL("../../tests/fixtures/backup-v1.json", import.meta.url)),
-);
 const te = new TextEncoder();
 const td = new TextDecoder();
 
@@ -16,17 +13,7 @@ function base(): BackupPayload {
     network: "testnet",
     l402TokenId: vector.token_id,
     l402TokenCreatedAtNs: 1776159001000000000n,
-    staticAddress: {
-      protocolVersion: 0,
-      clientPubkey: hexToBytes(vector.client_pubkey),
-      serverPubkey: hexToBytes(vector.server_pubkey),
-      expiry: 144,
-      legacyClientKeyFamily: 42060,
-      mainKeyFamily: 42061,
-      changeKeyFamily: 42062,
-      legacyFirstHeight: 321,
-      multiAddressFirstHeight: 654,
-    },
+    staticAddress: vectorStaticAddressBackup(),
     tokenFiles: [{ name: "l402.token", data: hexToBytes(vector.l402_token_file) }],
   };
 }

@@ -1,33 +1,12 @@
 import { bytesToHex, concatBytes, hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { encodeL402Identifier } from "./identifier.ts";
+import { loopTokenFixture, seeded } from "./_testing.ts";
 import { encodeMacaroonV2, mintMacaroon } from "./macaroon.ts";
-import { encodeTokenFile, parseTokenFile, TokenFileError, type TokenFileFields } from "./token_file.ts";
+import { encodeTokenFile, parseTokenFile, TokenFileError } from "./token_file.ts";
 
 const vector = JSON.parse(
   Deno.readTextFileSync(new URL("../../tests/fixtures/backup-v1.json", import.meta.url)),
 );
-const te = new TextEncoder();
-
-function seeded(seed: number): Uint8Array {
-  const b = new Uint8Array(32);
-  b[0] = seed;
-  return b;
-}
-
-/** Loop's token fixture with seed s (spec §8): hash, token ID, preimage = s‖0…; s·1000 msat; s·10 msat fee. */
-function fixture(seed: number, paid: boolean, createdAtNs: bigint): TokenFileFields {
-  const identifier = encodeL402Identifier({ version: 0, paymentHash: seeded(seed), tokenId: seeded(seed) });
-  const mac = mintMacaroon(te.encode("loop-recovery-test-root-key"), identifier, "loop.test");
-  return {
-    macaroonBytes: encodeMacaroonV2(mac),
-    paymentHash: seeded(seed),
-    preimage: paid ? seeded(seed) : new Uint8Array(32),
-    amountPaidMsat: BigInt(seed * 1000),
-    routingFeePaidMsat: BigInt(seed * 10),
-    createdAtNs,
-  };
-}
 
 /** Independent big-endian writer for the expected layout. */
 function be(n: bigint, bytes: number): Uint8Array {
@@ -55,12 +34,12 @@ Deno.test("parseTokenFile() reads the vector l402.token", () => {
 });
 
 Deno.test("encodeTokenFile() reproduces the vector l402.token from Loop's seed-1 fixture", () => {
-  const bytes = encodeTokenFile(fixture(1, true, 1776159001000000000n));
+  const bytes = encodeTokenFile(loopTokenFixture(1, true, 1776159001000000000n));
   assertEquals(bytesToHex(bytes), vector.l402_token_file);
 });
 
 Deno.test("encodeTokenFile() lays fields out big-endian after a u32 macaroon length", () => {
-  const f = fixture(7, true, 1776159001000000123n);
+  const f = loopTokenFixture(7, true, 1776159001000000123n);
   const expected = concatBytes(
     be(BigInt(f.macaroonBytes.length), 4),
     f.macaroonBytes,
@@ -76,7 +55,7 @@ Deno.test("encodeTokenFile() lays fields out big-endian after a u32 macaroon len
 
 Deno.test("parseTokenFile() keeps u64 amounts and a negative i64 creation time exactly", () => {
   const f = {
-    ...fixture(2, true, -1n),
+    ...loopTokenFixture(2, true, -1n),
     amountPaidMsat: (1n << 64n) - 1n,
     routingFeePaidMsat: (1n << 63n) + 5n,
   };
@@ -92,7 +71,7 @@ Deno.test("parseTokenFile() ignores trailing bytes such as Aperture's proof-of-w
 });
 
 Deno.test("parseTokenFile() marks a zero preimage as unpaid and requirePaid rejects it", () => {
-  const bytes = encodeTokenFile(fixture(3, false, 5n));
+  const bytes = encodeTokenFile(loopTokenFixture(3, false, 5n));
   assertEquals(parseTokenFile(bytes).paid, false);
   const e = assertThrows(() => parseTokenFile(bytes, { requirePaid: true }), TokenFileError);
   assertEquals(e.message, "backup L402 token is not paid");
@@ -123,7 +102,7 @@ Deno.test("parseTokenFile() reports each truncation point with Loop's wording", 
 });
 
 Deno.test("parseTokenFile() in requirePaid mode checks 'not paid' before the amount reads and the macaroon", () => {
-  const f = fixture(4, false, 5n);
+  const f = loopTokenFixture(4, false, 5n);
   const unpaid = encodeTokenFile(f);
   const L = f.macaroonBytes.length;
   // cut right after the preimage: amounts missing
@@ -154,7 +133,7 @@ Deno.test("parseTokenFile() rejects a macaroon length beyond the file", () => {
 });
 
 Deno.test("parseTokenFile() wraps macaroon and identifier errors after the fixed fields", () => {
-  const f = fixture(1, true, 1n);
+  const f = loopTokenFixture(1, true, 1n);
   const badMac = encodeTokenFile(f);
   badMac[4 + f.macaroonBytes.length - 33] = 0x1f; // signature packet length byte 0x20 → 0x1f
   const e1 = assertThrows(() => parseTokenFile(badMac), TokenFileError);
@@ -174,7 +153,7 @@ Deno.test("parseTokenFile() wraps macaroon and identifier errors after the fixed
 });
 
 Deno.test("encodeTokenFile() refuses out-of-range fields and an undecodable macaroon", () => {
-  const f = fixture(1, true, 1n);
+  const f = loopTokenFixture(1, true, 1n);
   assertThrows(() => encodeTokenFile({ ...f, amountPaidMsat: -1n }), RangeError);
   assertThrows(() => encodeTokenFile({ ...f, routingFeePaidMsat: 1n << 64n }), RangeError);
   assertThrows(() => encodeTokenFile({ ...f, createdAtNs: 1n << 63n }), RangeError);
