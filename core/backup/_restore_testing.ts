@@ -24,31 +24,21 @@ import { treeHash } from "../../tests/fs.ts";
 import { staticAddress } from "../staticaddr/script.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 
-/** The lnd calls the restore code makes. */
-export type MemLndCalls = Record<
+/** The lnd calls the restore code makes (counted in {@linkcode MemLnd.calls}). */
+export type MemLndRpc =
   | "deriveSharedKey"
   | "deriveKey"
   | "deriveNextKey"
   | "importTapscript"
   | "listUnspent"
   | "getInfo"
-  | "nextAddr",
-  number
->;
+  | "nextAddr";
+
+/** Call counts per lnd call. */
+export type MemLndCalls = Record<MemLndRpc, number>;
 
 /** An in-process lnd for unit tests. */
-export class MemLnd implements
-  Pick<
-    LndClient,
-    | "deriveSharedKey"
-    | "deriveKey"
-    | "deriveNextKey"
-    | "importTapscript"
-    | "listUnspent"
-    | "getInfo"
-    | "nextAddr"
-    | "registerConfirmation"
-  > {
+export class MemLnd implements Pick<LndClient, MemLndRpc | "registerConfirmation"> {
   readonly keyRing: FakeKeyRing;
   calls: MemLndCalls = {
     deriveSharedKey: 0,

@@ -26,6 +26,41 @@ const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover t
 const EXPIRY = 14400;
 const CLIENT_INDEX = 2;
 
+/**
+ * Stores the legacy static address (key family 42060) whose client key `clientPubkey` is lnd's key at
+ * `clientKeyIndex`, as `address new` leaves it in the database at `dbPath`.
+ */
+async function insertLegacyAddress(
+  dbPath: string,
+  clientPubkey: Uint8Array,
+  clientKeyIndex: number,
+  initiationHeight: number,
+): Promise<void> {
+  const { pkScript } = staticAddress({
+    clientPubkey,
+    serverPubkey: SERVER,
+    csvExpiry: EXPIRY,
+    network: "regtest",
+  });
+  const db = await openDb({ url: `file:${dbPath}`, network: "regtest" });
+  try {
+    await db.write((tx) =>
+      insertStaticAddress(tx, {
+        clientPubkey,
+        serverPubkey: SERVER,
+        expiry: EXPIRY,
+        clientKeyFamily: 42060,
+        clientKeyIndex,
+        pkScript,
+        protocolVersion: 0,
+        initiationHeight,
+      })
+    );
+  } finally {
+    db.close();
+  }
+}
+
 /** The operator's node before the loss: token, address row, backup written by the CLI. */
 async function setup() {
   const lnd = await startFakeLnd({ network: "regtest", blockHeight: 700 });
@@ -41,20 +76,7 @@ async function setup() {
       network: "regtest",
     });
   const legacy = child(42060, CLIENT_INDEX);
-  const db = await openDb({ url: `file:${dbPath}`, network: "regtest" });
-  await db.write((tx) =>
-    insertStaticAddress(tx, {
-      clientPubkey: lnd.keyRing.publicKey(42060, CLIENT_INDEX),
-      serverPubkey: SERVER,
-      expiry: EXPIRY,
-      clientKeyFamily: 42060,
-      clientKeyIndex: CLIENT_INDEX,
-      pkScript: legacy.pkScript,
-      protocolVersion: 0,
-      initiationHeight: 321,
-    })
-  );
-  db.close();
+  await insertLegacyAddress(dbPath, lnd.keyRing.publicKey(42060, CLIENT_INDEX), CLIENT_INDEX, 321);
   const token = makeTokenFile();
   await Deno.writeFile(`${dataDir}/l402.token`, token.bytes, { mode: 0o600 });
   const flags = lndFlags(lnd, loopdir);
@@ -192,21 +214,7 @@ Deno.test("recover refuses a different l402.token or a pending token: exit 1, di
 Deno.test("recover refuses a database holding another static address, exit 1, nothing changed", async () => {
   await using t = await setup();
   await t.lose();
-  const other = t.child(42060, 0);
-  const db = await openDb({ url: `file:${t.dbPath}`, network: "regtest" });
-  await db.write((tx) =>
-    insertStaticAddress(tx, {
-      clientPubkey: t.lnd.keyRing.publicKey(42060, 0),
-      serverPubkey: SERVER,
-      expiry: EXPIRY,
-      clientKeyFamily: 42060,
-      clientKeyIndex: 0,
-      pkScript: other.pkScript,
-      protocolVersion: 0,
-      initiationHeight: 400,
-    })
-  );
-  db.close();
+  await insertLegacyAddress(t.dbPath, t.lnd.keyRing.publicKey(42060, 0), 0, 400);
   const before = await treeHash(t.loopdir);
   const r = await t.cli("recover");
   assertEquals(r.code, 1, r.stderr);
@@ -245,11 +253,13 @@ Deno.test("recover rolls back when the tapscript import fails: the token it wrot
   assertEquals((await readRows(t.dbPath)).length, 2);
 });
 
+/** Wallet outputs paying these children (key family, index): receive 0, 3 and 22, change 1. */
+const GAP_HITS: [number, number][] = [[42061, 0], [42061, 3], [42061, 22], [42062, 1]];
+
 Deno.test("recover --gap 20 finds receive 0, 3, 22 and change 1 and reports the scanned ranges", async () => {
   await using t = await setup();
   await t.lose();
-  const hits: [number, number][] = [[42061, 0], [42061, 3], [42061, 22], [42062, 1]];
-  t.lnd.setUtxos(hits.map(([f, i], n) => utxo(t.child(f, i).pkScript, n)));
+  t.lnd.setUtxos(GAP_HITS.map(([f, i], n) => utxo(t.child(f, i).pkScript, n)));
   const r = await t.cli("--json", "recover", "--gap", "20");
   assertEquals(r.code, 0, r.stderr);
   const scanned = r.json?.scanned as {
@@ -285,8 +295,7 @@ Deno.test("recover --gap 20 finds receive 0, 3, 22 and change 1 and reports the 
 Deno.test("recover --gap 2 stops before child 22 and says where it stopped", async () => {
   await using t = await setup();
   await t.lose();
-  const hits: [number, number][] = [[42061, 0], [42061, 3], [42061, 22], [42062, 1]];
-  t.lnd.setUtxos(hits.map(([f, i], n) => utxo(t.child(f, i).pkScript, n)));
+  t.lnd.setUtxos(GAP_HITS.map(([f, i], n) => utxo(t.child(f, i).pkScript, n)));
   const r = await t.cli("--json", "recover", "--gap", "2");
   assertEquals(r.code, 0, r.stderr);
   const scanned = r.json?.scanned as { last_index: number; hits: { index: number }[] }[];
@@ -396,17 +405,8 @@ Deno.test("recover deposit brings back a deposit lnd cannot see, at its block he
   }
   assertEquals(await treeHash(t.loopdir), before);
 
-  const r = await t.cli(
-    "--json",
-    "recover",
-    "deposit",
-    "--outpoint",
-    `${txid}:1`,
-    "--height-hint",
-    "600",
-    "--pkscript",
-    pk,
-  );
+  const ours = ["--outpoint", `${txid}:1`, "--height-hint", "600"];
+  const r = await t.cli("--json", "recover", "deposit", ...ours, "--pkscript", pk);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.json?.outpoint, `${txid}:1`);
   assertEquals(r.json?.value_sat, "120000");
@@ -426,15 +426,7 @@ Deno.test("recover deposit brings back a deposit lnd cannot see, at its block he
     650,
   ]]);
 
-  const again = await t.cli(
-    "--json",
-    "recover",
-    "deposit",
-    "--outpoint",
-    `${txid}:1`,
-    "--height-hint",
-    "600",
-  );
+  const again = await t.cli("--json", "recover", "deposit", ...ours);
   assertEquals(again.code, 0, again.stderr);
   assertEquals(again.json?.recovered_deposit, false);
 });

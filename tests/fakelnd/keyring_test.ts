@@ -32,18 +32,14 @@ Deno.test("FakeKeyRing.sharedKey() equals SHA-256 of the compressed point k·NUM
 
 Deno.test("FakeKeyRing derives at m/1017'/coin'/family'/0/index with coin 1 off mainnet and 0 on mainnet", () => {
   const root = HDKey.fromMasterSeed(SEED);
-  assertEquals(
-    new FakeKeyRing(SEED, "regtest").publicKey(42060, 7),
-    root.derive("m/1017'/1'/42060'/0/7").publicKey,
-  );
-  assertEquals(
-    new FakeKeyRing(SEED, "testnet").publicKey(42061, 0),
-    root.derive("m/1017'/1'/42061'/0/0").publicKey,
-  );
-  assertEquals(
-    new FakeKeyRing(SEED, "mainnet").publicKey(42060, 7),
-    root.derive("m/1017'/0'/42060'/0/7").publicKey,
-  );
+  const cases: [network: string, family: number, index: number, path: string][] = [
+    ["regtest", 42060, 7, "m/1017'/1'/42060'/0/7"],
+    ["testnet", 42061, 0, "m/1017'/1'/42061'/0/0"],
+    ["mainnet", 42060, 7, "m/1017'/0'/42060'/0/7"],
+  ];
+  for (const [network, family, index, path] of cases) {
+    assertEquals(new FakeKeyRing(SEED, network).publicKey(family, index), root.derive(path).publicKey, path);
+  }
   assertNotEquals(
     new FakeKeyRing(SEED, "mainnet").publicKey(42060, 7),
     root.derive("m/1017'/1'/42060'/0/7").publicKey,
