@@ -31,8 +31,10 @@ function prng(seed: number): (n: number) => Uint8Array {
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /**
- * `total` wallet UTXOs: `ours` pay `pkScript` (confirmations 0..143, one in eight unconfirmed), the rest are
- * P2TR and P2WPKH outputs of the wallet itself. Order is shuffled deterministically.
+ * `total` wallet UTXOs: `ours` pay `pkScript` (confirmations 0..143, one in eight unconfirmed) and sit in lnd's
+ * `imported` account (where ImportTapscript files them; the bench database is written directly, so the fake
+ * never saw the import), the rest are P2TR and P2WPKH outputs of the wallet itself (`default` account).
+ * Order is shuffled deterministically.
  */
 export function benchWallet(total: number, ours: number, pkScript: Uint8Array, tip: number): FakeUtxo[] {
   const rand = prng(0x10ad);
@@ -50,6 +52,7 @@ export function benchWallet(total: number, ours: number, pkScript: Uint8Array, t
         ? Uint8Array.of(0x51, 0x20, ...rand(32))
         : Uint8Array.of(0x00, 0x14, ...rand(20)),
       confirmations: Math.min(confirmations, tip),
+      account: mine ? "imported" : "default",
     });
   }
   for (let i = utxos.length - 1; i > 0; i--) {
