@@ -188,6 +188,60 @@ async function fullView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletVi
   return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: true };
 }
 
+/** `meta` key of the imported-account filter check: `ok:<height of the last check>` or `off`. */
+export const FILTER_CHECK_KEY = "wallet_filter_check";
+
+/** How often (in blocks, about a day) the filtered view is checked against the whole wallet. */
+export const FILTER_RECHECK_BLOCKS = 144;
+
+/**
+ * The wallet view for this pass, self-checking the `imported`-account filter: the first sync, and then one
+ * sync every {@linkcode FILTER_RECHECK_BLOCKS} blocks, also reads the whole wallet and compares. If the whole
+ * wallet ever holds an output of ours that the filtered view lacks (an lnd that files imported scripts
+ * elsewhere), the filter is switched off for good (`off` in `meta`) and every later sync reads the whole
+ * wallet, as Loop does. So on any lnd a deposit is found within a day at worst, and on lnd that files
+ * imported scripts under `imported` (v0.21.3, checked on regtest) at once and cheaply.
+ */
+async function checkedView(deps: SyncDeps, pkScripts: Uint8Array[]): Promise<WalletView> {
+  let check: string | null;
+  try {
+    const rs = await deps.db.client.execute({
+      sql: "SELECT value FROM meta WHERE key = ?",
+      args: [FILTER_CHECK_KEY],
+    });
+    check = rs.rows.length ? String(rs.rows[0].value) : null;
+  } catch (err) {
+    throw dbError(err, "reading the wallet filter check");
+  }
+  if (check === "off") return await fullView(deps.lnd, pkScripts);
+  const filtered = await filteredView(deps.lnd, pkScripts);
+  if (filtered.full) return filtered;
+  const last = check?.startsWith("ok:") ? Number(check.slice(3)) : NaN;
+  if (Number.isInteger(last) && filtered.tip - last < FILTER_RECHECK_BLOCKS && filtered.tip >= last) {
+    return filtered;
+  }
+  const full = await fullView(deps.lnd, pkScripts);
+  // Only outputs already confirmed when the filtered view was read count: one that reached the mempool
+  // between the two reads is no evidence against the filter.
+  const seen = new Set(filtered.ours.map(outpointOf));
+  const missed = full.ours.filter((u) =>
+    u.confirmations > 0 && full.tip - u.confirmations + 1 <= filtered.tip && !seen.has(outpointOf(u))
+  );
+  const value = missed.length ? "off" : `ok:${full.tip}`;
+  try {
+    await deps.db.write((tx) =>
+      tx.execute({
+        sql:
+          "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        args: [FILTER_CHECK_KEY, value],
+      })
+    );
+  } catch (err) {
+    throw dbError(err, "recording the wallet filter check");
+  }
+  return full;
+}
+
 /**
  * Runs one sync pass: reconcile, then act on expired deposits. No static address ⇒ nothing to do.
  * A failed sweep does not fail the pass; it is reported in {@linkcode SyncResult.sweeps} (the CLI exits 4,
@@ -201,7 +255,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const addresses = await listStaticAddresses(deps.db);
   if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
   const pkScripts = addresses.map((a) => a.pkScript);
-  let view = await filteredView(deps.lnd, pkScripts);
+  let view = await checkedView(deps, pkScripts);
 
   let stored: DepositHead[];
   try {

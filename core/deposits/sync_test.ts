@@ -2,20 +2,42 @@ import { RawTx } from "@scure/btc-signer";
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
 import { LndRpcError } from "../../lnd/errors.ts";
-import { openDb } from "../db/db.ts";
+import { type Db, openDb } from "../db/db.ts";
 import { txidOf } from "./sweep.ts";
 import type { Utxo } from "../../lnd/types.ts";
 import { standInAddress, tempDepositsDb, txidN, WalletStandIn } from "./_testing.ts";
 import { depositHistory, insertDeposit, listDeposits, transitionDeposit } from "./store.ts";
-import { syncDeposits } from "./sync.ts";
+import { FILTER_CHECK_KEY, FILTER_RECHECK_BLOCKS, syncDeposits } from "./sync.ts";
 
 const txid = txidN;
 const OUR = standInAddress().pkScript;
+const OTHER = Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(0x99));
 
-async function setup(opts: { csvExpiry?: number } = {}) {
+/**
+ * A database with one static address and a wallet stand-in. Unless `filterChecked` is false, the
+ * imported-account filter counts as checked at the stand-in's height, so tests of the filtered path see
+ * no daily full-wallet check.
+ */
+async function setup(opts: { csvExpiry?: number; filterChecked?: boolean } = {}) {
   const t = await tempDepositsDb(opts);
   const lnd = new WalletStandIn();
+  if (opts.filterChecked !== false) await setFilterCheck(t.db, `ok:${lnd.height}`);
   return { ...t, lnd, [Symbol.asyncDispose]: t[Symbol.asyncDispose] };
+}
+
+async function setFilterCheck(db: Db, value: string) {
+  await db.client.execute({
+    sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    args: [FILTER_CHECK_KEY, value],
+  });
+}
+
+async function filterCheck(db: Db): Promise<string | null> {
+  const rs = await db.client.execute({
+    sql: "SELECT value FROM meta WHERE key = ?",
+    args: [FILTER_CHECK_KEY],
+  });
+  return rs.rows.length ? String(rs.rows[0].value) : null;
 }
 
 const utxo = (n: number, confirmations: number, pkScript = OUR): Utxo => ({
@@ -501,4 +523,43 @@ Deno.test("a pending expiry sweep adds one full read to find its output (default
   t.lnd.listUnspentAccounts = [];
   assertEquals((await syncDeposits(t)).sweeps, []);
   assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+});
+
+Deno.test("the first sync checks the imported-account filter against the whole wallet and records it", async () => {
+  await using t = await setup({ filterChecked: false });
+  t.lnd.importedPkScripts = [OUR];
+  t.lnd.utxos = [utxo(1, 2), utxo(2, 1, OTHER)];
+  await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+  assertEquals(await filterCheck(t.db), `ok:${t.lnd.height}`);
+  t.lnd.listUnspentAccounts = [];
+  await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported"]);
+  t.lnd.height += FILTER_RECHECK_BLOCKS;
+  t.lnd.listUnspentAccounts = [];
+  await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, ["imported", ""]);
+  assertEquals(await filterCheck(t.db), `ok:${t.lnd.height}`);
+});
+
+Deno.test("an lnd that files our outputs outside the imported account switches the filter off for good", async () => {
+  await using t = await setup({ filterChecked: false });
+  t.lnd.importedPkScripts = [OTHER]; // our script is not where lnd v0.21.3 would put it
+  t.lnd.utxos = [utxo(1, 2)];
+  const r = await syncDeposits(t);
+  assertEquals(r.changes.map((c) => c.change), ["created"]);
+  assertEquals(await filterCheck(t.db), "off");
+  t.lnd.listUnspentAccounts = [];
+  t.lnd.utxos = [utxo(1, 2), utxo(3, 0)];
+  const next = await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, [""]);
+  assertEquals(next.changes.map((c) => c.change), ["created"]);
+});
+
+Deno.test("a deposit that reaches the mempool between the two reads does not switch the filter off", async () => {
+  await using t = await setup({ filterChecked: false });
+  t.lnd.importedPkScripts = [];
+  t.lnd.utxos = [utxo(1, 0)]; // unconfirmed: may have arrived after the filtered read
+  await syncDeposits(t);
+  assertEquals(await filterCheck(t.db), `ok:${t.lnd.height}`);
 });
