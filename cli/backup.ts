@@ -115,8 +115,8 @@ function inspectionJson(r: BackupInspection, selected: boolean) {
     static_address: s
       ? {
         protocol_version: s.protocolVersion,
-        client_pubkey: s.clientPubkeyHex ?? null,
-        server_pubkey: s.serverPubkeyHex,
+        client_pubkey: s.clientPubkey ? toHex(s.clientPubkey) : null,
+        server_pubkey: s.serverPubkey ? toHex(s.serverPubkey) : null,
         expiry: s.expiry,
         legacy_client_key_family: s.legacyClientKeyFamily,
         main_key_family: s.mainKeyFamily,
@@ -202,7 +202,8 @@ export function registerBackup(program: Command): void {
           if (r.staticAddress) {
             const s = r.staticAddress;
             out(
-              `    static address: client ${s.clientPubkeyHex ?? "-"} server ${s.serverPubkeyHex ?? "-"} ` +
+              `    static address: client ${s.clientPubkey ? toHex(s.clientPubkey) : "-"} ` +
+                `server ${s.serverPubkey ? toHex(s.serverPubkey) : "-"} ` +
                 `expiry ${s.expiry} first height ${s.legacyFirstHeight}`,
             );
           }

@@ -5,34 +5,11 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { bytesToHex } from "@noble/hashes/utils.js";
 import type { L402TokenFile } from "../l402/token_file.ts";
 import { parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
-import type { BackupPayload, BackupReason } from "./types.ts";
+import type { BackupPayload, BackupReason, StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
-
-/** The static-address part of a payload, for display (`backup verify`, `backup list`). */
-export interface StaticAddressSummary {
-  /** `protocol_version`. */
-  protocolVersion: number;
-  /** `client_pubkey` as hex; absent when the payload has none. */
-  clientPubkeyHex?: string;
-  /** `server_pubkey` as hex; `null` when the payload has none. */
-  serverPubkeyHex: string | null;
-  /** CSV expiry in blocks. */
-  expiry: number;
-  /** `legacy_client_key_family` (0 when absent). */
-  legacyClientKeyFamily: number;
-  /** `main_key_family`. */
-  mainKeyFamily: number;
-  /** `change_key_family`. */
-  changeKeyFamily: number;
-  /** `legacy_first_height` (0 when absent). */
-  legacyFirstHeight: number;
-  /** `multi_address_first_height` (0 when absent). */
-  multiAddressFirstHeight: number;
-}
 
 /** Result of inspecting one backup file. */
 export interface BackupInspection {
@@ -49,28 +26,11 @@ export interface BackupInspection {
   /** Payload network, when the file decrypted and decoded. */
   network?: string;
   /** Payload static address, when present. */
-  staticAddress?: StaticAddressSummary;
+  staticAddress?: StaticAddressBackup;
   /** The decoded payload, when the file decrypted and decoded (also for later failures). */
   payload?: BackupPayload;
   /** The parsed embedded `l402.token`, when it parsed. */
   token?: L402TokenFile;
-}
-
-function summarize(p: BackupPayload): StaticAddressSummary | undefined {
-  const a = p.staticAddress;
-  if (!a) return undefined;
-  const s: StaticAddressSummary = {
-    protocolVersion: a.protocolVersion,
-    serverPubkeyHex: a.serverPubkey === null ? null : bytesToHex(a.serverPubkey),
-    expiry: a.expiry,
-    legacyClientKeyFamily: a.legacyClientKeyFamily,
-    mainKeyFamily: a.mainKeyFamily,
-    changeKeyFamily: a.changeKeyFamily,
-    legacyFirstHeight: a.legacyFirstHeight,
-    multiAddressFirstHeight: a.multiAddressFirstHeight,
-  };
-  if (a.clientPubkey !== undefined) s.clientPubkeyHex = bytesToHex(a.clientPubkey);
-  return s;
 }
 
 /**
@@ -114,8 +74,7 @@ export async function inspectBackupFile(
   const out: BackupInspection = { ...base, reason: v.reason, message: v.message };
   if (v.payload) {
     out.network = v.payload.network;
-    const s = summarize(v.payload);
-    if (s) out.staticAddress = s;
+    if (v.payload.staticAddress) out.staticAddress = v.payload.staticAddress;
     out.payload = v.payload;
   }
   if (v.token) out.token = v.token;

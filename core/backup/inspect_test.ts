@@ -30,8 +30,8 @@ Deno.test("inspectBackupFile() reports the vector file as ok with its details", 
     assertEquals(r.network, "testnet");
     assertEquals(r.staticAddress, {
       protocolVersion: 0,
-      clientPubkeyHex: vector.client_pubkey,
-      serverPubkeyHex: vector.server_pubkey,
+      clientPubkey: hexToBytes(vector.client_pubkey),
+      serverPubkey: hexToBytes(vector.server_pubkey),
       expiry: 144,
       legacyClientKeyFamily: 42060,
       mainKeyFamily: 42061,
