@@ -255,14 +255,16 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const addresses = await listStaticAddresses(deps.db);
   if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
   const pkScripts = addresses.map((a) => a.pkScript);
-  let view = await checkedView(deps, pkScripts);
-
+  // Read the rows BEFORE the wallet: only a row that existed before the wallet was read can be judged
+  // absent from it (another sync may store a deposit that reached the wallet after this read).
   let stored: DepositHead[];
   try {
     stored = await listDepositHeads(deps.db.client);
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
+  const knownBeforeRead = new Set(stored.map(outpointOf));
+  let view = await checkedView(deps, pkScripts);
   let draft = planReconcile(view.ours, stored, view.tip);
   if (!view.full && draft.update.some(marksAbsence)) {
     // Missing from the imported account is no proof of absence: confirm with the whole wallet.
@@ -282,6 +284,8 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
         // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
         // unless this view is the full wallet.
         if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
+        // Nor a row stored after the wallet read, whatever the view: this view may predate its output.
+        plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
         const at = now();
         const out: SyncChange[] = [];
         for (const c of plan.create) {

@@ -563,3 +563,35 @@ Deno.test("a deposit that reaches the mempool between the two reads does not swi
   await syncDeposits(t);
   assertEquals(await filterCheck(t.db), `ok:${t.lnd.height}`);
 });
+
+Deno.test("a row another sync stored after this sync's full-wallet read is not marked Replaced either", async () => {
+  await using t = await setup();
+  await setFilterCheck(t.db, "off"); // every read is the whole wallet
+  t.lnd.utxos = [utxo(1, 0)];
+  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
+  let raced = false;
+  t.lnd.nextSweepPkScript = async () => {
+    if (!raced) {
+      raced = true; // deposit 2 reached the wallet after this sync's read; a faster sync stored it
+      await t.db.write((tx) =>
+        insertDeposit(tx, {
+          txid: txid(2),
+          vout: 1,
+          amountSat: 50_000n,
+          confirmationHeight: 0,
+          pkScript: OUR,
+          depositId: new Uint8Array(32).fill(2),
+          timeoutSweepPkScript: new Uint8Array(34).fill(1),
+        }, new Date())
+      );
+    }
+    return await next();
+  };
+  const r = await syncDeposits(t);
+  assertEquals(t.lnd.listUnspentAccounts, [""]);
+  assertEquals(r.changes.map((c) => [c.outpoint, c.change]), [[`${txid(1)}:1`, "created"]]);
+  assertEquals(
+    (await listDeposits(t.db.client)).map((d) => [d.txid, d.state]).sort(),
+    [[txid(1), "Deposited"], [txid(2), "Deposited"]],
+  );
+});
