@@ -25,6 +25,7 @@ import type {
   PaymentResult,
   PaymentStatus,
   SignDescriptor,
+  SpendDetails,
   TxOut,
   Utxo,
 } from "./types.ts";
@@ -68,6 +69,10 @@ interface WirePayment {
 interface WireConfEvent {
   event?: "conf" | "reorg";
   conf: { raw_tx: Uint8Array; block_hash: Uint8Array; block_height: number; tx_index: number } | null;
+}
+interface WireSpendEvent {
+  event?: "spend" | "reorg";
+  spend: { spending_tx_hash: Uint8Array; spending_input_index: number; spending_height: number } | null;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -353,6 +358,50 @@ export class GrpcLndClient implements LndClient {
       throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
     }
     throw new LndRpcError(rpc, undefined, "the notification stream ended before a confirmation");
+  }
+
+  /**
+   * `chainrpc.ChainNotifier/RegisterSpendNtfn` (see {@linkcode LndClient.registerSpend}). Sends the
+   * outpoint hash in internal byte order; reorg events before the spend are skipped; the stream is
+   * cancelled once a spend arrives or the timeout passes. Default timeout 30 s.
+   * @throws {RangeError} for a malformed txid, a vout or height hint out of range, an empty pkScript
+   */
+  async registerSpend(
+    outpoint: { txid: string; vout: number },
+    pkScript: Uint8Array,
+    heightHint: number,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<SpendDetails | null> {
+    if (!HEX64.test(outpoint.txid)) throw new RangeError(`lnd: txid "${outpoint.txid}" is not 64 hex digits`);
+    assertInt("vout", outpoint.vout, 0, 0xffffffff);
+    if (pkScript.length === 0) throw new RangeError("lnd: pkScript is empty");
+    assertInt("height hint", heightHint, 0, 0xffffffff);
+    const rpc = "ChainNotifier.RegisterSpendNtfn";
+    const request = {
+      outpoint: { hash: reversed(hexToBytes(outpoint.txid)), index: outpoint.vout },
+      script: pkScript,
+      height_hint: heightHint,
+    };
+    try {
+      for await (
+        const ev of serverStream<WireSpendEvent>(this.#rpc.chainNotifier, "RegisterSpendNtfn", request, {
+          deadlineMs: opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
+        })
+      ) {
+        if (ev.event !== "spend" || !ev.spend) continue;
+        const hash = bytes(ev.spend.spending_tx_hash);
+        if (hash.length !== 32) throw this.#badResponse(rpc, `spending_tx_hash is ${hash.length} bytes`);
+        return {
+          spendingTxid: bytesToHex(reversed(hash)),
+          spendingHeight: ev.spend.spending_height,
+          spendingInputIndex: ev.spend.spending_input_index,
+        };
+      }
+    } catch (err) {
+      if ((err as { code?: unknown }).code === GrpcStatus.DEADLINE_EXCEEDED) return null;
+      throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
+    }
+    throw new LndRpcError(rpc, undefined, "the notification stream ended before a spend");
   }
 
   /**

@@ -271,6 +271,66 @@ Deno.test("registerConfirmation() with a null txid matches on the script (zero t
   });
 });
 
+Deno.test("registerSpend() sends the outpoint hash in internal byte order and returns the display spending txid", async () => {
+  await withLnd(async (lnd, fake) => {
+    const txid = "0102030405060708091011121314151617181920212223242526272829303132";
+    const spendingTxid = "a1a2a3a4a5a6a7a8a9b0b1b2b3b4b5b6b7b8b9c0c1c2c3c4c5c6c7c8c9d0d1d2";
+    const pkScript = hexToBytes("5120" + "77".repeat(32));
+    fake.setSpend(txid, 2, { spendingTxid, spendingHeight: 905, spendingInputIndex: 4 });
+    const spend = await lnd.registerSpend({ txid, vout: 2 }, pkScript, 900);
+    assert.deepEqual(spend, { spendingTxid, spendingHeight: 905, spendingInputIndex: 4 });
+    const req = lastRequest(fake, "ChainNotifier.RegisterSpendNtfn");
+    const op = req.outpoint as { hash: Uint8Array; index: number };
+    assert.deepEqual(Uint8Array.from(op.hash), hexToBytes(txid).reverse());
+    assert.equal(op.index, 2);
+    assert.deepEqual(Uint8Array.from(req.script as Uint8Array), pkScript);
+    assert.equal(req.height_hint, 900);
+    await waitFor(() => fake.openStreams() === 0); // the stream was cancelled after the event
+  });
+});
+
+Deno.test("registerSpend() waits for a later spend, and returns null at its timeout with the stream cancelled", async () => {
+  await withLnd(async (lnd, fake) => {
+    const txid = "cd".repeat(32);
+    const script = new Uint8Array([0x51]);
+    const pending = lnd.registerSpend({ txid, vout: 0 }, script, 1, { timeoutMs: 5000 });
+    await waitFor(() => fake.openStreams() === 1);
+    fake.setSpend(txid, 1, { spendingTxid: "ee".repeat(32), spendingHeight: 10 }); // another vout
+    fake.setSpend(txid, 0, { spendingTxid: "ab".repeat(32), spendingHeight: 11 });
+    assert.deepEqual(await pending, {
+      spendingTxid: "ab".repeat(32),
+      spendingHeight: 11,
+      spendingInputIndex: 0,
+    });
+
+    const started = Date.now();
+    assert.equal(
+      await lnd.registerSpend({ txid: "ef".repeat(32), vout: 0 }, script, 1, { timeoutMs: 300 }),
+      null,
+    );
+    assert.ok(Date.now() - started < 2000);
+    await waitFor(() => fake.openStreams() === 0);
+  });
+});
+
+Deno.test("registerSpend() rejects a malformed txid or an empty pkScript before calling lnd", async () => {
+  await withLnd(async (lnd, fake) => {
+    await assert.rejects(
+      () => lnd.registerSpend({ txid: "AB".repeat(32), vout: 0 }, new Uint8Array([0x51]), 1),
+      RangeError,
+    );
+    await assert.rejects(
+      () => lnd.registerSpend({ txid: "ab".repeat(32), vout: -1 }, new Uint8Array([0x51]), 1),
+      RangeError,
+    );
+    await assert.rejects(
+      () => lnd.registerSpend({ txid: "ab".repeat(32), vout: 0 }, new Uint8Array(), 1),
+      RangeError,
+    );
+    assert.equal(fake.calls["ChainNotifier.RegisterSpendNtfn"] ?? 0, 0);
+  });
+});
+
 Deno.test("signOutputRaw() sends a taproot script-spend descriptor with key_loc and prev_outputs; the signature verifies", async () => {
   await withLnd(async (lnd, fake) => {
     const keyLocator = { family: 42060, index: 3 };

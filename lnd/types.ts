@@ -76,6 +76,16 @@ export interface ConfirmationDetails {
   rawTx: Uint8Array;
 }
 
+/** The spend of an outpoint (`chainrpc.SpendDetails`), the fields loopkit reads. */
+export interface SpendDetails {
+  /** Txid of the spending transaction, display hex. */
+  spendingTxid: string;
+  /** Height of the block holding the spending transaction (0 if lnd reports it unconfirmed). */
+  spendingHeight: number;
+  /** Index of the input that spends the outpoint. */
+  spendingInputIndex: number;
+}
+
 /** A transaction output (`signrpc.TxOut`): what an input spends. */
 export interface TxOut {
   /** Value in sat. */
@@ -196,6 +206,22 @@ export interface LndClient {
     heightHint: number,
     opts?: { timeoutMs?: number },
   ): Promise<ConfirmationDetails | null>;
+  /**
+   * `chainrpc.ChainNotifier/RegisterSpendNtfn`: waits for the first spend event of an outpoint. lnd
+   * answers at once for a spend already in the chain at or after `heightHint` (its historical spend
+   * dispatch); no event within the timeout is not proof the output is unspent.
+   * @param outpoint the output, txid as display hex
+   * @param pkScript the output's script
+   * @param heightHint earliest height the output can have been spent (e.g. its confirmation height)
+   * @param opts `timeoutMs`: how long to wait
+   * @returns the spend, or null when none arrived within the timeout
+   */
+  registerSpend(
+    outpoint: { txid: string; vout: number },
+    pkScript: Uint8Array,
+    heightHint: number,
+    opts?: { timeoutMs?: number },
+  ): Promise<SpendDetails | null>;
   /**
    * `routerrpc.Router/SendPaymentV2`: pays a BOLT 11 invoice and follows the payment until it is
    * final or `timeoutSec` (plus a margin) has passed; see {@linkcode PaymentResult.status}.

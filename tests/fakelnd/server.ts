@@ -15,6 +15,8 @@
  *   min/max confs rules and account filter), `ImportTapscript` (computes the P2TR address; a repeat answers
  *   "already exists"), `NextAddr` (BIP-86 addresses), `PublishTransaction`, `EstimateFee`;
  * - `ChainNotifier.RegisterConfirmationsNtfn` (from {@linkcode FakeLnd.setConfirmation});
+ * - `ChainNotifier.RegisterSpendNtfn` by outpoint (from {@linkcode FakeLnd.setSpend}; without a spend
+ *   the stream stays open until the client cancels it);
  * - `Router.SendPaymentV2`, `TrackPaymentV2` (scripted with {@linkcode FakeLnd.setPayment}).
  *
  * Macaroon check as lnd does it: every call except `WalletUnlocker`/`State` needs metadata
@@ -77,6 +79,18 @@ export interface FakeConfirmation {
   txIndex?: number;
   /** Raw transaction (default empty). */
   rawTx?: Uint8Array;
+}
+
+/** A spend the fake's ChainNotifier reports for an outpoint. */
+export interface FakeSpend {
+  /** Txid of the spending transaction, display hex. */
+  spendingTxid: string;
+  /** Height of its block. */
+  spendingHeight: number;
+  /** Index of the spending input (default 0). */
+  spendingInputIndex?: number;
+  /** Raw spending transaction (default empty). */
+  rawSpendingTx?: Uint8Array;
 }
 
 /** One streamed update of a scripted payment. */
@@ -144,6 +158,8 @@ export interface FakeLnd {
   setImportTapscriptError(text: string, afterCalls?: number): void;
   /** Marks a transaction confirmed; pending notifications for it fire. */
   setConfirmation(txid: string, conf: FakeConfirmation, pkScript?: Uint8Array): void;
+  /** Marks an outpoint spent; pending spend notifications for it fire. */
+  setSpend(txid: string, vout: number, spend: FakeSpend): void;
   /** Scripts a payment: SendPaymentV2 (by `paymentRequest`) and TrackPaymentV2 (by hash) stream `updates`. */
   setPayment(paymentHash: string, opts: { paymentRequest: string; updates: FakePaymentUpdate[] }): void;
   /** Number of server-streaming calls still open (cancelled or ended ones are not counted). */
@@ -335,6 +351,8 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     let nextAddrIndex = 0;
     const confirmations = new Map<string, FakeConfirmation>(); // key: txid or "script:<hex>"
     const confWaiters = new Set<{ keys: string[]; fire: (c: FakeConfirmation) => void }>();
+    const spends = new Map<string, FakeSpend>(); // key: "txid:vout"
+    const spendWaiters = new Set<{ key: string; fire: (s: FakeSpend) => void }>();
     const payments = new Map<string, { request: string; updates: FakePaymentUpdate[]; sent: boolean }>();
     const calls: Record<string, number> = {};
     let openStreams = 0;
@@ -672,6 +690,38 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
           cleanup(() => confWaiters.delete(waiter));
         },
       ),
+      RegisterSpendNtfn: streamHandler("ChainNotifier", "RegisterSpendNtfn", (req, call, cleanup) => {
+        const hash = Uint8Array.from(req.outpoint?.hash ?? []);
+        const script = Uint8Array.from(req.script ?? []);
+        if (hash.length !== 32 || hash.every((b) => b === 0)) {
+          throw new StatusError(
+            grpc.status.UNKNOWN,
+            "fakelnd: only spend registrations by outpoint are supported",
+          );
+        }
+        if (script.length === 0) {
+          throw new StatusError(grpc.status.UNKNOWN, "an output script must be provided");
+        }
+        const op = { hash, index: req.outpoint.index ?? 0 };
+        const key = `${bytesToHex(hash.slice().reverse())}:${op.index}`;
+        const spendMsg = (sp: FakeSpend) => ({
+          spend: {
+            spending_outpoint: op,
+            raw_spending_tx: sp.rawSpendingTx ?? new Uint8Array(),
+            spending_tx_hash: hexToBytes(sp.spendingTxid).reverse(),
+            spending_input_index: sp.spendingInputIndex ?? 0,
+            spending_height: sp.spendingHeight,
+          },
+        });
+        const known = spends.get(key);
+        if (known) {
+          call.write(spendMsg(known));
+          return; // lnd keeps the stream open for reorg events; the client cancels
+        }
+        const waiter = { key, fire: (sp: FakeSpend) => call.write(spendMsg(sp)) };
+        spendWaiters.add(waiter);
+        cleanup(() => spendWaiters.delete(waiter));
+      }),
     });
 
     // ---- Router
@@ -782,6 +832,16 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
           }
         }
       },
+      setSpend(txid, vout, spend) {
+        const key = `${txid}:${vout}`;
+        spends.set(key, spend);
+        for (const w of [...spendWaiters]) {
+          if (w.key === key) {
+            spendWaiters.delete(w);
+            w.fire(spend);
+          }
+        }
+      },
       setPayment(paymentHash, p) {
         payments.set(paymentHash, { request: p.paymentRequest, updates: p.updates, sent: false });
       },
@@ -791,6 +851,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         for (const t of timers) clearTimeout(t);
         timers.clear();
         confWaiters.clear();
+        spendWaiters.clear();
         await proxy?.close(); // clients see the connection drop, never a GOAWAY
         server.forceShutdown();
         await Deno.remove(dir, { recursive: true });
