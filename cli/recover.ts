@@ -13,6 +13,7 @@ import { syncDeposits } from "../core/deposits/sync.ts";
 import { recover, type RecoverResult, type RestoredAddress } from "../core/backup/restore.ts";
 import type { BranchScan } from "../core/backup/scan.ts";
 import {
+  DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS,
   DEFAULT_RECOVER_DEPOSIT_WAIT_MS,
   parseRecoverDepositRequest,
   recoverDeposit,
@@ -209,15 +210,28 @@ export function registerRecover(program: Command): void {
       String(DEFAULT_RECOVER_DEPOSIT_WAIT_MS / 1000),
     )
     .option(
+      "--spend-timeout <seconds>",
+      "how long to wait for lnd to report a spend of the output (none seen is not proof it is unspent)",
+      String(DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS / 1000),
+    )
+    .option(
       "--scan-limit <n>",
       "highest child index tried per key family to match --pkscript",
       String(RECOVERY_SCAN_LIMIT),
     )
     .action(
-      action<{ outpoint: string; heightHint: string; pkscript?: string; timeout: string; scanLimit: string }>(
+      action<{
+        outpoint: string;
+        heightHint: string;
+        pkscript?: string;
+        timeout: string;
+        spendTimeout: string;
+        scanLimit: string;
+      }>(
         async (ctx, opts) => {
           const req = parseRecoverDepositRequest(opts.outpoint, opts.heightHint, opts.pkscript);
           const waitMs = parseCount("--timeout", opts.timeout, 1, 3600) * 1000;
+          const spendWaitMs = parseCount("--spend-timeout", opts.spendTimeout, 1, 3600) * 1000;
           const scanLimit = parseCount("--scan-limit", opts.scanLimit, 0, 10_000);
           const db = await ctx.db();
           const { lnd } = await ctx.lnd();
@@ -226,9 +240,11 @@ export function registerRecover(program: Command): void {
             db,
             network: ctx.config.network,
             waitMs,
+            spendWaitMs,
             scanLimit,
             lnd: {
               registerConfirmation: (t, s, n, h, o) => lnd.registerConfirmation(t, s, n, h, o),
+              registerSpend: (op, s, h, o) => lnd.registerSpend(op, s, h, o),
               deriveKey: (l) => lnd.deriveKey(l),
               importTapscript: (k, s) => lnd.importTapscript(k, s),
               listUnspent: (min, max) => lnd.listUnspent(min, max),

@@ -14,6 +14,7 @@ import type {
   KeyLocator,
   LndClient,
   LndInfo,
+  SpendDetails,
   Utxo,
 } from "../../lnd/types.ts";
 import { HDKey } from "@scure/bip32";
@@ -38,7 +39,7 @@ export type MemLndRpc =
 export type MemLndCalls = Record<MemLndRpc, number>;
 
 /** An in-process lnd for unit tests. */
-export class MemLnd implements Pick<LndClient, MemLndRpc | "registerConfirmation"> {
+export class MemLnd implements Pick<LndClient, MemLndRpc | "registerConfirmation" | "registerSpend"> {
   readonly keyRing: FakeKeyRing;
   calls: MemLndCalls = {
     deriveSharedKey: 0,
@@ -64,6 +65,9 @@ export class MemLnd implements Pick<LndClient, MemLndRpc | "registerConfirmation
   /** Confirmations by txid for `registerConfirmation`. */
   confirmations = new Map<string, ConfirmationDetails>();
   registrations: { txid: string | null; pkScript: string; heightHint: number; numConfs: number }[] = [];
+  /** Spends by outpoint ("txid:vout") for `registerSpend`. */
+  spends = new Map<string, SpendDetails>();
+  spendRegistrations: { outpoint: string; pkScript: string; heightHint: number }[] = [];
   #addr = 0;
   #keys = new Map<string, Uint8Array>();
   #root: HDKey;
@@ -166,6 +170,19 @@ export class MemLnd implements Pick<LndClient, MemLndRpc | "registerConfirmation
       }
     }
     return Promise.resolve(null);
+  }
+
+  registerSpend(
+    outpoint: { txid: string; vout: number },
+    pkScript: Uint8Array,
+    heightHint: number,
+  ): Promise<SpendDetails | null> {
+    this.spendRegistrations.push({
+      outpoint: `${outpoint.txid}:${outpoint.vout}`,
+      pkScript: bytesToHex(pkScript),
+      heightHint,
+    });
+    return Promise.resolve(this.spends.get(`${outpoint.txid}:${outpoint.vout}`) ?? null);
   }
 
   /** The static address of child (family, index) with a server key and expiry. */

@@ -8,6 +8,10 @@
  *    family built with the stored server key and expiry) before anything waits on the chain;
  * 3. lnd's chain notifier confirms the transaction from the height hint (bounded wait); the output is
  *    read from the raw transaction in the confirmation: txid, vout, script, value > 0;
+ * 3a. lnd's spend notifier is asked whether the output was spent since its block (short bounded wait): a
+ *    reported spend refuses the recovery (`deposit_already_spent`). lnd's historical spend dispatch
+ *    answers at once for a spend already in the chain, but "no spend seen within the wait" is not proof
+ *    the output is unspent;
  * 4. a child address not stored yet is imported into lnd, then stored (initiation height = height hint);
  * 5. the deposit is created (`Deposited`, first-confirmation height of the block, history row) or an
  *    existing one with the same value is re-activated (`Replaced` → `Deposited`) and its height fixed.
@@ -43,6 +47,12 @@ export const RECOVERY_SCAN_LIMIT = 20;
 
 /** Default bound of the wait for lnd's confirmation event, ms. */
 export const DEFAULT_RECOVER_DEPOSIT_WAIT_MS = 60_000;
+
+/**
+ * Default bound of the wait for lnd's spend event, ms. lnd answers a registration for an output spent
+ * in an earlier block at once (historical dispatch), so a few seconds suffice; the wait is not proof.
+ */
+export const DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS = 5_000;
 
 const MAX_HEIGHT = 2 ** 31 - 1;
 
@@ -105,7 +115,7 @@ export function parseRecoverDepositRequest(
 export type RecoverDepositLnd =
   & Pick<
     LndClient,
-    "registerConfirmation" | "deriveKey" | "importTapscript" | "listUnspent"
+    "registerConfirmation" | "registerSpend" | "deriveKey" | "importTapscript" | "listUnspent"
   >
   & {
     /** A fresh wallet pkScript for the deposit's expiry sweep (`WalletKit.NextAddr`, decoded). */
@@ -119,6 +129,8 @@ export interface RecoverDepositDeps {
   network: NetworkName;
   /** Bound of the wait for the confirmation, ms (default 60 s). */
   waitMs?: number;
+  /** Bound of the wait for a spend event, ms (default {@linkcode DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS}). */
+  spendWaitMs?: number;
   /** Highest child index tried per family when the pkScript is not stored (default 20, Loop's limit). */
   scanLimit?: number;
   now?: () => Date;
@@ -294,7 +306,8 @@ async function confirmOutput(
  *
  * @throws {LoopkitError} `no_static_address` (nothing to match against: run `recover` first),
  *   `deposit_not_ours` (pkScript not ours, output paying another script, wrong vout, value ≤ 0),
- *   `deposit_unconfirmed` (not confirmed within the wait), `deposit_conflict` (an existing deposit
+ *   `deposit_unconfirmed` (not confirmed within the wait), `deposit_already_spent` (lnd reports a
+ *   spend of the output; exit 1, nothing written), `deposit_conflict` (an existing deposit
  *   with another value or in another state), lnd errors (exit 75 when unreachable), `db_busy`/`db_error`
  */
 export async function recoverDeposit(
@@ -373,6 +386,21 @@ export async function recoverDeposit(
     throw refused(
       "deposit_not_ours",
       `no static address child matched pkScript ${bytesToHex(confirmed.pkScript)}`,
+    );
+  }
+
+  // Spent already? Asked from the transaction's block; lnd answers a historical spend at once. A spend
+  // reported here means the output is gone: recording it as Deposited would overstate the balance.
+  const spendWaitMs = deps.spendWaitMs ?? DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS;
+  const spend = await deps.lnd.registerSpend(req.outpoint, confirmed.pkScript, confirmed.blockHeight, {
+    timeoutMs: spendWaitMs,
+  });
+  if (spend !== null) {
+    throw refused(
+      "deposit_already_spent",
+      `${op} is already spent by transaction ${spend.spendingTxid} ` +
+        (spend.spendingHeight > 0 ? `at height ${spend.spendingHeight}` : "(unconfirmed)") +
+        ": nothing to recover, nothing written",
     );
   }
 

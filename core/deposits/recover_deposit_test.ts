@@ -8,6 +8,7 @@ import { insertStaticAddress, listStaticAddresses } from "../db/static_addresses
 import { LoopkitError } from "../errors.ts";
 import { depositHistory, listDeposits } from "./store.ts";
 import {
+  DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS,
   parseRecoverDepositRequest,
   recoverDeposit,
   type RecoverDepositDeps,
@@ -33,6 +34,8 @@ function rawTx(
 class Env {
   readonly lnd = new MemLnd("recover-deposit");
   sweeps = 0;
+  /** `timeoutMs` of every registerSpend call. */
+  spendWaits: (number | undefined)[] = [];
   constructor(readonly dir: string, readonly db: Db) {}
   legacy() {
     return this.lnd.childAddress(42060, 0, SERVER, EXPIRY);
@@ -45,6 +48,10 @@ class Env {
       waitMs: 1000,
       lnd: {
         registerConfirmation: (t, s, n, h) => lnd.registerConfirmation(t, s, n, h),
+        registerSpend: (op, s, h, o) => {
+          this.spendWaits.push(o?.timeoutMs);
+          return lnd.registerSpend(op, s, h);
+        },
         deriveKey: (l) => lnd.deriveKey(l),
         importTapscript: (k, s) => lnd.importTapscript(k, s),
         listUnspent: () => lnd.listUnspent(),
@@ -146,6 +153,14 @@ Deno.test("recoverDeposit() creates a Deposited deposit at the block's height, f
   ]);
   assertEquals(d.depositId, r.depositId);
   assertEquals((await depositHistory(e.db.client, d.depositId)).map((h) => h.state), ["Deposited"]);
+
+  // The spend check asked lnd about this outpoint and script from the block's height, with the default wait.
+  assertEquals(e.lnd.spendRegistrations, [{
+    outpoint: `${txid}:1`,
+    pkScript: bytesToHex(e.legacy().pkScript),
+    heightHint: 512,
+  }]);
+  assertEquals(e.spendWaits, [DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS]);
 
   // Idempotent.
   const again = await recoverDeposit(e.deps(), req(txid, 1, 500, e.legacy().pkScript));
@@ -333,4 +348,46 @@ Deno.test("recoverDeposit() tries children 0..20 by default; a later child needs
   );
   const r = await recoverDeposit(e.deps({ scanLimit: 30 }), req(txid, 0, 600, child.pkScript));
   assertEquals(r.keyLocator, { family: 42062, index: 25 });
+});
+
+Deno.test("recoverDeposit() refuses an output lnd reports spent, naming the spending txid and height, and writes nothing", async () => {
+  await using e = await env();
+  const child = e.lnd.childAddress(42061, 3, SERVER, EXPIRY);
+  const txid = e.confirm([{ script: child.pkScript, amount: 80_000n }], 610);
+  const spender = "5a".repeat(32);
+  e.lnd.spends.set(`${txid}:0`, { spendingTxid: spender, spendingHeight: 640, spendingInputIndex: 0 });
+  const before = await contentHash(e.dir);
+  const err = await assertRejects(
+    () => recoverDeposit(e.deps({ spendWaitMs: 1234 }), req(txid, 0, 600, child.pkScript)),
+    LoopkitError,
+    `${txid}:0 is already spent by transaction ${spender} at height 640`,
+  );
+  assertEquals([(err as LoopkitError).code, (err as LoopkitError).exitCode], ["deposit_already_spent", 1]);
+  assertEquals(e.spendWaits, [1234]);
+  assertEquals(e.lnd.spendRegistrations.map((r) => [r.outpoint, r.pkScript]), [[
+    `${txid}:0`,
+    bytesToHex(child.pkScript),
+  ]]);
+  // Neither the child's row nor its lnd import nor a deposit: the refusal comes before any of them.
+  assertEquals(await contentHash(e.dir), before);
+  assertEquals(e.lnd.imported.size, 0);
+  assertEquals(e.sweeps, 0);
+  assertEquals((await listDeposits(e.db.client)).length, 0);
+});
+
+Deno.test("recoverDeposit() refuses to re-activate a Replaced deposit whose output lnd reports spent", async () => {
+  await using e = await env();
+  const txid = e.confirm([{ script: e.legacy().pkScript, amount: 40_000n }], 700);
+  const first = await recoverDeposit(e.deps(), req(txid, 0, 690));
+  await e.db.client.execute({
+    sql: "UPDATE deposits SET state = 'Replaced' WHERE deposit_id = ?",
+    args: [first.depositId],
+  });
+  e.lnd.spends.set(`${txid}:0`, {
+    spendingTxid: "6b".repeat(32),
+    spendingHeight: 705,
+    spendingInputIndex: 1,
+  });
+  await assertRejects(() => recoverDeposit(e.deps(), req(txid, 0, 690)), LoopkitError, "already spent");
+  assertEquals((await listDeposits(e.db.client))[0].state, "Replaced");
 });

@@ -405,7 +405,8 @@ Deno.test("recover deposit brings back a deposit lnd cannot see, at its block he
   }
   assertEquals(await treeHash(t.loopdir), before);
 
-  const ours = ["--outpoint", `${txid}:1`, "--height-hint", "600"];
+  // Nothing spends the output: each run waits --spend-timeout for lnd's spend event, then records it.
+  const ours = ["--outpoint", `${txid}:1`, "--height-hint", "600", "--spend-timeout", "1"];
   const r = await t.cli("--json", "recover", "deposit", ...ours, "--pkscript", pk);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.json?.outpoint, `${txid}:1`);
@@ -449,4 +450,30 @@ Deno.test("recover deposit of an unconfirmed outpoint gives up after --timeout a
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(r.stderr, "did not confirm");
   assertEquals(await treeHash(t.loopdir), before);
+});
+
+Deno.test("recover deposit refuses an output lnd reports already spent: exit 1, spending txid and height named, nothing written", async () => {
+  await using t = await setup();
+  const { raw, txid } = rawTx([{ script: t.legacy.pkScript, amount: 90_000n }]);
+  t.lnd.setConfirmation(txid, { blockHeight: 650, rawTx: raw });
+  const spender = bytesToHex(sha256(new TextEncoder().encode("spender")));
+  t.lnd.setSpend(txid, 0, { spendingTxid: spender, spendingHeight: 660 });
+  const before = await treeHash(t.loopdir);
+  const r = await t.cli(
+    "recover",
+    "deposit",
+    "--outpoint",
+    `${txid}:0`,
+    "--height-hint",
+    "600",
+    "--pkscript",
+    bytesToHex(t.legacy.pkScript),
+  );
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(r.stderr, `already spent by transaction ${spender} at height 660`);
+  assertEquals(await treeHash(t.loopdir), before);
+  assertEquals(t.lnd.imports.length, 0);
+  const spendReq = t.lnd.requests.find((x) => x.rpc === "ChainNotifier.RegisterSpendNtfn");
+  assert(spendReq, "lnd was asked for a spend notification");
+  assertEquals(spendReq.request.height_hint, 650);
 });
