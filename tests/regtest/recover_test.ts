@@ -272,6 +272,8 @@ regtestTest(
             hex.encode(scripts[i]),
             "--scan-limit",
             "30",
+            "--spend-timeout", // unspent: lnd sends no spend event, the wait runs out
+            "1",
           );
           assertEquals(x.code, 0, `${outpoints[i]}: ${x.stderr}`);
           assertEquals(x.json?.confirmation_height, String(height));
@@ -294,10 +296,68 @@ regtestTest(
           outpoints[0],
           "--height-hint",
           String(firstHeight),
+          "--spend-timeout",
+          "1",
         );
         assertEquals(again.code, 0, again.stderr);
         assertEquals(again.json?.recovered_deposit, false);
       },
     );
+  },
+);
+
+regtestTest(
+  "regtest: recover deposit refuses an output already spent on chain (the expiry sweep), nothing written",
+  { expiry: 12 },
+  async ({ net, loopdir, cli, newAddress, tempDir }) => {
+    const csv = 12;
+    const dataDir = `${loopdir}/regtest`;
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    const address = created.json?.address as string;
+    const pkScript = created.json?.pk_script as string;
+    const firstHeight = Number((await cli("--json", "address", "show")).json?.initiation_height);
+    const safe = await tempDir("loopkit-regtest-safe-");
+    const backupPath = (created.json?.backup as Json)?.path as string;
+    const safeBackup = `${safe}/${backupPath.split("/").pop()}`;
+    await Deno.copyFile(backupPath, safeBackup);
+    const sync = async () => {
+      const r = await cli("--json", "deposits", "sync");
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      return r.json as { sweeps: Json[] };
+    };
+
+    // A deposit, swept back to the wallet through the timeout path once its CSV expiry passes.
+    const txid = await net.sendToAddress(address, 200_000n);
+    await net.mine(1);
+    const confHeight = (await net.blockHeightOfTx(txid))!;
+    await sync();
+    await net.mine(confHeight + csv - (await net.bestHeight()));
+    const sweep = (await sync()).sweeps.find((s) => (s.outpoint as string).startsWith(txid));
+    assert(sweep, "no expiry sweep published");
+    await net.mine(1);
+    const sweepHeight = await net.blockHeightOfTx(sweep.txid as string);
+    assert(sweepHeight, "the sweep did not confirm");
+
+    // The database is lost; the address comes back from the backup, then the spent output is refused.
+    await Deno.remove(`${dataDir}/loopkit.db`);
+    await Deno.remove(`${dataDir}/l402.token`);
+    const restored = await cli("--json", "recover", "--backup-file", safeBackup);
+    assertEquals(restored.code, 0, restored.stderr);
+    const before = await treeHash(loopdir);
+    const r = await cli(
+      "recover",
+      "deposit",
+      "--outpoint",
+      sweep.outpoint as string,
+      "--height-hint",
+      String(firstHeight),
+      "--pkscript",
+      pkScript,
+    );
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, `already spent by transaction ${sweep.txid} at height ${sweepHeight}`);
+    assertEquals(await treeHash(loopdir), before);
+    assertEquals((await cli("--json", "deposits", "list")).json?.deposits, []);
   },
 );
