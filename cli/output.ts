@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { exitCodeOf, LoopkitError } from "../core/errors.ts";
 
 /** Lower-case hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return bytesToHex(bytes);
 }
 
 /**

@@ -46,6 +46,7 @@ import {
   LEGACY_CLIENT_KEY_SCAN_LIMIT,
   scanBranches,
 } from "./scan.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** File-system operations of the restore: {@linkcode BackupFs} plus hard links and directory creation. */
 export interface RestoreFs extends BackupFs {
@@ -158,10 +159,6 @@ export interface RecoverResult {
 }
 
 const hex = bytesToHex;
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -385,7 +382,7 @@ export async function planTokenRestore(fs: BackupFs, dataDir: string, bytes: Uin
   const existing = await readOrNull(fs, path);
   if (await readOrNull(fs, pendingPath) !== null) throw pendingConflict(pendingPath);
   if (existing === null) return { path, action: "write" };
-  if (!sameBytes(existing, bytes)) throw differentTokenConflict(path);
+  if (!equalBytes(existing, bytes)) throw differentTokenConflict(path);
   return { path, action: "unchanged" };
 }
 
@@ -445,7 +442,7 @@ export async function publishToken(
     }
     if (!created) {
       const there = await readOrNull(fs, path);
-      if (there === null || !sameBytes(there, bytes)) throw differentTokenConflict(path);
+      if (there === null || !equalBytes(there, bytes)) throw differentTokenConflict(path);
       return false;
     }
     await dir.sync();
@@ -464,7 +461,7 @@ export async function rollbackToken(fs: RestoreFs, path: string, bytes: Uint8Arr
   const errors: string[] = [];
   try {
     const there = await fs.readFile(path);
-    if (!sameBytes(there, bytes)) return errors; // replaced by someone else meanwhile: not ours
+    if (!equalBytes(there, bytes)) return errors; // replaced by someone else meanwhile: not ours
     await fs.remove(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) errors.push(`remove ${path}: ${messageOf(e)}`);
@@ -493,8 +490,8 @@ export interface WantedAddress {
 
 function rowDifferences(stored: StaticAddressRow, want: NewStaticAddress, heightFlexible: boolean): string[] {
   const d: string[] = [];
-  if (!sameBytes(stored.clientPubkey, want.clientPubkey)) d.push("client key");
-  if (!sameBytes(stored.serverPubkey, want.serverPubkey)) d.push("server key");
+  if (!equalBytes(stored.clientPubkey, want.clientPubkey)) d.push("client key");
+  if (!equalBytes(stored.serverPubkey, want.serverPubkey)) d.push("server key");
   if (stored.expiry !== want.expiry) {
     d.push(`CSV expiry (${stored.expiry} stored, ${want.expiry} in the backup)`);
   }
@@ -531,7 +528,7 @@ export function planAddressRows(
   wanted: readonly WantedAddress[],
 ): ("create" | "existing")[] {
   return wanted.map((w) => {
-    const match = existing.find((r) => sameBytes(r.pkScript, w.row.pkScript));
+    const match = existing.find((r) => equalBytes(r.pkScript, w.row.pkScript));
     if (w.role === "legacy" && existing.length > 0 && existing[0] !== match) {
       throw restoreConflict(
         `existing static address differs from backup: the database's static address is ` +
@@ -648,7 +645,7 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   const childWanted: (WantedAddress & { address: StaticAddress; keyLocator: KeyLocator })[] = [];
   for (const s of scanned) {
     for (const h of s.hits) {
-      if (sameBytes(h.address.pkScript, legacyPrep.address.pkScript)) continue;
+      if (equalBytes(h.address.pkScript, legacyPrep.address.pkScript)) continue;
       childWanted.push({
         role: s.family === a.changeKeyFamily && s.family !== a.mainKeyFamily ? "change" : "receive",
         heightFlexible: true,

@@ -13,6 +13,7 @@ import type { KeyDescriptor, KeyLocator, LndClient } from "../../lnd/types.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import { type StaticAddress, staticAddress } from "../staticaddr/script.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** Highest index of the legacy client-key search (`backupKeyScanLimit`, spec §0): indexes 0..20. */
 export const LEGACY_CLIENT_KEY_SCAN_LIMIT = 20;
@@ -25,10 +26,6 @@ export const MAX_MULTI_ADDRESS_SCAN_GAP = 10_000;
 
 /** Largest key family or index lnd accepts (`uint32` on the wire, `int32` in Loop's payload). */
 const MAX_INT32 = 2 ** 31 - 1;
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 /** Checks lnd's `DeriveKey` answer: a 33-byte key at the locator that was asked for. */
 function checkDerived(key: KeyDescriptor, want: KeyLocator): void {
@@ -75,7 +72,7 @@ export async function findClientKey(
       continue;
     }
     checkDerived(key, { family, index });
-    if (sameBytes(key.rawKeyBytes, clientPubkey)) return key;
+    if (equalBytes(key.rawKeyBytes, clientPubkey)) return key;
   }
   return null;
 }

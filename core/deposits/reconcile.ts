@@ -9,6 +9,7 @@ import type { Utxo } from "../../lnd/types.ts";
 import { LoopkitError } from "../errors.ts";
 import { type Deposit, type DepositState, outpointOf } from "./types.ts";
 import { nextState } from "./fsm.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** A deposit to create (`Deposited`). */
 export interface NewDepositPlan {
@@ -61,12 +62,6 @@ export function confirmationHeightOf(confirmations: number, tip: number): number
   return h;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
  * Keeps the wallet UTXOs paying one of `pkScripts`, dropping duplicate outpoints (first wins, lnd's order).
  * Byte comparison with an early exit: linear in the wallet size, no per-UTXO allocation for foreign outputs.
@@ -79,7 +74,7 @@ export function filterOurUtxos(utxos: readonly Utxo[], pkScripts: readonly Uint8
   for (const u of utxos) {
     const s = u.pkScript;
     if (s.length !== 34 || s[0] !== 0x51 || s[1] !== 0x20) continue;
-    if (!pkScripts.some((p) => sameBytes(p, s))) continue;
+    if (!pkScripts.some((p) => equalBytes(p, s))) continue;
     const op = outpointOf(u);
     if (seen.has(op)) continue;
     seen.add(op);
@@ -154,7 +149,7 @@ export function planReconcile(
       plan.walletVisible = true;
       plan.reasons.push("reappeared");
     }
-    if (!sameBytes(d.pkScript, u.pkScript)) {
+    if (!equalBytes(d.pkScript, u.pkScript)) {
       throw new LoopkitError(
         "deposit_pkscript_mismatch",
         `Deposit ${op} is stored with another pkScript than the wallet reports; refusing to reconcile`,

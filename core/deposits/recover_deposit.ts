@@ -38,6 +38,7 @@ import { addressOfRow, STATIC_ADDRESS_KEY_FAMILY } from "../staticaddr/new_addre
 import { applyDepositUpdate, insertDeposit, listDeposits } from "./store.ts";
 import { type Deposit, type DepositState, outpointOf } from "./types.ts";
 import type { DepositUpdatePlan } from "./reconcile.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** Receive and change families scanned besides the legacy one (spec/static-address-and-deposits.md §1). */
 export const RECOVERY_SCAN_FAMILIES: readonly number[] = [42061, 42062];
@@ -160,10 +161,6 @@ function refused(code: string, message: string, exitCode: 1 | 75 = ExitCode.Fail
   return new LoopkitError(code, message, exitCode);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /** Address parameters matched to a pkScript: a stored row, or a child to store. */
 interface MatchedAddress {
   row: NewStaticAddress;
@@ -188,7 +185,7 @@ export async function findOurAddress(
   heightHint: number,
   scanLimit: number = RECOVERY_SCAN_LIMIT,
 ): Promise<MatchedAddress | null> {
-  const stored = rows.find((r) => sameBytes(r.pkScript, pkScript));
+  const stored = rows.find((r) => equalBytes(r.pkScript, pkScript));
   if (stored) return { row: stored, address: addressOfRow(stored, network), stored: true };
   const seed = rows[0];
   if (!seed) return null;
@@ -213,7 +210,7 @@ export async function findOurAddress(
         csvExpiry: seed.expiry,
         network,
       });
-      if (!sameBytes(address.pkScript, pkScript)) continue;
+      if (!equalBytes(address.pkScript, pkScript)) continue;
       return {
         address,
         stored: false,
@@ -289,7 +286,7 @@ async function confirmOutput(
   }
   const out = tx.getOutput(req.outpoint.vout);
   const script = out.script ?? new Uint8Array();
-  if (!sameBytes(script, pkScript)) {
+  if (!equalBytes(script, pkScript)) {
     throw refused(
       "deposit_not_ours",
       `confirmed output pkScript mismatch: ${op} pays ${bytesToHex(script)}, not ${bytesToHex(pkScript)}`,
@@ -421,7 +418,7 @@ export async function recoverDeposit(
   const outcome = await deps.db.write(async (tx) => {
     let rowCreated = false;
     if (!m.stored) {
-      const again = (await listStaticAddresses(tx)).find((r) => sameBytes(r.pkScript, m.row.pkScript));
+      const again = (await listStaticAddresses(tx)).find((r) => equalBytes(r.pkScript, m.row.pkScript));
       if (!again) {
         await insertStaticAddress(tx, m.row);
         rowCreated = true;

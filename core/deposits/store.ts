@@ -10,7 +10,7 @@ import { type Deposit, type DepositState, isDepositState } from "./types.ts";
 import { type DepositEvent, nextState } from "./fsm.ts";
 import type { DepositUpdatePlan, NewDepositPlan } from "./reconcile.ts";
 import { txidFromBytes, txidToBytes } from "../staticaddr/outpoint.ts";
-import { hexToBytes } from "@noble/hashes/utils.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 
 type Exec = Pick<Client | Transaction, "execute">;
 
@@ -19,8 +19,6 @@ function blob(v: unknown, column: string): Uint8Array {
   if (v instanceof Uint8Array) return new Uint8Array(v);
   throw new LoopkitError("db_corrupt", `Database column deposits.${column} is not a blob`, ExitCode.Failure);
 }
-
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /** Every stored deposit, in insertion order. */
 export async function listDeposits(db: Exec): Promise<Deposit[]> {
@@ -142,7 +140,7 @@ function depositOfRow(r: Record<string, unknown>): Deposit {
         ? null
         : txidFromBytes(blob(r.expiry_sweep_txid, "expiry")),
       expirySweepTx: r.expiry_sweep_tx == null ? null : blob(r.expiry_sweep_tx, "expiry_sweep_tx"),
-      swapHash: r.swap_hash == null ? null : hex(blob(r.swap_hash, "swap_hash")),
+      swapHash: r.swap_hash == null ? null : bytesToHex(blob(r.swap_hash, "swap_hash")),
     };
   }
 }

@@ -28,6 +28,7 @@ import {
   TAPSCRIPT_LEAF_VERSION,
   timeoutLeafScript,
 } from "../staticaddr/script.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** Confirmations after which the expiry sweep is final and the deposit `Expired` (§4.8, Loop's value). */
 export const EXPIRY_SWEEP_CONFS = 3;
@@ -82,10 +83,6 @@ export interface TimeoutSpendInfo {
   csvExpiry: number;
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /**
  * Recomputes the timeout-spend data of a stored address from its keys and expiry (§2.2–§2.7).
  * @throws {LoopkitError} `db_corrupt` when the recomputed pkScript differs from the stored one;
@@ -96,7 +93,7 @@ export function timeoutSpendInfo(row: StaticAddressRow): TimeoutSpendInfo {
   const internalKey = aggregateInternalKey(row.clientPubkey, row.serverPubkey);
   const { outputKey } = taprootTweak(internalKey.subarray(1), tapLeafHash(leafScript));
   const pkScript = Uint8Array.of(0x51, 0x20, ...outputKey.subarray(1));
-  if (!bytesEqual(pkScript, row.pkScript)) {
+  if (!equalBytes(pkScript, row.pkScript)) {
     throw new LoopkitError(
       "db_corrupt",
       `Stored static address ${row.id} has a pkScript that does not match its keys and expiry`,

@@ -34,6 +34,7 @@ import {
   TokenFileError,
   type TokenFileFields,
 } from "./token_file.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 
 /** Legacy (LSAT era) file names, renamed on open (Aperture `NewFileStore`). */
 export const LEGACY_TOKEN_FILE_NAMES: Readonly<Record<string, string>> = Object.freeze({
@@ -61,13 +62,6 @@ export interface StoredToken extends L402TokenFile {
 
 function storeError(code: string, message: string, cause?: unknown): LoopkitError {
   return new LoopkitError(code, message, ExitCode.Failure, cause === undefined ? undefined : { cause });
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
 }
 
 function isZero(b: Uint8Array): boolean {
@@ -103,10 +97,10 @@ export function paidTokenProblem(
   t: { paymentHash: Uint8Array; preimage: Uint8Array; identifierPaymentHash: Uint8Array },
 ): string | null {
   if (isZero(t.preimage)) return "its preimage is all zero (not paid)";
-  if (!bytesEqual(sha256(t.preimage), t.paymentHash)) {
+  if (!equalBytes(sha256(t.preimage), t.paymentHash)) {
     return `its preimage does not hash to its payment hash ${bytesToHex(t.paymentHash)}`;
   }
-  if (!bytesEqual(t.paymentHash, t.identifierPaymentHash)) {
+  if (!equalBytes(t.paymentHash, t.identifierPaymentHash)) {
     return `its payment hash ${bytesToHex(t.paymentHash)} is not the macaroon's ${
       bytesToHex(t.identifierPaymentHash)
     }`;
@@ -243,7 +237,7 @@ export class L402TokenStore {
       return "written";
     }
     if (current.paid) {
-      if (bytesEqual(current.bytes, bytes)) return "unchanged";
+      if (equalBytes(current.bytes, bytes)) return "unchanged";
       throw storeError(
         "l402_token_exists",
         `won't replace existing paid token with new token. ${MANUAL_RETRY_HINT} (paid token file "${current.path}")`,
@@ -255,7 +249,7 @@ export class L402TokenStore {
         `won't replace existing paid token with new token. ${MANUAL_RETRY_HINT} (pending token file "${current.path}")`,
       );
     }
-    if (!bytesEqual(current.paymentHash, token.paymentHash)) {
+    if (!equalBytes(current.paymentHash, token.paymentHash)) {
       throw storeError(
         "l402_token_mismatch",
         `new paid token doesn't match existing pending token (payment hash ${
@@ -285,7 +279,7 @@ export class L402TokenStore {
   async removePendingToken(expected?: Uint8Array): Promise<boolean> {
     if (expected !== undefined) {
       const now = await readIfExists(this.pendingPath);
-      if (now === null || !bytesEqual(now, expected)) return false;
+      if (now === null || !equalBytes(now, expected)) return false;
     }
     try {
       await Deno.remove(this.pendingPath);

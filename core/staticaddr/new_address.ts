@@ -31,6 +31,8 @@ import {
   validateClientPubkey,
   validateServerAddressParams,
 } from "./script.ts";
+import { equalBytes } from "@noble/curves/utils.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 
 /** Key family of the legacy (V0) static-address client key (spec §1). */
 export const STATIC_ADDRESS_KEY_FAMILY = 42060;
@@ -81,7 +83,7 @@ export function addressOfRow(row: StaticAddressRow, network: NetworkName): Stati
     csvExpiry: row.expiry,
     network,
   });
-  if (!bytesEqual(a.pkScript, row.pkScript)) {
+  if (!equalBytes(a.pkScript, row.pkScript)) {
     throw new LoopkitError(
       "db_corrupt",
       `Stored static address ${row.id} has a pkScript that does not match its keys and expiry`,
@@ -90,13 +92,6 @@ export function addressOfRow(row: StaticAddressRow, network: NetworkName): Stati
   }
   return a;
 }
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
 
 async function getMeta(tx: Transaction, key: string): Promise<string | null> {
   const rs = await tx.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [key] });
@@ -138,7 +133,7 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
   }
 
   // Claim the creation, or find that another invocation finished it meanwhile.
-  const claimId = hex(crypto.getRandomValues(new Uint8Array(16)));
+  const claimId = bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
   const raced = await write(deps.db, "claiming address creation", async (tx) => {
     const row = await getLegacyStaticAddress(tx);
     if (row) return row;
@@ -213,7 +208,10 @@ async function pendingOrNextClientKey(deps: NewAddressDeps): Promise<KeyDescript
   const pending = await write(deps.db, "reading the pending client key", (tx) => getMeta(tx, PENDING_KEY));
   if (pending) {
     const [family, index, pub] = pending.split(":");
-    const key = { rawKeyBytes: unhex(pub), keyLocator: { family: Number(family), index: Number(index) } };
+    const key = {
+      rawKeyBytes: hexToBytes(pub),
+      keyLocator: { family: Number(family), index: Number(index) },
+    };
     validateClientPubkey(key.rawKeyBytes);
     return key;
   }
@@ -229,7 +227,7 @@ async function pendingOrNextClientKey(deps: NewAddressDeps): Promise<KeyDescript
     setMeta(
       tx,
       PENDING_KEY,
-      `${key.keyLocator.family}:${key.keyLocator.index}:${hex(key.rawKeyBytes)}`,
+      `${key.keyLocator.family}:${key.keyLocator.index}:${bytesToHex(key.rawKeyBytes)}`,
     ));
   return key;
 }
