@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the pinned btcd, btcctl, lnd and lncli binaries used by tests/regtest/ from the Go module proxy.
+# Builds the pinned btcd, btcctl, lnd, lncli, loopd and loop binaries used by tests/regtest/ from the Go module proxy
+# (loopd/loop: Lightning Loop's own client, the reference peer of the loop-in interop test).
 #
 # Binaries go to a cache outside the checkout, keyed by version, so a fresh clone, CI and the demo share
-# one build:   ${LOOPKIT_REGTEST_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/loopkit/bin}/{btcd,btcctl,lnd,lncli}-<version>
+# one build:   ${LOOPKIT_REGTEST_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/loopkit/bin}/{btcd,btcctl,lnd,lncli,loopd,loop}-<version>
 # Idempotent: a binary that is already there is reused. Each binary is built into a temporary name and
 # moved into place only when the build succeeded, so a half-built file is never reused.
 # Versions and build tags: tests/regtest/versions.env.
@@ -26,14 +27,14 @@ fi
 export GOFLAGS="-buildvcs=false"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
-want=(btcd btcctl lnd lncli)
+want=(btcd btcctl lnd lncli loopd loop)
 missing=0
 for name in "${want[@]}"; do
-  case "$name" in btcd | btcctl) v="$BTCD_VERSION" ;; *) v="$LND_VERSION" ;; esac
+  case "$name" in btcd | btcctl) v="$BTCD_VERSION" ;; loopd | loop) v="$LOOP_VERSION" ;; *) v="$LND_VERSION" ;; esac
   [ -x "$bin_dir/$name-$v" ] || missing=1
 done
 if [ "$missing" = 0 ]; then
-  echo "install-regtest: binaries present in $bin_dir (lnd $LND_VERSION, btcd $BTCD_VERSION)"
+  echo "install-regtest: binaries present in $bin_dir (lnd $LND_VERSION, btcd $BTCD_VERSION, loop $LOOP_VERSION)"
   exit 0
 fi
 
@@ -58,6 +59,7 @@ if [ "$required_btcd" != "$BTCD_VERSION" ]; then
   exit 1
 fi
 btcd_dir="$(module_dir "github.com/btcsuite/btcd@$BTCD_VERSION")"
+loop_dir="$(module_dir "github.com/lightninglabs/loop@$LOOP_VERSION")"
 
 tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -79,5 +81,8 @@ build "$btcd_dir" . btcd "$BTCD_VERSION"
 build "$btcd_dir" ./cmd/btcctl btcctl "$BTCD_VERSION"
 build "$lnd_dir" ./cmd/lnd lnd "$LND_VERSION" "$LND_TAGS"
 build "$lnd_dir" ./cmd/lncli lncli "$LND_VERSION" "$LND_TAGS"
+# loopd and loop build with their own go.mod (its replace lines), no build tags (the release build).
+build "$loop_dir" ./cmd/loopd loopd "$LOOP_VERSION"
+build "$loop_dir" ./cmd/loop loop "$LOOP_VERSION"
 
 echo "install-regtest: built into $bin_dir in $(($(date +%s) - start)) s"
