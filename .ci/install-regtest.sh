@@ -81,8 +81,20 @@ build "$btcd_dir" . btcd "$BTCD_VERSION"
 build "$btcd_dir" ./cmd/btcctl btcctl "$BTCD_VERSION"
 build "$lnd_dir" ./cmd/lnd lnd "$LND_VERSION" "$LND_TAGS"
 build "$lnd_dir" ./cmd/lncli lncli "$LND_VERSION" "$LND_TAGS"
-# loopd and loop build with their own go.mod (its replace lines), no build tags (the release build).
-build "$loop_dir" ./cmd/loopd loopd "$LOOP_VERSION"
-build "$loop_dir" ./cmd/loop loop "$LOOP_VERSION"
+# loopd and loop build with their own go.mod, no build tags (the release build). Loop's go.mod replaces its two
+# nested modules (swapserverrpc, looprpc) with ./ directories that a module zip does not carry, so the build runs
+# in a writable copy of the module with those two modules (the versions its go.mod requires, from the proxy)
+# placed where the replace lines point.
+if [ ! -x "$bin_dir/loopd-$LOOP_VERSION" ] || [ ! -x "$bin_dir/loop-$LOOP_VERSION" ]; then
+  loop_src="$tmp/loop-src"
+  cp -r "$loop_dir" "$loop_src"
+  for sub in swapserverrpc looprpc; do
+    sub_version="$(sed -n "s|^[[:space:]]*github.com/lightninglabs/loop/$sub \(v[^ ]*\).*|\1|p" "$loop_dir/go.mod" | head -1)"
+    cp -r "$(module_dir "github.com/lightninglabs/loop/$sub@$sub_version")" "$loop_src/$sub"
+  done
+  chmod -R u+w "$loop_src"
+  build "$loop_src" ./cmd/loopd loopd "$LOOP_VERSION"
+  build "$loop_src" ./cmd/loop loop "$LOOP_VERSION"
+fi
 
 echo "install-regtest: built into $bin_dir in $(($(date +%s) - start)) s"
