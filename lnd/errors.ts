@@ -66,6 +66,23 @@ export class LndRpcError extends LoopkitError {
   }
 }
 
+/**
+ * Stable codes of {@linkcode LndRpcError}s that callers branch on, beyond the generic `lnd_rpc`
+ * (all exit 1). Set by the `GrpcLndClient` method named.
+ */
+export const LndInvoiceErrorCode = {
+  /** `CancelInvoice`: lnd has no invoice with that payment hash. */
+  NotFound: "lnd_invoice_not_found",
+  /** `CancelInvoice`: the invoice is settled (the preimage is out; it cannot be canceled). */
+  AlreadySettled: "lnd_invoice_settled",
+} as const;
+
+/** lnd's texts for a missing invoice (`invoices.ErrInvoiceNotFound`, `ErrNoInvoicesCreated`). */
+export const INVOICE_NOT_FOUND_PATTERN =
+  /unable to locate invoice|there are no existing invoices|invoice not found/i;
+/** lnd's text for an invoice update refused because it is settled (`ErrInvoiceAlreadySettled`). */
+export const INVOICE_SETTLED_PATTERN = /invoice already settled/i;
+
 /** Where the failure happened. */
 export interface LndErrorContext {
   /** The RPC, e.g. `Lightning.GetInfo`. */

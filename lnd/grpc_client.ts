@@ -12,22 +12,39 @@
  * @module
  */
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { Transaction } from "@scure/btc-signer";
 import { Buffer } from "node:buffer";
-import { GrpcStatus, lndError, LndRpcError } from "./errors.ts";
+import { ExitCode } from "../core/errors.ts";
+import {
+  GrpcStatus,
+  INVOICE_NOT_FOUND_PATTERN,
+  INVOICE_SETTLED_PATTERN,
+  lndError,
+  LndInvoiceErrorCode,
+  LndRpcError,
+} from "./errors.ts";
 import { DEFAULT_DEADLINE_MS, type LndRpc, type RpcClient, serverStream, unary } from "./rpc.ts";
 import type {
+  AddInvoiceRequest,
+  AddInvoiceResult,
   ConfirmationDetails,
   ImportTapscriptResult,
+  InvoiceInfo,
+  InvoiceState,
   KeyDescriptor,
   KeyLocator,
   LndClient,
   LndInfo,
+  MuSig2Session,
   PaymentResult,
   PaymentStatus,
+  RouteHint,
   SignDescriptor,
   SpendDetails,
   TxOut,
   Utxo,
+  WalletTransaction,
 } from "./types.ts";
 
 /** Tapscript leaf version of BIP-342 scripts (spec/static-address-and-deposits.md §2.8). */
@@ -75,7 +92,27 @@ interface WireSpendEvent {
   spend: { spending_tx_hash: Uint8Array; spending_input_index: number; spending_height: number } | null;
 }
 
+interface WireInvoice {
+  state: string;
+  value_msat: string;
+  amt_paid_msat: string;
+  settle_date: string;
+  payment_request: string;
+}
+interface WireTransaction {
+  tx_hash: string;
+  raw_tx_hex: string;
+  num_confirmations: number;
+  block_height: number;
+  previous_outpoints: { outpoint: string }[] | null;
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
+const HEX = /^([0-9a-f]{2})*$/;
+const OUTPOINT = /^[0-9a-f]{64}:\d{1,10}$/;
+const INVOICE_STATES: readonly InvoiceState[] = ["OPEN", "SETTLED", "CANCELED", "ACCEPTED"];
+/** lnd's "no such MuSig2 session" text (`input.MusigSessionManager`). */
+const SESSION_NOT_FOUND = /not found/i;
 const FINAL_STATUSES: readonly PaymentStatus[] = ["SUCCEEDED", "FAILED"];
 
 function assertInt(name: string, v: number, min: number, max: number): void {
@@ -87,6 +124,35 @@ function assertInt(name: string, v: number, min: number, max: number): void {
 function assertKeyLocator(loc: KeyLocator): void {
   assertInt("key family", loc.family, 0, 0x7fffffff);
   assertInt("key index", loc.index, 0, 0x7fffffff);
+}
+
+function assertLen(name: string, b: Uint8Array, len: number): void {
+  if (b.length !== len) throw new RangeError(`lnd: ${name} must be ${len} bytes, got ${b.length}`);
+}
+
+/** Route hints in lnd's wire layout (`lnrpc.RouteHint`), checked. */
+export function wireRouteHints(hints: RouteHint[] | undefined): object[] {
+  return (hints ?? []).map((h, i) => ({
+    hop_hints: h.hopHints.map((hop, j) => {
+      const where = `route hint ${i} hop ${j}`;
+      if (!/^0[23][0-9a-f]{64}$/.test(hop.nodeId)) {
+        throw new RangeError(`lnd: ${where} node id is not a 33-byte compressed key in hex`);
+      }
+      if (hop.chanId < 0n || hop.chanId >= 1n << 64n) {
+        throw new RangeError(`lnd: ${where} chan id out of range`);
+      }
+      assertInt(`${where} fee base msat`, hop.feeBaseMsat, 0, 0xffffffff);
+      assertInt(`${where} fee proportional millionths`, hop.feeProportionalMillionths, 0, 0xffffffff);
+      assertInt(`${where} cltv expiry delta`, hop.cltvExpiryDelta, 0, 0xffffffff);
+      return {
+        node_id: hop.nodeId,
+        chan_id: hop.chanId.toString(),
+        fee_base_msat: hop.feeBaseMsat,
+        fee_proportional_millionths: hop.feeProportionalMillionths,
+        cltv_expiry_delta: hop.cltvExpiryDelta,
+      };
+    }),
+  }));
 }
 
 /** Reverses a byte array (display hex ⇄ internal byte order of hashes). */
@@ -539,6 +605,240 @@ export class GrpcLndClient implements LndClient {
       opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
       bytesToHex(paymentHash),
     );
+  }
+
+  /**
+   * `signrpc.Signer/MuSig2CreateSession` (see {@linkcode LndClient.muSig2CreateSession}) with
+   * `version = MUSIG2_VERSION_V100RC2` and `taproot_tweak = {script_root, key_spend_only: false}`.
+   * @throws {RangeError} for a bad locator, keys that are not 33 bytes, fewer than 2 keys, a root
+   *   that is not 32 bytes or a nonce that is not 66 bytes
+   * @throws {LndRpcError} `lnd_bad_response` when lnd answers another version or wrong lengths
+   */
+  async muSig2CreateSession(req: {
+    keyLocator: KeyLocator;
+    allSignerPubkeys: Uint8Array[];
+    taprootScriptRoot: Uint8Array;
+    otherSignerPublicNonces?: Uint8Array[];
+  }): Promise<MuSig2Session> {
+    assertKeyLocator(req.keyLocator);
+    if (req.allSignerPubkeys.length < 2) throw new RangeError("lnd: MuSig2 needs at least 2 signer keys");
+    req.allSignerPubkeys.forEach((k, i) => assertLen(`signer key ${i}`, k, 33));
+    assertLen("taproot script root", req.taprootScriptRoot, 32);
+    const nonces = req.otherSignerPublicNonces ?? [];
+    nonces.forEach((n, i) => assertLen(`public nonce ${i}`, n, 66));
+    const rpc = "Signer.MuSig2CreateSession";
+    const res = await this.#call<{
+      session_id: Uint8Array;
+      combined_key: Uint8Array;
+      taproot_internal_key: Uint8Array;
+      local_public_nonces: Uint8Array;
+      have_all_nonces: boolean;
+      version: string;
+    }>(this.#rpc.signer, rpc, {
+      key_loc: { key_family: req.keyLocator.family, key_index: req.keyLocator.index },
+      all_signer_pubkeys: req.allSignerPubkeys.map((k) => Buffer.from(k)),
+      other_signer_public_nonces: nonces.map((n) => Buffer.from(n)),
+      taproot_tweak: { script_root: Buffer.from(req.taprootScriptRoot), key_spend_only: false },
+      version: "MUSIG2_VERSION_V100RC2",
+    });
+    const out: MuSig2Session = {
+      sessionId: bytes(res.session_id),
+      combinedKey: bytes(res.combined_key),
+      taprootInternalKey: bytes(res.taproot_internal_key),
+      localPublicNonces: bytes(res.local_public_nonces),
+      haveAllNonces: res.have_all_nonces,
+    };
+    if (res.version !== "MUSIG2_VERSION_V100RC2") throw this.#badResponse(rpc, `version ${res.version}`);
+    for (
+      const [name, v, len] of [
+        ["session_id", out.sessionId, 32],
+        ["combined_key", out.combinedKey, 32],
+        ["taproot_internal_key", out.taprootInternalKey, 32],
+        ["local_public_nonces", out.localPublicNonces, 66],
+      ] as const
+    ) {
+      if (v.length !== len) throw this.#badResponse(rpc, `${name} is ${v.length} bytes, expected ${len}`);
+    }
+    return out;
+  }
+
+  /** `signrpc.Signer/MuSig2RegisterNonces` (see {@linkcode LndClient.muSig2RegisterNonces}). */
+  async muSig2RegisterNonces(sessionId: Uint8Array, otherSignerPublicNonces: Uint8Array[]): Promise<boolean> {
+    assertLen("session id", sessionId, 32);
+    if (otherSignerPublicNonces.length === 0) throw new RangeError("lnd: no public nonces to register");
+    otherSignerPublicNonces.forEach((n, i) => assertLen(`public nonce ${i}`, n, 66));
+    const res = await this.#call<{ have_all_nonces: boolean }>(
+      this.#rpc.signer,
+      "Signer.MuSig2RegisterNonces",
+      {
+        session_id: Buffer.from(sessionId),
+        other_signer_public_nonces: otherSignerPublicNonces.map((n) => Buffer.from(n)),
+      },
+    );
+    return res.have_all_nonces;
+  }
+
+  /**
+   * `signrpc.Signer/MuSig2Sign` (see {@linkcode LndClient.muSig2Sign}).
+   * @throws {LndRpcError} `lnd_bad_response` when the partial signature is not 32 bytes
+   */
+  async muSig2Sign(sessionId: Uint8Array, messageDigest: Uint8Array, cleanup = false): Promise<Uint8Array> {
+    assertLen("session id", sessionId, 32);
+    assertLen("message digest", messageDigest, 32);
+    const rpc = "Signer.MuSig2Sign";
+    const res = await this.#call<{ local_partial_signature: Uint8Array }>(this.#rpc.signer, rpc, {
+      session_id: Buffer.from(sessionId),
+      message_digest: Buffer.from(messageDigest),
+      cleanup,
+    });
+    const sig = bytes(res.local_partial_signature);
+    if (sig.length !== 32) {
+      throw this.#badResponse(rpc, `partial signature is ${sig.length} bytes, expected 32`);
+    }
+    return sig;
+  }
+
+  /** `signrpc.Signer/MuSig2Cleanup`; lnd's "session ... not found" counts as success. */
+  async muSig2Cleanup(sessionId: Uint8Array): Promise<void> {
+    assertLen("session id", sessionId, 32);
+    try {
+      await this.#call(this.#rpc.signer, "Signer.MuSig2Cleanup", { session_id: Buffer.from(sessionId) });
+    } catch (err) {
+      if (err instanceof LndRpcError && err.code === "lnd_rpc" && SESSION_NOT_FOUND.test(err.details)) return;
+      throw err;
+    }
+  }
+
+  /**
+   * `lnrpc.Lightning/AddInvoice` with `memo`, `r_preimage`, `value_msat`, `expiry`, `private`,
+   * `route_hints` (see {@linkcode LndClient.addInvoice}).
+   * @throws {RangeError} for an amount ≤ 0, a preimage that is not 32 bytes, an expiry out of range
+   * @throws {LndRpcError} `lnd_bad_response` when lnd answers another payment hash than SHA-256(preimage)
+   */
+  async addInvoice(req: AddInvoiceRequest): Promise<AddInvoiceResult> {
+    if (req.valueMsat <= 0n || req.valueMsat >= 1n << 63n) {
+      throw new RangeError(`lnd: invoice amount ${req.valueMsat} msat is out of range`);
+    }
+    assertLen("preimage", req.preimage, 32);
+    assertInt("invoice expiry (s)", req.expirySec, 1, 0x7fffffff);
+    const rpc = "Lightning.AddInvoice";
+    const res = await this.#call<{ r_hash: Uint8Array; payment_request: string; add_index: string }>(
+      this.#rpc.lightning,
+      rpc,
+      {
+        memo: req.memo,
+        r_preimage: Buffer.from(req.preimage),
+        value_msat: req.valueMsat.toString(),
+        expiry: String(req.expirySec),
+        private: req.private,
+        route_hints: wireRouteHints(req.routeHints),
+      },
+    );
+    const hash = bytes(res.r_hash);
+    if (bytesToHex(hash) !== bytesToHex(sha256(req.preimage))) {
+      throw this.#badResponse(rpc, `r_hash ${bytesToHex(hash)} is not the SHA-256 of the preimage`);
+    }
+    if (!res.payment_request) throw this.#badResponse(rpc, "empty payment_request");
+    return { paymentRequest: res.payment_request, paymentHash: hash, addIndex: BigInt(res.add_index || "0") };
+  }
+
+  /** `lnrpc.Lightning/LookupInvoice{r_hash}`; NOT_FOUND (or lnd's not-found text) → null. */
+  async lookupInvoice(paymentHash: Uint8Array): Promise<InvoiceInfo | null> {
+    assertLen("payment hash", paymentHash, 32);
+    const rpc = "Lightning.LookupInvoice";
+    let res: WireInvoice;
+    try {
+      res = await this.#call<WireInvoice>(this.#rpc.lightning, rpc, { r_hash: Buffer.from(paymentHash) });
+    } catch (err) {
+      if (
+        err instanceof LndRpcError && err.code === "lnd_rpc" &&
+        (err.grpcCode === GrpcStatus.NOT_FOUND || INVOICE_NOT_FOUND_PATTERN.test(err.details))
+      ) return null;
+      throw err;
+    }
+    if (!INVOICE_STATES.includes(res.state as InvoiceState)) {
+      throw this.#badResponse(rpc, `state ${res.state}`);
+    }
+    for (const [name, v] of [["value_msat", res.value_msat], ["amt_paid_msat", res.amt_paid_msat]] as const) {
+      if (!/^\d+$/.test(v)) throw this.#badResponse(rpc, `${name} "${v}" is not a non-negative integer`);
+    }
+    return {
+      state: res.state as InvoiceState,
+      valueMsat: BigInt(res.value_msat),
+      amtPaidMsat: BigInt(res.amt_paid_msat),
+      settleDate: Number(res.settle_date || "0"),
+      paymentRequest: res.payment_request,
+    };
+  }
+
+  /**
+   * `invoicesrpc.Invoices/CancelInvoice{payment_hash}` (see {@linkcode LndClient.cancelInvoice}).
+   * lnd itself answers success for an invoice already canceled.
+   * @throws {LndRpcError} `lnd_invoice_settled` / `lnd_invoice_not_found` (lnd's texts, `lnd/errors.ts`)
+   */
+  async cancelInvoice(paymentHash: Uint8Array): Promise<void> {
+    assertLen("payment hash", paymentHash, 32);
+    const rpc = "Invoices.CancelInvoice";
+    try {
+      await this.#call(this.#rpc.invoices, rpc, { payment_hash: Buffer.from(paymentHash) });
+    } catch (err) {
+      if (!(err instanceof LndRpcError) || err.code !== "lnd_rpc") throw err;
+      const kind = INVOICE_SETTLED_PATTERN.test(err.details)
+        ? LndInvoiceErrorCode.AlreadySettled
+        : err.grpcCode === GrpcStatus.NOT_FOUND || INVOICE_NOT_FOUND_PATTERN.test(err.details)
+        ? LndInvoiceErrorCode.NotFound
+        : undefined;
+      if (!kind) throw err;
+      throw new LndRpcError(rpc, err.grpcCode, err.details, kind, ExitCode.Failure, { cause: err });
+    }
+  }
+
+  /**
+   * `lnrpc.Lightning/GetTransactions{start_height, end_height}` (see
+   * {@linkcode LndClient.getTransactions}). Every entry must carry a decodable raw transaction
+   * whose txid is lnd's `tx_hash` (spec/static-loop-in.md §3.8: one bad entry fails the lookup).
+   * @throws {LndRpcError} `lnd_bad_response` for a missing/malformed raw tx, txid or outpoint
+   */
+  async getTransactions(startHeight = 0, endHeight = -1): Promise<WalletTransaction[]> {
+    assertInt("start height", startHeight, 0, 0x7fffffff);
+    assertInt("end height", endHeight, -1, 0x7fffffff);
+    const rpc = "Lightning.GetTransactions";
+    const res = await this.#call<{ transactions: WireTransaction[] }>(this.#rpc.lightning, rpc, {
+      start_height: startHeight,
+      end_height: endHeight,
+    });
+    return (res.transactions ?? []).map((t) => {
+      if (!HEX64.test(t.tx_hash)) throw this.#badResponse(rpc, `tx_hash "${t.tx_hash}" is not 64 hex digits`);
+      if (!t.raw_tx_hex || !HEX.test(t.raw_tx_hex)) {
+        throw this.#badResponse(rpc, `transaction ${t.tx_hash} has no raw_tx_hex`);
+      }
+      const rawTx = hexToBytes(t.raw_tx_hex);
+      let txid: string;
+      try {
+        txid = Transaction.fromRaw(rawTx, { allowUnknownOutputs: true, allowUnknownInputs: true }).id;
+      } catch (err) {
+        throw this.#badResponse(rpc, `transaction ${t.tx_hash}: raw_tx_hex does not decode (${err})`);
+      }
+      if (txid !== t.tx_hash) {
+        throw this.#badResponse(rpc, `raw_tx_hex hashes to ${txid}, not tx_hash ${t.tx_hash}`);
+      }
+      const previousOutpoints = (t.previous_outpoints ?? []).map((p) => {
+        if (!OUTPOINT.test(p.outpoint)) {
+          throw this.#badResponse(
+            rpc,
+            `transaction ${t.tx_hash}: previous outpoint "${p.outpoint}" malformed`,
+          );
+        }
+        return p.outpoint;
+      });
+      return {
+        txid,
+        rawTx,
+        numConfirmations: Math.max(0, t.num_confirmations),
+        blockHeight: Math.max(0, t.block_height),
+        previousOutpoints,
+      };
+    });
   }
 
   /** Closes the gRPC channel. Idempotent. */

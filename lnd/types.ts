@@ -143,6 +143,104 @@ export interface PaymentResult {
 }
 
 /**
+ * One hop hint of a private route (`lnrpc.HopHint`; the same layout as swapserverrpc's
+ * `common.proto` HopHint, spec/static-loop-in.md §1.4).
+ */
+export interface HopHint {
+  /** 33-byte compressed public key of the hop's node, hex (lowercase). */
+  nodeId: string;
+  /** Short channel id (uint64). */
+  chanId: bigint;
+  /** Base fee of the channel, msat. */
+  feeBaseMsat: number;
+  /** Proportional fee, parts per million. */
+  feeProportionalMillionths: number;
+  /** CLTV expiry delta of the channel, blocks. */
+  cltvExpiryDelta: number;
+}
+
+/** A private route to the invoice's node (`lnrpc.RouteHint`, spec/static-loop-in.md §1.4). */
+export interface RouteHint {
+  /** The hops, in route order. */
+  hopHints: HopHint[];
+}
+
+/**
+ * A MuSig2 signing session inside lnd (`signrpc.MuSig2SessionResponse`), BIP-327 draft
+ * v1.0.0-rc2 (`MUSIG2_VERSION_V100RC2`). The secret nonce never leaves lnd; the session dies with
+ * an lnd restart. spec/static-loop-in.md §4.4.
+ */
+export interface MuSig2Session {
+  /** 32-byte session id, used by the other MuSig2 calls. */
+  sessionId: Uint8Array;
+  /** 32-byte x-only aggregate key after the taproot tweak (the P2TR output key). */
+  combinedKey: Uint8Array;
+  /** 32-byte x-only aggregate key before the taproot tweak (the P2TR internal key). */
+  taprootInternalKey: Uint8Array;
+  /** lnd's 66-byte public nonce (two 33-byte compressed points, R1 || R2). */
+  localPublicNonces: Uint8Array;
+  /** True once lnd knows every signer's public nonce (signing can start). */
+  haveAllNonces: boolean;
+}
+
+/** `lnrpc.Invoice.InvoiceState`. */
+export type InvoiceState = "OPEN" | "SETTLED" | "CANCELED" | "ACCEPTED";
+
+/** The fields of an lnd invoice (`lnrpc.Invoice`) loopkit reads. */
+export interface InvoiceInfo {
+  /** Invoice state; `SETTLED` means the preimage was revealed to the payer. */
+  state: InvoiceState;
+  /** Invoice amount, msat. */
+  valueMsat: bigint;
+  /** Amount received, msat (0 unless settled). */
+  amtPaidMsat: bigint;
+  /** Unix time (s) of the settlement; 0 unless settled. */
+  settleDate: number;
+  /** The BOLT 11 payment request. */
+  paymentRequest: string;
+}
+
+/** Request of {@linkcode LndClient.addInvoice} (`lnrpc.Invoice`, the fields loopkit sets). */
+export interface AddInvoiceRequest {
+  /** Invoice amount, msat (> 0). */
+  valueMsat: bigint;
+  /** Description put into the payment request. */
+  memo: string;
+  /** 32-byte preimage; the payment hash is its SHA-256. */
+  preimage: Uint8Array;
+  /** Invoice expiry, seconds (spec/static-loop-in.md §3.6: 31 536 000). */
+  expirySec: number;
+  /** lnd's `private`: let lnd add hop hints of its own private channels. */
+  private: boolean;
+  /** Route hints to put into the payment request. */
+  routeHints?: RouteHint[];
+}
+
+/** Result of {@linkcode LndClient.addInvoice} (`lnrpc.AddInvoiceResponse`). */
+export interface AddInvoiceResult {
+  /** BOLT 11 payment request. */
+  paymentRequest: string;
+  /** 32-byte payment hash. */
+  paymentHash: Uint8Array;
+  /** lnd's invoice add index. */
+  addIndex: bigint;
+}
+
+/** A wallet transaction (`lnrpc.Transaction`), the fields loopkit reads. */
+export interface WalletTransaction {
+  /** Txid, display hex. */
+  txid: string;
+  /** The raw serialized transaction (lnd's `raw_tx_hex`). */
+  rawTx: Uint8Array;
+  /** Confirmations; 0 while unconfirmed. */
+  numConfirmations: number;
+  /** Height of the block holding it; 0 while unconfirmed. */
+  blockHeight: number;
+  /** Outpoints the transaction spends, `txid:vout` (display hex), in input order. */
+  previousOutpoints: string[];
+}
+
+/**
  * What loopkit needs from lnd. Grows with each capability; every method maps to
  * exactly one lnd RPC, named in its doc.
  */
@@ -249,6 +347,66 @@ export interface LndClient {
    * @returns the raw signatures, one per descriptor
    */
   signOutputRaw(tx: Uint8Array, signDescs: SignDescriptor[], prevOutputs: TxOut[]): Promise<Uint8Array[]>;
+  /**
+   * `signrpc.Signer/MuSig2CreateSession` with `version = MUSIG2_VERSION_V100RC2` and
+   * `taproot_tweak = {script_root, key_spend_only: false}`: a session for a key-path spend of a
+   * P2TR output whose internal key is the MuSig2 aggregate of `allSignerPubkeys` (lnd sorts them)
+   * and whose script tree has root `taprootScriptRoot`. spec/static-loop-in.md §4.4.
+   * @param req.keyLocator lnd's own key (must be one of `allSignerPubkeys`)
+   * @param req.allSignerPubkeys every signer's 33-byte compressed key, lnd's included
+   * @param req.taprootScriptRoot 32-byte taproot merkle root (the tapleaf hash for a one-leaf tree)
+   * @param req.otherSignerPublicNonces 66-byte nonces of the other signers, if already known
+   * @throws {LndRpcError} when lnd refuses (e.g. its key is not in the list)
+   */
+  muSig2CreateSession(req: {
+    keyLocator: KeyLocator;
+    allSignerPubkeys: Uint8Array[];
+    taprootScriptRoot: Uint8Array;
+    otherSignerPublicNonces?: Uint8Array[];
+  }): Promise<MuSig2Session>;
+  /**
+   * `signrpc.Signer/MuSig2RegisterNonces`: adds the other signers' 66-byte public nonces.
+   * @returns lnd's `have_all_nonces`
+   * @throws {LndRpcError} for an unknown session or a nonce lnd already has
+   */
+  muSig2RegisterNonces(sessionId: Uint8Array, otherSignerPublicNonces: Uint8Array[]): Promise<boolean>;
+  /**
+   * `signrpc.Signer/MuSig2Sign`: lnd's partial signature over a 32-byte digest (for a taproot
+   * key-path spend: the BIP-341 sighash). A session signs once.
+   * @param cleanup lnd's `cleanup`: forget the session after signing (default false)
+   * @returns the 32-byte partial signature
+   * @throws {LndRpcError} for an unknown session or missing nonces
+   */
+  muSig2Sign(sessionId: Uint8Array, messageDigest: Uint8Array, cleanup?: boolean): Promise<Uint8Array>;
+  /**
+   * `signrpc.Signer/MuSig2Cleanup`: forgets a session (its secret nonce). A session lnd does not
+   * know (already cleaned up, signed with cleanup, lnd restarted) is not an error.
+   */
+  muSig2Cleanup(sessionId: Uint8Array): Promise<void>;
+  /**
+   * `lnrpc.Lightning/AddInvoice`: a regular (not hold) invoice with the given preimage; lnd settles
+   * it by itself when paid. spec/static-loop-in.md §1.7 step 16, §3.6.
+   * @throws {LndRpcError} e.g. when an invoice with that payment hash exists
+   */
+  addInvoice(req: AddInvoiceRequest): Promise<AddInvoiceResult>;
+  /**
+   * `lnrpc.Lightning/LookupInvoice` by payment hash.
+   * @returns the invoice, or null when lnd has no invoice with that hash (lnd's NOT_FOUND)
+   */
+  lookupInvoice(paymentHash: Uint8Array): Promise<InvoiceInfo | null>;
+  /**
+   * `invoicesrpc.Invoices/CancelInvoice`. An invoice already canceled counts as success.
+   * @throws {LndRpcError} code `lnd_invoice_settled` when the invoice is settled (the preimage is
+   *   out: nothing to cancel), `lnd_invoice_not_found` when lnd has no such invoice
+   */
+  cancelInvoice(paymentHash: Uint8Array): Promise<void>;
+  /**
+   * `lnrpc.Lightning/GetTransactions{start_height, end_height}`: the wallet's transactions,
+   * confirmed and unconfirmed (`endHeight = -1`: up to the mempool). spec/static-loop-in.md §3.8.
+   * @param startHeight default 0
+   * @param endHeight default -1
+   */
+  getTransactions(startHeight?: number, endHeight?: number): Promise<WalletTransaction[]>;
   /** Closes the underlying channels. Idempotent. */
   close(): void;
 }
