@@ -9,3 +9,8 @@
  */
 export * from "./types.ts";
 export * from "./fsm.ts";
+export * from "./amount.ts";
+export * from "./select.ts";
+export * from "./fee_cap.ts";
+export * from "./label.ts";
+export * from "./warning.ts";
