@@ -8,7 +8,11 @@ import { schnorr } from "@noble/curves/secp256k1.js";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
 import { type FakeLnd, type FakeLndOptions, startFakeLnd } from "../tests/fakelnd/server.ts";
 import { connectLnd } from "./connect.ts";
-import { GrpcStatus, LndRpcError } from "./errors.ts";
+import { GrpcStatus, LndInvoiceErrorCode, LndRpcError } from "./errors.ts";
+import { decode as decodeBolt11 } from "light-bolt11-decoder";
+import { nonceAggregate, nonceGen, Session, sortKeys } from "@scure/btc-signer/musig2.js";
+import { decodeInvoice } from "../core/l402/bolt11.ts";
+import { staticAddress } from "../core/staticaddr/script.ts";
 import { GrpcLndClient } from "./grpc_client.ts";
 import { openLndRpc } from "./rpc.ts";
 import type { LndClient } from "./types.ts";
@@ -551,3 +555,374 @@ async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+// ---- loop-in RPCs: MuSig2, invoices, wallet transactions (spec/static-loop-in.md §1.3, §3.6, §3.8, §4.4)
+
+/** A static address of lnd's next 42060 key and a server key held by the test. */
+async function staticAddressWithLnd(lnd: LndClient) {
+  const client = await lnd.deriveNextKey(42060);
+  const serverPriv = secp256k1.utils.randomSecretKey();
+  const serverPub = secp256k1.getPublicKey(serverPriv, true);
+  const addr = staticAddress({
+    clientPubkey: client.rawKeyBytes,
+    serverPubkey: serverPub,
+    csvExpiry: 14400,
+    network: "regtest",
+  });
+  return { client, serverPriv, serverPub, addr };
+}
+
+/** A version-2 transaction spending `prevouts` (display-hex txids) to one P2TR output. */
+function spendTx(prevouts: { txid: string; vout: number; amountSat: bigint; pkScript: Uint8Array }[]) {
+  const tx = new Transaction({ version: 2, allowUnknownOutputs: true });
+  for (const p of prevouts) {
+    tx.addInput({
+      txid: p.txid,
+      index: p.vout,
+      witnessUtxo: { amount: p.amountSat, script: p.pkScript },
+      sequence: 0,
+    });
+  }
+  tx.addOutput({
+    script: p2tr(schnorr.getPublicKey(secp256k1.utils.randomSecretKey())).script,
+    amount: 9_000n,
+  });
+  return tx;
+}
+
+Deno.test("muSig2CreateSession/RegisterNonces/Sign: lnd's partial signature plus the server's aggregates to a BIP-340 signature for the static address output key", async () => {
+  await withLnd(async (lnd, fake) => {
+    const { client, serverPriv, serverPub, addr } = await staticAddressWithLnd(lnd);
+    const session = await lnd.muSig2CreateSession({
+      keyLocator: client.keyLocator,
+      // Reverse-sorted, so that lnd has to sort them (BIP-327 KeySort) to find the address's key.
+      allSignerPubkeys: sortKeys([client.rawKeyBytes, serverPub]).reverse(),
+      taprootScriptRoot: addr.tapLeafHash,
+    });
+    const req = lastRequest(fake, "Signer.MuSig2CreateSession");
+    assert.equal(req.version, "MUSIG2_VERSION_V100RC2");
+    assert.deepEqual(req.key_loc, { key_family: 42060, key_index: client.keyLocator.index });
+    assert.deepEqual(
+      Uint8Array.from((req.taproot_tweak as { script_root: Uint8Array }).script_root),
+      addr.tapLeafHash,
+    );
+    assert.equal((req.taproot_tweak as { key_spend_only: boolean }).key_spend_only, false);
+    // lnd's keys are the address's keys (script.ts): output key = combined key, internal key = pre-tweak.
+    assert.deepEqual(session.combinedKey, addr.outputKey.slice(1));
+    assert.deepEqual(session.taprootInternalKey, addr.internalKeyXOnly);
+    assert.equal(session.sessionId.length, 32);
+    assert.equal(session.localPublicNonces.length, 66);
+    assert.equal(session.haveAllNonces, false);
+
+    // The server's side, computed here with @scure musig2 from the rule (BIP-327 + BIP-341 x-only tweak).
+    const serverNonce = nonceGen(serverPub, serverPriv);
+    assert.equal(await lnd.muSig2RegisterNonces(session.sessionId, [serverNonce.public]), true);
+
+    const prev = { txid: "11".repeat(32), vout: 1, amountSat: 10_000n, pkScript: addr.pkScript };
+    const tx = spendTx([prev]);
+    const digest = tx.preimageWitnessV1(0, [addr.pkScript], 0, [prev.amountSat]);
+    const lndPartial = await lnd.muSig2Sign(session.sessionId, digest);
+    assert.equal(lndPartial.length, 32);
+
+    const keys = sortKeys([client.rawKeyBytes, serverPub]);
+    const ctx = new Session(nonceAggregate([session.localPublicNonces, serverNonce.public]), keys, digest, [
+      addr.tapTweak,
+    ], [true]);
+    const lndIndex = keys.findIndex((k) => bytesToHex(k) === bytesToHex(client.rawKeyBytes));
+    const nonces = lndIndex === 0
+      ? [session.localPublicNonces, serverNonce.public]
+      : [serverNonce.public, session.localPublicNonces];
+    assert.ok(ctx.partialSigVerify(lndPartial, nonces, lndIndex), "lnd's partial signature verifies");
+    const serverPartial = ctx.sign(serverNonce.secret, serverPriv);
+    const sig = ctx.partialSigAgg([lndPartial, serverPartial]);
+    assert.ok(schnorr.verify(sig, digest, addr.outputKey.slice(1)), "aggregate verifies for x(Q)");
+    // Against another digest it does not (the check can fail).
+    assert.ok(!schnorr.verify(sig, sha256(digest), addr.outputKey.slice(1)));
+    // The spend is complete: the witness is the one signature (key path, SIGHASH_DEFAULT).
+    tx.updateInput(0, { finalScriptWitness: [sig] });
+    assert.equal(tx.isFinal, true);
+
+    assert.equal(fake.muSig2Sessions(), 1, "cleanup=false keeps the session");
+    await lnd.muSig2Cleanup(session.sessionId);
+    assert.equal(fake.muSig2Sessions(), 0);
+    await lnd.muSig2Cleanup(session.sessionId); // unknown session: success
+    assert.equal(fake.calls["Signer.MuSig2Cleanup"], 2);
+  });
+});
+
+Deno.test("muSig2: nonces given at creation, sign with cleanup, a second sign and an unknown session are LndRpcErrors", async () => {
+  await withLnd(async (lnd, fake) => {
+    const { client, serverPriv, serverPub, addr } = await staticAddressWithLnd(lnd);
+    const serverNonce = nonceGen(serverPub, serverPriv);
+    const s = await lnd.muSig2CreateSession({
+      keyLocator: client.keyLocator,
+      allSignerPubkeys: [serverPub, client.rawKeyBytes],
+      taprootScriptRoot: addr.tapLeafHash,
+      otherSignerPublicNonces: [serverNonce.public],
+    });
+    assert.equal(s.haveAllNonces, true);
+    await assert.rejects(lnd.muSig2RegisterNonces(s.sessionId, [serverNonce.public]), (e: unknown) => {
+      assert.ok(e instanceof LndRpcError);
+      assert.match(e.details, /already have all nonces/);
+      return true;
+    });
+    const digest = sha256(new TextEncoder().encode("digest"));
+    await lnd.muSig2Sign(s.sessionId, digest, true);
+    assert.equal(fake.muSig2Sessions(), 0, "cleanup=true forgets the session");
+    await assert.rejects(lnd.muSig2Sign(s.sessionId, digest), (e: unknown) => {
+      assert.ok(e instanceof LndRpcError);
+      assert.equal(e.code, "lnd_rpc");
+      assert.match(e.details, /not found/);
+      return true;
+    });
+    await lnd.muSig2Cleanup(s.sessionId);
+
+    // Missing nonce: lnd refuses to sign.
+    const t = await lnd.muSig2CreateSession({
+      keyLocator: client.keyLocator,
+      allSignerPubkeys: [client.rawKeyBytes, serverPub],
+      taprootScriptRoot: addr.tapLeafHash,
+    });
+    await assert.rejects(lnd.muSig2Sign(t.sessionId, digest), /only have 1 of 2 required nonces/);
+    // A key list without lnd's key.
+    await assert.rejects(
+      lnd.muSig2CreateSession({
+        keyLocator: client.keyLocator,
+        allSignerPubkeys: [serverPub, secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)],
+        taprootScriptRoot: addr.tapLeafHash,
+      }),
+      LndRpcError,
+    );
+    // Malformed arguments never reach lnd.
+    const before = fake.calls["Signer.MuSig2CreateSession"];
+    await assert.rejects(
+      lnd.muSig2CreateSession({
+        keyLocator: client.keyLocator,
+        allSignerPubkeys: [serverPub],
+        taprootScriptRoot: addr.tapLeafHash,
+      }),
+      RangeError,
+    );
+    await assert.rejects(
+      lnd.muSig2CreateSession({
+        keyLocator: client.keyLocator,
+        allSignerPubkeys: [serverPub, client.rawKeyBytes],
+        taprootScriptRoot: new Uint8Array(31),
+      }),
+      RangeError,
+    );
+    assert.equal(fake.calls["Signer.MuSig2CreateSession"], before);
+    await assert.rejects(lnd.muSig2RegisterNonces(t.sessionId, [new Uint8Array(65)]), RangeError);
+    await assert.rejects(lnd.muSig2Sign(t.sessionId, new Uint8Array(31)), RangeError);
+  });
+});
+
+Deno.test("muSig2Cleanup() passes on other lnd errors; failCall makes any RPC fail", async () => {
+  await withLnd(async (lnd, fake) => {
+    fake.failCall("Signer.MuSig2Cleanup", { details: "signer offline" });
+    await assert.rejects(lnd.muSig2Cleanup(new Uint8Array(32)), /signer offline/);
+    await lnd.muSig2Cleanup(new Uint8Array(32)); // next call: the fake's "not found" → success
+  });
+});
+
+Deno.test("addInvoice() sends lnd's Invoice fields; the payment request is a signed BOLT 11 with the amount, hash and route hint", async () => {
+  await withLnd(async (lnd, fake) => {
+    const preimage = crypto.getRandomValues(new Uint8Array(32));
+    const hop = {
+      nodeId: bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)),
+      chanId: (700_123n << 40n) | (5n << 16n) | 1n,
+      feeBaseMsat: 1000,
+      feeProportionalMillionths: 1,
+      cltvExpiryDelta: 144,
+    };
+    const res = await lnd.addInvoice({
+      valueMsat: 245_000_000n,
+      memo: "static address loop-in",
+      preimage,
+      expirySec: 31_536_000,
+      private: true,
+      routeHints: [{ hopHints: [hop] }],
+    });
+    assert.deepEqual(res.paymentHash, sha256(preimage));
+    assert.equal(res.addIndex, 1n);
+    const req = lastRequest(fake, "Lightning.AddInvoice");
+    assert.equal(req.memo, "static address loop-in");
+    assert.deepEqual(Uint8Array.from(req.r_preimage as Uint8Array), preimage);
+    assert.equal(req.value_msat, "245000000");
+    assert.equal(req.value, "0");
+    assert.equal(req.expiry, "31536000");
+    assert.equal(req.private, true);
+    assert.deepEqual(req.route_hints, [{
+      hop_hints: [{
+        node_id: hop.nodeId,
+        chan_id: hop.chanId.toString(),
+        fee_base_msat: 1000,
+        fee_proportional_millionths: 1,
+        cltv_expiry_delta: 144,
+      }],
+    }]);
+
+    const inv = decodeInvoice(res.paymentRequest, "regtest");
+    assert.equal(inv.amountMsat, 245_000_000n);
+    assert.deepEqual(inv.paymentHash, sha256(preimage));
+    assert.equal(inv.expirySec, 31_536_000);
+    const decoded = decodeBolt11(res.paymentRequest);
+    const routeHint = decoded.sections.find((s) => s.name === "route_hint") as
+      | {
+        value: {
+          pubkey: string;
+          short_channel_id: string;
+          fee_base_msat: number;
+          fee_proportional_millionths: number;
+          cltv_expiry_delta: number;
+        }[];
+      }
+      | undefined;
+    assert.ok(routeHint, "payment request has an r field");
+    assert.equal(routeHint.value[0].pubkey, hop.nodeId);
+    assert.equal(BigInt("0x" + routeHint.value[0].short_channel_id), hop.chanId);
+    assert.equal(routeHint.value[0].cltv_expiry_delta, 144);
+
+    await assert.rejects(
+      lnd.addInvoice({ valueMsat: 1000n, memo: "", preimage, expirySec: 60, private: false }),
+      /already exists/,
+    );
+    await assert.rejects(
+      lnd.addInvoice({ valueMsat: 0n, memo: "", preimage, expirySec: 60, private: false }),
+      RangeError,
+    );
+    await assert.rejects(
+      lnd.addInvoice({
+        valueMsat: 1000n,
+        memo: "",
+        preimage: new Uint8Array(31),
+        expirySec: 60,
+        private: false,
+      }),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("lookupInvoice(): null when lnd has none (NOT_FOUND), OPEN after add, SETTLED with amount and date after payment", async () => {
+  await withLnd(async (lnd, fake) => {
+    const preimage = crypto.getRandomValues(new Uint8Array(32));
+    const hash = sha256(preimage);
+    assert.equal(await lnd.lookupInvoice(hash), null); // "there are no existing invoices"
+    const added = await lnd.addInvoice({
+      valueMsat: 50_000n,
+      memo: "m",
+      preimage,
+      expirySec: 3600,
+      private: true,
+    });
+    assert.equal(await lnd.lookupInvoice(sha256(hash)), null); // "unable to locate invoice"
+    const open = await lnd.lookupInvoice(hash);
+    assert.deepEqual(open, {
+      state: "OPEN",
+      valueMsat: 50_000n,
+      amtPaidMsat: 0n,
+      settleDate: 0,
+      paymentRequest: added.paymentRequest,
+    });
+    assert.deepEqual(
+      Uint8Array.from(lastRequest(fake, "Lightning.LookupInvoice").r_hash as Uint8Array),
+      hash,
+    );
+    const before = Math.floor(Date.now() / 1000);
+    fake.settleInvoice(hash);
+    const settled = await lnd.lookupInvoice(hash);
+    assert.equal(settled?.state, "SETTLED");
+    assert.equal(settled?.amtPaidMsat, 50_000n);
+    assert.ok(settled!.settleDate >= before);
+
+    fake.failCall("Lightning.LookupInvoice", { code: GrpcStatus.INTERNAL, details: "database is locked" });
+    await assert.rejects(
+      lnd.lookupInvoice(hash),
+      (e: unknown) => e instanceof LndRpcError && e.code === "lnd_rpc",
+    );
+    fake.failCall("Lightning.LookupInvoice", { code: GrpcStatus.UNAVAILABLE, details: "connection refused" });
+    await assert.rejects(
+      lnd.lookupInvoice(hash),
+      (e: unknown) => e instanceof LoopkitError && e.code === "lnd_unreachable",
+    );
+  });
+});
+
+Deno.test("cancelInvoice(): OPEN → CANCELED, again is success, settled and unknown invoices are typed errors", async () => {
+  await withLnd(async (lnd, fake) => {
+    const p1 = crypto.getRandomValues(new Uint8Array(32));
+    const p2 = crypto.getRandomValues(new Uint8Array(32));
+    await lnd.addInvoice({ valueMsat: 1_000n, memo: "", preimage: p1, expirySec: 60, private: true });
+    await lnd.addInvoice({ valueMsat: 1_000n, memo: "", preimage: p2, expirySec: 60, private: true });
+    await lnd.cancelInvoice(sha256(p1));
+    assert.deepEqual(
+      Uint8Array.from(lastRequest(fake, "Invoices.CancelInvoice").payment_hash as Uint8Array),
+      sha256(p1),
+    );
+    assert.equal((await lnd.lookupInvoice(sha256(p1)))?.state, "CANCELED");
+    await lnd.cancelInvoice(sha256(p1));
+    assert.throws(() => fake.settleInvoice(sha256(p1)), /CANCELED/);
+
+    fake.settleInvoice(sha256(p2));
+    await assert.rejects(lnd.cancelInvoice(sha256(p2)), (e: unknown) => {
+      assert.ok(e instanceof LndRpcError);
+      assert.equal(e.code, LndInvoiceErrorCode.AlreadySettled);
+      assert.equal(e.exitCode, ExitCode.Failure);
+      return true;
+    });
+    assert.equal((await lnd.lookupInvoice(sha256(p2)))?.state, "SETTLED");
+    await assert.rejects(
+      lnd.cancelInvoice(sha256(sha256(p2))),
+      (e: unknown) => e instanceof LndRpcError && e.code === LndInvoiceErrorCode.NotFound,
+    );
+    fake.failCall("Invoices.CancelInvoice", { details: "invoice registry stopped" });
+    await assert.rejects(
+      lnd.cancelInvoice(sha256(p1)),
+      (e: unknown) => e instanceof LndRpcError && e.code === "lnd_rpc",
+    );
+  });
+});
+
+Deno.test("getTransactions() sends 0 / -1, returns display txids, raw bytes, confirmations and the previous outpoints in input order", async () => {
+  await withLnd(async (lnd, fake) => {
+    fake.setBlockHeight(120);
+    const funding = spendTx([{
+      txid: "aa".repeat(32),
+      vout: 3,
+      amountSat: 20_000n,
+      pkScript: new Uint8Array([0x51]),
+    }]);
+    funding.updateInput(0, { finalScriptWitness: [new Uint8Array(64)] });
+    const fundingRaw = funding.extract();
+    const spend = spendTx([
+      { txid: funding.id, vout: 0, amountSat: 9_000n, pkScript: new Uint8Array([0x51]) },
+      { txid: "bb".repeat(32), vout: 7, amountSat: 9_000n, pkScript: new Uint8Array([0x51]) },
+    ]);
+    for (let i = 0; i < 2; i++) spend.updateInput(i, { finalScriptWitness: [new Uint8Array(64)] });
+    fake.addTransaction({ rawTx: fundingRaw, blockHeight: 110 });
+    fake.addTransaction({ rawTx: spend.extract() });
+
+    const txs = await lnd.getTransactions();
+    const req = lastRequest(fake, "Lightning.GetTransactions");
+    assert.equal(req.start_height, 0);
+    assert.equal(req.end_height, -1);
+    assert.equal(txs.length, 2);
+    // Expected txids: double SHA-256 of the non-witness serialization, reversed (display order).
+    const displayTxid = (raw: Uint8Array) => {
+      const stripped = RawTx.encode({ ...RawTx.decode(raw), segwitFlag: false, witnesses: undefined });
+      return bytesToHex(sha256(sha256(stripped)).reverse());
+    };
+    assert.equal(txs[0].txid, displayTxid(fundingRaw));
+    assert.deepEqual(txs[0].rawTx, fundingRaw);
+    assert.equal(txs[0].numConfirmations, 11);
+    assert.equal(txs[0].blockHeight, 110);
+    assert.deepEqual(txs[0].previousOutpoints, [`${"aa".repeat(32)}:3`]);
+    assert.equal(txs[1].numConfirmations, 0);
+    assert.equal(txs[1].blockHeight, 0);
+    assert.deepEqual(txs[1].previousOutpoints, [`${txs[0].txid}:0`, `${"bb".repeat(32)}:7`]);
+
+    assert.equal((await lnd.getTransactions(0, 115)).length, 1, "end height excludes the unconfirmed one");
+    await assert.rejects(lnd.getTransactions(-1), RangeError);
+  });
+});

@@ -17,7 +17,18 @@
  * - `ChainNotifier.RegisterConfirmationsNtfn` (from {@linkcode FakeLnd.setConfirmation});
  * - `ChainNotifier.RegisterSpendNtfn` by outpoint (from {@linkcode FakeLnd.setSpend}; without a spend
  *   the stream stays open until the client cancels it);
- * - `Router.SendPaymentV2`, `TrackPaymentV2` (scripted with {@linkcode FakeLnd.setPayment}).
+ * - `Router.SendPaymentV2`, `TrackPaymentV2` (scripted with {@linkcode FakeLnd.setPayment});
+ * - `Signer.MuSig2CreateSession` / `RegisterNonces` / `Sign` / `Cleanup` with real BIP-327 math
+ *   (@scure/btc-signer/musig2.js) as lnd runs `MUSIG2_VERSION_V100RC2`: keys sorted, the BIP-341
+ *   taproot tweak with `script_root` applied as an x-only tweak, session id =
+ *   SHA-256(compressed tweaked key ‖ local public nonce), lnd's error texts;
+ * - `Lightning.AddInvoice` (signed BOLT 11 payment requests by the identity key, with `r` route
+ *   hints), `LookupInvoice` (NOT_FOUND as lnd), `Invoices.CancelInvoice` (lnd's idempotency and
+ *   texts); invoices settle when a test calls {@linkcode FakeLnd.settleInvoice};
+ * - `Lightning.GetTransactions` from {@linkcode FakeLnd.addTransaction} (previous outpoints read
+ *   from the raw transaction).
+ *
+ * Fault injection: {@linkcode FakeLnd.failCall} makes any RPC answer a gRPC error.
  *
  * Macaroon check as lnd does it: every call except `WalletUnlocker`/`State` needs metadata
  * `macaroon` = hex of the expected bytes; lnd's own texts with gRPC status UNKNOWN otherwise.
@@ -30,7 +41,18 @@ import * as grpc from "@grpc/grpc-js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { NETWORK, p2tr, TEST_NETWORK, Transaction } from "@scure/btc-signer";
-import { schnorr } from "@noble/curves/secp256k1.js";
+import { schnorr, secp256k1 } from "@noble/curves/secp256k1.js";
+import { bech32 } from "@scure/base";
+import {
+  keyAggExport,
+  keyAggregate,
+  nonceAggregate,
+  nonceGen,
+  Session,
+  sortKeys,
+} from "@scure/btc-signer/musig2.js";
+import type { NetworkName } from "../../core/staticaddr/network.ts";
+import { encodeInvoice } from "../swapserver/lightning.ts";
 import { Buffer } from "node:buffer";
 import { lndService } from "../../lnd/rpc.ts";
 import { FakeKeyRing, NODE_KEY_FAMILY } from "./keyring.ts";
@@ -109,6 +131,58 @@ export interface FakePaymentUpdate {
   delayMs?: number;
 }
 
+/** An invoice the fake holds (`AddInvoice`). */
+export interface FakeInvoice {
+  /** `lnrpc.Invoice.InvoiceState`. */
+  state: "OPEN" | "SETTLED" | "CANCELED" | "ACCEPTED";
+  /** 32-byte preimage. */
+  preimage: Uint8Array;
+  /** 32-byte payment hash, SHA-256(preimage). */
+  paymentHash: Uint8Array;
+  /** Amount, msat. */
+  valueMsat: bigint;
+  /** Amount received, msat. */
+  amtPaidMsat: bigint;
+  /** Memo. */
+  memo: string;
+  /** Expiry, s. */
+  expirySec: number;
+  /** `private` as requested. */
+  private: boolean;
+  /** Route hints as requested (wire layout: node_id hex, chan_id string, fees, cltv delta). */
+  routeHints: { hop_hints: Msg[] }[];
+  /** The BOLT 11 payment request. */
+  paymentRequest: string;
+  /** Add index (1, 2, ...). */
+  addIndex: number;
+  /** Creation time, Unix s. */
+  creationDate: number;
+  /** Settlement time, Unix s (0 unless settled). */
+  settleDate: number;
+}
+
+/** A wallet transaction the fake's `GetTransactions` lists. */
+export interface FakeWalletTx {
+  /** The raw transaction. */
+  rawTx: Uint8Array;
+  /** Height of its block; 0 = unconfirmed (default 0). */
+  blockHeight?: number;
+  /** Confirmations (default: from the fake's block height, 0 when unconfirmed). */
+  numConfirmations?: number;
+  /** Label (default ""). */
+  label?: string;
+}
+
+/** A gRPC failure to inject with {@linkcode FakeLnd.failCall}. */
+export interface FakeFailure {
+  /** gRPC status code (default 2, UNKNOWN, as lnd answers most refusals). */
+  code?: number;
+  /** Error text. */
+  details: string;
+  /** How many calls fail (default 1; `Infinity` until {@linkcode FakeLnd.clearFailures}). */
+  times?: number;
+}
+
 /** Options of {@linkcode startFakeLnd}. */
 export interface FakeLndOptions {
   /** lnd network name reported by GetInfo (default "regtest"); decides the coin type. */
@@ -162,6 +236,21 @@ export interface FakeLnd {
   setSpend(txid: string, vout: number, spend: FakeSpend): void;
   /** Scripts a payment: SendPaymentV2 (by `paymentRequest`) and TrackPaymentV2 (by hash) stream `updates`. */
   setPayment(paymentHash: string, opts: { paymentRequest: string; updates: FakePaymentUpdate[] }): void;
+  /** Invoices by payment hash (hex), as added. */
+  invoices: Map<string, FakeInvoice>;
+  /**
+   * Settles an invoice as if it had been paid in full now (lnd settles a regular invoice itself).
+   * @throws {Error} when the invoice is unknown or not OPEN/ACCEPTED
+   */
+  settleInvoice(paymentHash: Uint8Array | string): void;
+  /** Adds a wallet transaction to what `GetTransactions` lists (in the order added). */
+  addTransaction(tx: FakeWalletTx): void;
+  /** Number of MuSig2 sessions lnd still holds (created, not cleaned up). */
+  muSig2Sessions(): number;
+  /** Makes the next `failure.times` calls of `rpc` (`"Service.Method"`) fail, after the macaroon check. */
+  failCall(rpc: string, failure: FakeFailure): void;
+  /** Removes every injected failure. */
+  clearFailures(): void;
   /** Number of server-streaming calls still open (cancelled or ended ones are not counted). */
   openStreams(): number;
   /**
@@ -179,6 +268,37 @@ type StreamHandler = (
   call: grpc.ServerWritableStream<Msg, Msg>,
   cleanup: (fn: () => void) => void,
 ) => void;
+
+/** One MuSig2 session held by the fake. */
+interface MuSigState {
+  /** Every signer's key, sorted (BIP-327 KeySort, as lnd does). */
+  keys: Uint8Array[];
+  /** The fake's private key for this session. */
+  privateKey: Uint8Array;
+  /** BIP-341 TapTweak scalar applied as an x-only tweak. */
+  tweak: Uint8Array;
+  /** Secret nonce; unset once used. */
+  secretNonce?: Uint8Array;
+  /** Public nonces known, the fake's own first. */
+  nonces: Uint8Array[];
+  /** True when every signer's nonce is known. */
+  haveAllNonces: boolean;
+}
+
+/** BOLT 11 `r` field bytes: per hop pubkey (33) ‖ short channel id (8) ‖ fee base (4) ‖ fee ppm (4) ‖ CLTV delta (2). */
+function routeHintBytes(hops: Msg[]): Uint8Array {
+  const out = new Uint8Array(51 * hops.length);
+  const view = new DataView(out.buffer);
+  hops.forEach((h, i) => {
+    const o = 51 * i;
+    out.set(hexToBytes(h.node_id), o);
+    view.setBigUint64(o + 33, BigInt(h.chan_id));
+    view.setUint32(o + 41, h.fee_base_msat);
+    view.setUint32(o + 45, h.fee_proportional_millionths);
+    view.setUint16(o + 49, h.cltv_expiry_delta);
+  });
+  return out;
+}
 
 /** A gRPC error as lnd produces it. */
 class StatusError extends Error {
@@ -354,6 +474,11 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     const spends = new Map<string, FakeSpend>(); // key: "txid:vout"
     const spendWaiters = new Set<{ key: string; fire: (s: FakeSpend) => void }>();
     const payments = new Map<string, { request: string; updates: FakePaymentUpdate[]; sent: boolean }>();
+    const invoices = new Map<string, FakeInvoice>(); // key: payment hash hex
+    let invoiceAddIndex = 0;
+    const walletTxs: FakeWalletTx[] = [];
+    const musigSessions = new Map<string, MuSigState>(); // key: session id hex
+    const failures = new Map<string, FakeFailure & { left: number }>();
     const calls: Record<string, number> = {};
     let openStreams = 0;
     const requests: FakeLnd["requests"] = [];
@@ -383,6 +508,13 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       return undefined;
     };
 
+    const injectedFailure = (rpc: string): StatusError | undefined => {
+      const f = failures.get(rpc);
+      if (!f) return undefined;
+      if (--f.left <= 0) failures.delete(rpc);
+      return new StatusError(f.code ?? grpc.status.UNKNOWN, f.details);
+    };
+
     const toStatus = (err: unknown) =>
       err instanceof StatusError
         ? { code: err.code, details: err.details }
@@ -398,6 +530,8 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       const denied = UNAUTH_WHITELIST.has(service) ? undefined : authError(call.metadata);
       if (denied) return cb(toStatus(denied), null);
       requests.push({ rpc, request: call.request });
+      const injected = injectedFailure(rpc);
+      if (injected) return cb(toStatus(injected), null);
       Promise.resolve().then(() => fn(call.request)).then(
         (res) => cb(null, res),
         (err) => cb(toStatus(err), null),
@@ -429,6 +563,12 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         return;
       }
       requests.push({ rpc, request: call.request });
+      const injected = injectedFailure(rpc);
+      if (injected) {
+        finish();
+        call.emit("error", toStatus(injected));
+        return;
+      }
       try {
         fn(call.request, call, (c) => finished ? c() : cleanups.push(c));
       } catch (err) {
@@ -439,6 +579,174 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
 
     const streamError = (call: grpc.ServerWritableStream<Msg, Msg>, err: StatusError) => {
       call.emit("error", { code: err.code, details: err.details });
+    };
+
+    // ---- MuSig2 (lnd input/musig2_session_manager.go semantics, BIP-327 via @scure)
+    const musigSession = (rawId: Uint8Array | undefined): MuSigState => {
+      const id = bytesToHex(Uint8Array.from(rawId ?? []));
+      const st = musigSessions.get(id);
+      if (!st) throw new StatusError(grpc.status.UNKNOWN, `session with ID ${id} not found`);
+      return st;
+    };
+    const registerNonces = (st: MuSigState, nonces: Uint8Array[]) => {
+      for (const n of nonces) {
+        if (n.length !== 66) {
+          throw new StatusError(grpc.status.UNKNOWN, `error parsing other nonces: nonce must be 66 bytes`);
+        }
+        try {
+          nonceAggregate([n]); // both points must decode
+        } catch (err) {
+          throw new StatusError(grpc.status.UNKNOWN, `error registering other signer public nonce: ${err}`);
+        }
+        st.nonces.push(n);
+      }
+      st.haveAllNonces = st.nonces.length === st.keys.length;
+    };
+    const muSig2CreateSession = (req: Msg): Msg => {
+      if (req.version !== "MUSIG2_VERSION_V100RC2") {
+        throw new StatusError(grpc.status.UNIMPLEMENTED, `fakelnd: MuSig2 version ${req.version}`);
+      }
+      const loc = req.key_loc;
+      if (!loc) throw new StatusError(grpc.status.UNKNOWN, "missing key_loc");
+      const keys = ((req.all_signer_pubkeys ?? []) as Uint8Array[]).map((k) => Uint8Array.from(k));
+      if (keys.length < 2 || keys.some((k) => k.length !== 33)) {
+        throw new StatusError(
+          grpc.status.UNKNOWN,
+          "error parsing all signer public keys: expected 33-byte compressed keys (at least 2)",
+        );
+      }
+      for (const k of keys) {
+        try {
+          secp256k1.Point.fromBytes(k).assertValidity();
+        } catch (err) {
+          throw new StatusError(grpc.status.UNKNOWN, `error parsing all signer public keys: ${err}`);
+        }
+      }
+      const privateKey = keyRing.privateKey(loc.key_family, loc.key_index);
+      const localKey = keyRing.publicKey(loc.key_family, loc.key_index);
+      if (!keys.some((k) => bytesToHex(k) === bytesToHex(localKey))) {
+        throw new StatusError(
+          grpc.status.UNKNOWN,
+          "error creating signing context: signing key is not a part of the public key set",
+        );
+      }
+      const tt = req.taproot_tweak;
+      if (!tt || tt.key_spend_only || Uint8Array.from(tt.script_root ?? []).length !== 32) {
+        throw new StatusError(
+          grpc.status.UNIMPLEMENTED,
+          "fakelnd: only a taproot tweak with a 32-byte script_root (key_spend_only false)",
+        );
+      }
+      if ((req.tweaks ?? []).length > 0) {
+        throw new StatusError(grpc.status.UNIMPLEMENTED, "fakelnd: generic tweaks");
+      }
+      const sorted = sortKeys(keys);
+      const internalKey = keyAggExport(keyAggregate(sorted)); // x-only
+      const tweak = schnorr.utils.taggedHash("TapTweak", internalKey, Uint8Array.from(tt.script_root));
+      const tweaked = keyAggregate(sorted, [tweak], [true]);
+      const combinedKey = keyAggExport(tweaked);
+      const nonces = nonceGen(localKey, privateKey, combinedKey);
+      const st: MuSigState = {
+        keys: sorted,
+        privateKey,
+        tweak,
+        secretNonce: nonces.secret,
+        nonces: [nonces.public],
+        haveAllNonces: false,
+      };
+      const others = ((req.other_signer_public_nonces ?? []) as Uint8Array[]).map((n) => Uint8Array.from(n));
+      if (others.length > keys.length - 1) {
+        throw new StatusError(grpc.status.UNKNOWN, "too many other signer public nonces");
+      }
+      registerNonces(st, others);
+      const compressedTweaked = tweaked.aggPublicKey.toBytes(true);
+      const id = sha256(new Uint8Array([...compressedTweaked, ...nonces.public]));
+      musigSessions.set(bytesToHex(id), st);
+      return {
+        session_id: id,
+        combined_key: combinedKey,
+        taproot_internal_key: internalKey,
+        local_public_nonces: nonces.public,
+        have_all_nonces: st.haveAllNonces,
+        version: "MUSIG2_VERSION_V100RC2",
+      };
+    };
+
+    // ---- invoices
+    const invoiceMsg = (inv: FakeInvoice): Msg => ({
+      memo: inv.memo,
+      r_preimage: inv.preimage,
+      r_hash: inv.paymentHash,
+      value: String(inv.valueMsat / 1000n),
+      value_msat: String(inv.valueMsat),
+      creation_date: String(inv.creationDate),
+      settle_date: String(inv.settleDate),
+      payment_request: inv.paymentRequest,
+      expiry: String(inv.expirySec),
+      cltv_expiry: "80",
+      route_hints: inv.routeHints,
+      private: inv.private,
+      add_index: String(inv.addIndex),
+      amt_paid_sat: String(inv.amtPaidMsat / 1000n),
+      amt_paid_msat: String(inv.amtPaidMsat),
+      state: inv.state,
+    });
+    const addInvoice = (req: Msg): Msg => {
+      const preimage = Uint8Array.from(req.r_preimage ?? []);
+      if (preimage.length !== 32) {
+        throw new StatusError(
+          grpc.status.UNKNOWN,
+          "fakelnd: r_preimage must be 32 bytes (random preimages not supported)",
+        );
+      }
+      const value = BigInt(req.value ?? "0");
+      const valueMsat = BigInt(req.value_msat ?? "0");
+      if (value !== 0n && valueMsat !== 0n) {
+        throw new StatusError(grpc.status.UNKNOWN, "value and value_msat are mutually exclusive");
+      }
+      const amountMsat = valueMsat !== 0n ? valueMsat : value * 1000n;
+      const paymentHash = sha256(preimage);
+      const key = bytesToHex(paymentHash);
+      if (invoices.has(key)) {
+        throw new StatusError(grpc.status.UNKNOWN, "invoice with payment hash already exists");
+      }
+      const expirySec = Number(req.expiry ?? "0") || 86400;
+      const routeHints = ((req.route_hints ?? []) as Msg[]).map((h) => ({
+        hop_hints: ((h.hop_hints ?? []) as Msg[]).map((hop) => ({ ...hop })),
+      }));
+      const creationDate = Math.floor(Date.now() / 1000);
+      const paymentRequest = encodeInvoice({
+        network: network as NetworkName,
+        amountMsat: amountMsat === 0n ? undefined : amountMsat,
+        paymentHash,
+        description: req.memo ?? "",
+        timestampSec: creationDate,
+        expirySec,
+        nodeKey: keyRing.privateKey(NODE_KEY_FAMILY, 0),
+        extraFields: routeHints.map((h) => ({ tag: 3, words: bech32.toWords(routeHintBytes(h.hop_hints)) })),
+      });
+      const inv: FakeInvoice = {
+        state: "OPEN",
+        preimage,
+        paymentHash,
+        valueMsat: amountMsat,
+        amtPaidMsat: 0n,
+        memo: req.memo ?? "",
+        expirySec,
+        private: !!req.private,
+        routeHints,
+        paymentRequest,
+        addIndex: ++invoiceAddIndex,
+        creationDate,
+        settleDate: 0,
+      };
+      invoices.set(key, inv);
+      return {
+        r_hash: paymentHash,
+        payment_request: paymentRequest,
+        add_index: String(inv.addIndex),
+        payment_addr: new Uint8Array(32),
+      };
     };
 
     // ---- Lightning
@@ -454,6 +762,78 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         chains: [{ chain: "bitcoin", network }],
         version: "0.21.3-beta commit=fakelnd",
       })),
+      AddInvoice: unaryHandler("Lightning", "AddInvoice", (req) => addInvoice(req)),
+      LookupInvoice: unaryHandler("Lightning", "LookupInvoice", (req) => {
+        const hash = req.r_hash && req.r_hash.length
+          ? bytesToHex(Uint8Array.from(req.r_hash))
+          : req.r_hash_str;
+        if (!/^[0-9a-f]{64}$/.test(hash ?? "")) {
+          throw new StatusError(grpc.status.UNKNOWN, "payment hash must be exactly 32 bytes");
+        }
+        const inv = invoices.get(hash);
+        if (!inv) {
+          // lnd (rpcserver.go LookupInvoice): ErrInvoiceNotFound / ErrNoInvoicesCreated → NOT_FOUND.
+          throw new StatusError(
+            grpc.status.NOT_FOUND,
+            invoices.size === 0 ? "there are no existing invoices" : "unable to locate invoice",
+          );
+        }
+        return invoiceMsg(inv);
+      }),
+      GetTransactions: unaryHandler("Lightning", "GetTransactions", (req) => {
+        const start: number = req.start_height ?? 0;
+        const end: number = req.end_height === 0 || req.end_height === undefined ? -1 : req.end_height;
+        const txs = walletTxs.filter((t) => {
+          const h = t.blockHeight ?? 0;
+          if (h === 0) return end === -1; // unconfirmed: only with the "up to the mempool" end
+          return h >= start && (end === -1 || h <= end);
+        });
+        return {
+          transactions: txs.map((t) => {
+            const tx = Transaction.fromRaw(t.rawTx, {
+              allowUnknownInputs: true,
+              allowUnknownOutputs: true,
+              disableScriptCheck: true,
+            });
+            const h = t.blockHeight ?? 0;
+            const prev: Msg[] = [];
+            for (let i = 0; i < tx.inputsLength; i++) {
+              const input = tx.getInput(i);
+              prev.push({ outpoint: `${bytesToHex(input.txid!)}:${input.index}`, is_our_output: false });
+            }
+            return {
+              tx_hash: tx.id,
+              amount: "0",
+              num_confirmations: t.numConfirmations ?? (h === 0 ? 0 : Math.max(0, blockHeight - h + 1)),
+              block_hash: h === 0 ? "" : blockHashFor(h),
+              block_height: h,
+              time_stamp: "0",
+              total_fees: "0",
+              raw_tx_hex: bytesToHex(t.rawTx),
+              label: t.label ?? "",
+              previous_outpoints: prev,
+            };
+          }),
+          last_index: String(txs.length),
+          first_index: "0",
+        };
+      }),
+    });
+
+    // ---- Invoices
+    server.addService(lndService("invoicesrpc.Invoices").service, {
+      CancelInvoice: unaryHandler("Invoices", "CancelInvoice", (req) => {
+        const hash = Uint8Array.from(req.payment_hash ?? []);
+        if (hash.length !== 32) {
+          throw new StatusError(grpc.status.UNKNOWN, `invalid hash length of ${hash.length}, want 32`);
+        }
+        const inv = invoices.get(bytesToHex(hash));
+        // lnd's invoice registry: idempotent for CANCELED; the DB refuses SETTLED; UNKNOWN status.
+        if (!inv) throw new StatusError(grpc.status.UNKNOWN, "unable to locate invoice");
+        if (inv.state === "SETTLED") throw new StatusError(grpc.status.UNKNOWN, "invoice already settled");
+        inv.state = "CANCELED";
+        return {};
+      }),
     });
 
     // ---- Signer
@@ -543,6 +923,53 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
           return schnorr.sign(hash, priv);
         });
         return { raw_sigs: sigs };
+      }),
+      MuSig2CreateSession: unaryHandler("Signer", "MuSig2CreateSession", (req) => muSig2CreateSession(req)),
+      MuSig2RegisterNonces: unaryHandler("Signer", "MuSig2RegisterNonces", (req) => {
+        const st = musigSession(req.session_id);
+        if (st.haveAllNonces) throw new StatusError(grpc.status.UNKNOWN, "already have all nonces");
+        const nonces = ((req.other_signer_public_nonces ?? []) as Uint8Array[]).map((n) =>
+          Uint8Array.from(n)
+        );
+        const remaining = st.keys.length - st.nonces.length;
+        if (nonces.length > remaining) {
+          throw new StatusError(
+            grpc.status.UNKNOWN,
+            `only ${remaining} other nonces remaining but trying to register ${nonces.length} more`,
+          );
+        }
+        registerNonces(st, nonces);
+        return { have_all_nonces: st.haveAllNonces };
+      }),
+      MuSig2Sign: unaryHandler("Signer", "MuSig2Sign", (req) => {
+        const id = bytesToHex(Uint8Array.from(req.session_id ?? []));
+        const st = musigSession(req.session_id);
+        const digest = Uint8Array.from(req.message_digest ?? []);
+        if (digest.length !== 32) {
+          throw new StatusError(grpc.status.UNKNOWN, `message digest must be 32 bytes, got ${digest.length}`);
+        }
+        if (!st.haveAllNonces) {
+          throw new StatusError(
+            grpc.status.UNKNOWN,
+            `only have ${st.nonces.length} of ${st.keys.length} required nonces`,
+          );
+        }
+        if (!st.secretNonce) {
+          throw new StatusError(grpc.status.UNKNOWN, "error signing with local key: nonce already used");
+        }
+        const session = new Session(nonceAggregate(st.nonces), st.keys, digest, [st.tweak], [true]);
+        const secretNonce = st.secretNonce;
+        st.secretNonce = undefined; // one signature per session, as lnd
+        const partial = session.sign(secretNonce, st.privateKey);
+        if (req.cleanup) musigSessions.delete(id);
+        return { local_partial_signature: partial };
+      }),
+      MuSig2Cleanup: unaryHandler("Signer", "MuSig2Cleanup", (req) => {
+        const id = bytesToHex(Uint8Array.from(req.session_id ?? []));
+        if (!musigSessions.delete(id)) {
+          throw new StatusError(grpc.status.UNKNOWN, `session with ID ${id} not found`);
+        }
+        return {};
       }),
     });
 
@@ -807,6 +1234,33 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       keyRing,
       identityPubkey,
       openStreams: () => openStreams,
+      invoices,
+      settleInvoice(paymentHash) {
+        const key = typeof paymentHash === "string" ? paymentHash : bytesToHex(paymentHash);
+        const inv = invoices.get(key);
+        if (!inv) throw new Error(`fakelnd: no invoice ${key}`);
+        if (inv.state !== "OPEN" && inv.state !== "ACCEPTED") {
+          throw new Error(`fakelnd: invoice ${key} is ${inv.state}, cannot settle`);
+        }
+        inv.state = "SETTLED";
+        inv.amtPaidMsat = inv.valueMsat;
+        inv.settleDate = Math.floor(Date.now() / 1000);
+      },
+      addTransaction(tx) {
+        Transaction.fromRaw(tx.rawTx, {
+          allowUnknownInputs: true,
+          allowUnknownOutputs: true,
+          disableScriptCheck: true,
+        });
+        walletTxs.push({ ...tx, rawTx: Uint8Array.from(tx.rawTx) });
+      },
+      muSig2Sessions: () => musigSessions.size,
+      failCall(rpc, failure) {
+        failures.set(rpc, { ...failure, left: failure.times ?? 1 });
+      },
+      clearFailures() {
+        failures.clear();
+      },
       setUtxos(list) {
         utxos = list.map((u) => ({ ...u }));
       },
