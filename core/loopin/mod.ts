@@ -14,3 +14,4 @@ export * from "./select.ts";
 export * from "./fee_cap.ts";
 export * from "./label.ts";
 export * from "./warning.ts";
+export * from "./htlc.ts";
