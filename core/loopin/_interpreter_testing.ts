@@ -23,11 +23,11 @@ export const STANDARD_FLAGS = I.SCRIPT_VERIFY_P2SH | I.SCRIPT_VERIFY_WITNESS |
   I.SCRIPT_VERIFY_CHECKSEQUENCEVERIFY | I.SCRIPT_VERIFY_STRICTENC | I.SCRIPT_VERIFY_DERSIG |
   I.SCRIPT_VERIFY_LOW_S | I.SCRIPT_VERIFY_NULLDUMMY | I.SCRIPT_VERIFY_MINIMALDATA |
   I.SCRIPT_VERIFY_MINIMALIF | I.SCRIPT_VERIFY_NULLFAIL |
-  I.SCRIPT_VERIFY_WITNESS_PUBKEYTYPE | I.SCRIPT_VERIFY_DISCOURAGE_UPGRADABLE_NOPS;
+  I.SCRIPT_VERIFY_WITNESS_PUBKEYTYPE | I.SCRIPT_VERIFY_DISCOURAGE_UPGRADABLE_NOPS | I.SCRIPT_VERIFY_TAPROOT;
 
 /**
  * Runs input `inputIndex` of `rawTx` (serialized with witnesses) against `prevPkScript` worth
- * `valueSat`. Returns `null` when valid, else bitcore's error string (e.g. `SCRIPT_ERR_UNSATISFIED_LOCKTIME`).
+ * `valueSat` (for a taproot input also give `allPrevouts`, one per input). Returns `null` when valid, else bitcore's error string (e.g. `SCRIPT_ERR_UNSATISFIED_LOCKTIME`).
  */
 export function verifyInput(
   rawTx: Uint8Array,
@@ -35,8 +35,16 @@ export function verifyInput(
   prevPkScript: Uint8Array,
   valueSat: bigint,
   flags: number = STANDARD_FLAGS,
+  allPrevouts?: readonly { pkScript: Uint8Array; valueSat: bigint }[],
 ): string | null {
   const tx = new lib.Transaction(hex.encode(rawTx));
+  // BIP-341 sighashes commit to every input's previous output: bitcore reads them from `input.output`.
+  allPrevouts?.forEach((p, i) => {
+    tx.inputs[i].output = new lib.Transaction.Output({
+      script: new lib.Script(Buffer.from(p.pkScript)),
+      satoshis: Number(p.valueSat),
+    });
+  });
   const witness = tx.inputs[inputIndex].getWitnesses() as Buffer[];
   const interp = new I();
   const ok = interp.verify(

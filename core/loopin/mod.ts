@@ -15,3 +15,4 @@ export * from "./fee_cap.ts";
 export * from "./label.ts";
 export * from "./warning.ts";
 export * from "./htlc.ts";
+export * from "./htlc_tx.ts";
