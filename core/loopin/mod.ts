@@ -16,3 +16,4 @@ export * from "./label.ts";
 export * from "./warning.ts";
 export * from "./htlc.ts";
 export * from "./htlc_tx.ts";
+export * from "./validate_server.ts";
