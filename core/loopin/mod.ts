@@ -17,3 +17,4 @@ export * from "./warning.ts";
 export * from "./htlc.ts";
 export * from "./htlc_tx.ts";
 export * from "./validate_server.ts";
+export * from "./availability.ts";
