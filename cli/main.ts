@@ -14,6 +14,7 @@ import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
 import { registerAddress } from "./address.ts";
 import { registerRecover } from "./recover.ts";
+import { registerLoopIn, takeInterrupt } from "./loopin.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -67,6 +68,7 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   registerDeposits(program);
   registerAddress(program);
   registerRecover(program);
+  registerLoopIn(program);
   if (opts.json) silenceCommander(program);
   return program;
 }
@@ -111,6 +113,7 @@ function wantsJson(argv: string[]): boolean {
 }
 
 function onSignal(): void {
+  if (takeInterrupt()) return; // a loop-in initiation unwinds first, then exits 130 (cli/loopin.ts)
   reportError(
     new LoopkitError("interrupted", "Interrupted; nothing half-written is kept", ExitCode.Interrupted),
     wantsJson(Deno.args),
