@@ -18,3 +18,4 @@ export * from "./htlc.ts";
 export * from "./htlc_tx.ts";
 export * from "./validate_server.ts";
 export * from "./availability.ts";
+export * from "./timeout_sweep.ts";
