@@ -120,6 +120,7 @@ Deno.test("SwapServer has terms, quote, probe, FetchL402 and the server-streamin
     "FetchL402",
     "LoopInQuote",
     "LoopInTerms",
+    "LoopOutTerms",
     "Probe",
     "SubscribeNotifications",
   ]);
@@ -177,6 +178,14 @@ const expectedFields: Record<string, string[]> = {
     "cltv_expiry_delta 5 uint32",
   ],
   RouteHint: ["repeated hop_hints 1 HopHint"],
+  // Loop swapserverrpc/server.proto (answered by the local test server for loopd's `loop terms`)
+  ServerLoopOutTermsRequest: ["protocol_version 1 ProtocolVersion", "user_agent 2 string"],
+  ServerLoopOutTerms: [
+    "min_swap_amount 1 uint64",
+    "max_swap_amount 2 uint64",
+    "min_cltv_delta 3 int32",
+    "max_cltv_delta 4 int32",
+  ],
   ServerLoopInTermsRequest: ["protocol_version 1 ProtocolVersion", "user_agent 2 string"],
   ServerLoopInTerms: ["min_swap_amount 1 uint64", "max_swap_amount 2 uint64"],
   ServerProbeRequest: [

@@ -21,8 +21,11 @@
  *   `misbehave.rejectInvalidCredential = "unauthenticated"`, status UNAUTHENTICATED).
  *
  * Implemented methods: `StaticAddressServer.ServerNewAddress` (server key from its own BIP-32 seed
- * at m/0/<n>, one fresh key per request, CSV expiry 14400 by default) and `SwapServer.FetchL402`
- * (empty answer once paid). Every other method answers UNIMPLEMENTED after the gate.
+ * at m/0/<n>, one fresh key per request, CSV expiry 14400 by default), `SwapServer.FetchL402` (empty
+ * answer once paid), and the static loop-in of `./loopin.ts`: `LoopInTerms`, `LoopOutTerms`,
+ * `LoopInQuote`, `Probe`, `SubscribeNotifications`, `ServerStaticAddressLoopIn`,
+ * `PushStaticAddressHtlcSigs`, `PushStaticAddressSweeplessSigs` (HTLC keys at m/1/<n>, sweep wallet
+ * key m/2/0). Loop-ins need a `chain` (./chain.ts) and, to be paid, a `payer`.
  *
  * Needs `--allow-net` (127.0.0.1), and for TLS `--allow-run=openssl --allow-read --allow-write`.
  *
@@ -38,6 +41,10 @@ import { Buffer } from "node:buffer";
 import { loadSwapServerProto } from "../../proto/mod.ts";
 import { generateTestCert } from "../fakelnd/tls.ts";
 import type { InvoiceSource } from "./lightning.ts";
+import type { NetworkName } from "../../core/staticaddr/network.ts";
+import type { ChainSource } from "./chain.ts";
+import { type InvoicePayer, type IssuedAddress, type LoopInKnobs, LoopInServer } from "./loopin.ts";
+import { StatusError } from "./status.ts";
 
 /** Default CSV expiry the server hands out (blocks; what Loop's regtest server uses). */
 export const DEFAULT_SERVER_EXPIRY = 14400;
@@ -80,6 +87,16 @@ export interface StartSwapServerOptions {
   tls?: boolean;
   /** Deliberate misbehaviour. */
   misbehave?: SwapServerMisbehaviour;
+  /** Network of the swap invoices the loop-in accepts (default regtest). */
+  network?: NetworkName;
+  /** The chain the loop-in checks deposits against and publishes to; without it loop-ins are refused. */
+  chain?: ChainSource;
+  /** Who pays the swap invoices (bob's lnd in regtest); without it no swap is paid. */
+  payer?: InvoicePayer;
+  /** Loop-in terms, fees and misbehaviour (see {@linkcode LoopInKnobs}); change later with `loopIn.setKnobs`. */
+  loopIn?: Partial<LoopInKnobs>;
+  /** pkScript the sweepless sweep pays (default P2TR of the server's key m/2/0). */
+  sweepPkScript?: Uint8Array;
 }
 
 /** A `ServerNewAddress` the server answered. */
@@ -128,18 +145,14 @@ export interface LocalSwapServer {
   serverKeyAt(i: number): Uint8Array;
   /** Changes the misbehaviour for later calls. */
   setMisbehaviour(m: SwapServerMisbehaviour): void;
+  /** The static loop-in: knobs, swap table, records, signed HTLC transactions, sweeps. */
+  loopIn: LoopInServer;
   /** Shuts down (ends open calls) and removes the TLS temp directory. Idempotent. */
   stop(): Promise<void>;
 }
 
 // deno-lint-ignore no-explicit-any
 type Msg = Record<string, any>;
-
-class StatusError extends Error {
-  constructor(readonly code: number, readonly details: string, readonly metadata?: grpc.Metadata) {
-    super(details);
-  }
-}
 
 /** 33 bytes, prefix 0x02, with an x for which x³ + 7 has no square root (not a curve point). */
 function offCurveKey(): Uint8Array {
@@ -181,7 +194,9 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
   const priceSat = opts.priceSat ?? DEFAULT_L402_PRICE_SAT;
   const expiry = opts.expiry ?? DEFAULT_SERVER_EXPIRY;
   const rootKey = opts.rootKey ?? crypto.getRandomValues(new Uint8Array(32));
-  const hd = HDKey.fromMasterSeed(opts.seed ?? crypto.getRandomValues(new Uint8Array(32))).deriveChild(0);
+  const master = HDKey.fromMasterSeed(opts.seed ?? crypto.getRandomValues(new Uint8Array(32)));
+  const hd = master.deriveChild(0);
+  const htlcHd = master.deriveChild(1);
   let misbehave: SwapServerMisbehaviour = { ...opts.misbehave };
   let nextKeyIndex = 0;
   const calls: SwapServerCalls = {
@@ -193,6 +208,25 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
     newAddresses: [],
   };
   const serverKeyAt = (i: number) => hd.deriveChild(i).publicKey!;
+  const sweepKey = master.deriveChild(2).deriveChild(0).publicKey!;
+  const loopIn = new LoopInServer({
+    network: opts.network ?? "regtest",
+    chain: opts.chain,
+    payer: opts.payer,
+    addressesForToken: (tokenId): IssuedAddress[] =>
+      calls.newAddresses.filter((a) => a.tokenId === tokenId).map((a) => ({
+        clientKey: a.clientKey,
+        serverKey: a.serverKey,
+        keyIndex: a.keyIndex,
+        expiry: a.expiry,
+      })),
+    staticServerPrivKey: (i) => hd.deriveChild(i).privateKey!,
+    htlcKey: (i) => {
+      const k = htlcHd.deriveChild(i);
+      return { priv: k.privateKey!, pub: k.publicKey! };
+    },
+    sweepPkScript: opts.sweepPkScript ?? Uint8Array.of(0x51, 0x20, ...sweepKey.subarray(1)),
+  }, opts.loopIn);
 
   const challenge = async (): Promise<StatusError> => {
     calls.challenges++;
@@ -301,14 +335,12 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
       calls.methods[name] = (calls.methods[name] ?? 0) + 1;
       (async () => fn(call.request, await gate(call.metadata)))().then(
         (res) => cb(null, res),
-        (err) => cb(toStatus(err), null),
+        (err) => {
+          loopIn.noteRefusal(name, err);
+          cb(toStatus(err), null);
+        },
       );
     };
-
-  const unimplemented = (name: string) =>
-    unary(name, () => {
-      throw new StatusError(grpc.status.UNIMPLEMENTED, `${name} is not implemented by the local swap server`);
-    });
 
   const serverNewAddress = (req: Msg, tokenId: string): Msg => {
     if (req.protocolVersion !== 0) {
@@ -341,24 +373,33 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
   const server = new grpc.Server();
   server.addService(pkg.looprpc.StaticAddressServer.service, {
     ServerNewAddress: unary("StaticAddressServer/ServerNewAddress", serverNewAddress),
-    ServerStaticAddressLoopIn: unimplemented("StaticAddressServer/ServerStaticAddressLoopIn"),
-    PushStaticAddressHtlcSigs: unimplemented("StaticAddressServer/PushStaticAddressHtlcSigs"),
-    PushStaticAddressSweeplessSigs: unimplemented("StaticAddressServer/PushStaticAddressSweeplessSigs"),
+    ServerStaticAddressLoopIn: unary(
+      "StaticAddressServer/ServerStaticAddressLoopIn",
+      (req, tokenId) => loopIn.serverStaticAddressLoopIn(req, tokenId),
+    ),
+    PushStaticAddressHtlcSigs: unary(
+      "StaticAddressServer/PushStaticAddressHtlcSigs",
+      (req, tokenId) => loopIn.pushHtlcSigs(req, tokenId),
+    ),
+    PushStaticAddressSweeplessSigs: unary(
+      "StaticAddressServer/PushStaticAddressSweeplessSigs",
+      (req, tokenId) => loopIn.pushSweeplessSigs(req, tokenId),
+    ),
   });
   server.addService(pkg.looprpc.SwapServer.service, {
-    LoopInTerms: unimplemented("SwapServer/LoopInTerms"),
-    LoopInQuote: unimplemented("SwapServer/LoopInQuote"),
-    Probe: unimplemented("SwapServer/Probe"),
+    LoopOutTerms: unary("SwapServer/LoopOutTerms", (req) => loopIn.loopOutTerms(req)),
+    LoopInTerms: unary("SwapServer/LoopInTerms", (req) => loopIn.loopInTerms(req)),
+    LoopInQuote: unary("SwapServer/LoopInQuote", (req, tokenId) => loopIn.loopInQuote(req, tokenId)),
+    Probe: unary("SwapServer/Probe", (req, tokenId) => loopIn.probe(req, tokenId)),
     FetchL402: unary("SwapServer/FetchL402", () => ({})),
     SubscribeNotifications: (call: grpc.ServerWritableStream<Msg, Msg>) => {
       const name = "SwapServer/SubscribeNotifications";
       calls.methods[name] = (calls.methods[name] ?? 0) + 1;
       gate(call.metadata).then(
-        () =>
-          call.emit(
-            "error",
-            toStatus(new StatusError(grpc.status.UNIMPLEMENTED, `${name} is not implemented`)),
-          ),
+        (tokenId) => {
+          if (call.cancelled) return;
+          loopIn.subscribe(call, tokenId);
+        },
         (err) => call.emit("error", toStatus(err)),
       );
     },
@@ -394,14 +435,17 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
       setMisbehaviour(m) {
         misbehave = { ...m };
       },
+      loopIn,
       async stop() {
         if (stopped) return;
         stopped = true;
+        loopIn.stop();
         server.forceShutdown();
         if (tlsDir) await Deno.remove(tlsDir, { recursive: true }).catch(() => {});
       },
     };
   } catch (e) {
+    loopIn.stop();
     server.forceShutdown();
     if (tlsDir) await Deno.remove(tlsDir, { recursive: true }).catch(() => {});
     throw e;

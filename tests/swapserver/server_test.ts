@@ -97,9 +97,13 @@ Deno.test("local swap server: challenge, credential forms, refusals and stubs", 
     server.setMisbehaviour({ rejectInvalidCredential: "unauthenticated" });
     assertEquals((await call(client, newAddress, req, wrongMd)).err?.code, grpc.status.UNAUTHENTICATED);
 
-    // 5. Stubs answer UNIMPLEMENTED once the gate is passed; FetchL402 answers empty.
-    assertEquals((await call(client, method("SwapServer", "LoopInTerms"), {}, md)).err?.code, 12);
+    // 5. Behind the gate: terms answer the default knobs, FetchL402 answers empty, and a loop-in without a
+    // chain source is refused as a precondition.
+    const terms = await call(client, method("SwapServer", "LoopInTerms"), {}, md);
+    assertEquals([terms.res?.minSwapAmount, terms.res?.maxSwapAmount], ["50000", "100000000"]);
     assertEquals((await call(client, method("SwapServer", "FetchL402"), {}, md)).res, {});
+    const noChain = await call(client, method("StaticAddressServer", "ServerStaticAddressLoopIn"), {}, md);
+    assertEquals(noChain.err?.code, grpc.status.FAILED_PRECONDITION);
 
     // 6. A bad client key or protocol version is refused by the server.
     const badKey = await call(client, newAddress, { protocolVersion: 0, clientKey: Buffer.alloc(33) }, md);
