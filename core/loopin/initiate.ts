@@ -516,8 +516,6 @@ function asLoopkitError(err: unknown, code = "loopin_failed"): LoopkitError {
  *   marker → unwound and `interrupted` (exit 130)
  */
 export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Promise<InitiateResult> {
-  const store = deps.store;
-  if (!store) throw new Error("initiateLoopIn: deps.store is required");
   const now = deps.now ?? (() => new Date());
   const random = deps.randomBytes ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
   const step = async (s: InitiateStep) => {
@@ -542,6 +540,9 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
   }
   checkAborted(deps.signal);
   await step("quoted");
+
+  const store = deps.store;
+  if (!store) throw new Error("initiateLoopIn: deps.store is required");
 
   // 2. Secrets: preimage from the CSPRNG, the HTLC client key from lnd.
   const preimage = random(32);
