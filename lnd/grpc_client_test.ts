@@ -926,3 +926,30 @@ Deno.test("getTransactions() sends 0 / -1, returns display txids, raw bytes, con
     await assert.rejects(lnd.getTransactions(-1), RangeError);
   });
 });
+
+Deno.test("getTransactions() refuses the whole answer when one entry has no raw transaction or a tx_hash that is not its hash", async () => {
+  const good = spendTx([{
+    txid: "aa".repeat(32),
+    vout: 0,
+    amountSat: 20_000n,
+    pkScript: new Uint8Array([0x51]),
+  }]);
+  good.updateInput(0, { finalScriptWitness: [new Uint8Array(64)] });
+  for (
+    const [name, bad] of [
+      ["no raw tx", { rawTx: new Uint8Array(), txHash: "cd".repeat(32) }],
+      ["tx_hash of another tx", { rawTx: good.extract(), txHash: "cd".repeat(32) }],
+      ["malformed tx_hash", { rawTx: good.extract(), txHash: "xyz" }],
+    ] as const
+  ) {
+    await withLnd(async (lnd, fake) => {
+      fake.addTransaction({ rawTx: good.extract(), blockHeight: 90 });
+      fake.addTransaction(bad);
+      await assert.rejects(lnd.getTransactions(), (e: unknown) => {
+        assert.ok(e instanceof LndRpcError, name);
+        assert.equal(e.code, "lnd_bad_response", name);
+        return true;
+      });
+    });
+  }
+});

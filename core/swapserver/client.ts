@@ -369,7 +369,8 @@ export interface SwapServerClient {
   /**
    * `SwapServer/SubscribeNotifications{version = V1}`, a server stream. Opened only with the **paid**
    * token attached: it never pays (spec §5.3, §3.10; a payment-required answer is `l402_rejected`).
-   * Resolves when `opts.signal` aborts or the server ends the stream; no deadline.
+   * Resolves when `opts.signal` aborts, {@linkcode close} is called or the server ends the stream; no
+   * deadline.
    * @throws {LoopkitError} `l402_no_paid_token` (nothing sent; a paid unary call such as
    *   {@linkcode ensurePaidToken} creates one), `l402_token_invalid`, `l402_rejected`; stream errors
    *   mapped as for unary calls; or what `onNotification` threw
@@ -603,6 +604,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
   });
   const l402 = new L402Client({ ...opts.l402, network: opts.network });
   let closed = false;
+  const streams = new Set<grpc.ClientReadableStream<Msg>>();
 
   const assertOpen = () => {
     if (closed) {
@@ -790,6 +792,8 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
         );
       }
       const credential = credentialFor(token);
+      assertOpen(); // close() may have run while the token was read
+      if (o.signal.aborted) return;
       const md = new grpc.Metadata();
       md.set(credential.key, credential.value);
       const call = channel.makeServerStreamRequest(
@@ -800,6 +804,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
         md,
         {},
       );
+      streams.add(call);
       await new Promise<void>((resolve, reject) => {
         let settled = false;
         let chain: Promise<void> = Promise.resolve();
@@ -808,6 +813,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
           if (settled) return;
           settled = true;
           o.signal.removeEventListener("abort", onAbort);
+          streams.delete(call);
           if (err === undefined) resolve();
           else reject(err);
         };
@@ -829,7 +835,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
         call.on("end", () => void chain.then(() => finish()));
         call.on("error", (err: GrpcErrorLike) => {
           void chain.then(() => {
-            if (o.signal.aborted && err.code === grpc.status.CANCELLED) return finish();
+            if ((o.signal.aborted || closed) && err.code === grpc.status.CANCELLED) return finish();
             if (isPaymentRequired(err)) {
               return finish(
                 new LoopkitError(
@@ -850,6 +856,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
     close() {
       if (closed) return;
       closed = true;
+      for (const call of streams) call.cancel(); // their subscribeNotifications() calls resolve
       channel.close();
     },
   };

@@ -915,11 +915,25 @@ Deno.test("subscribeNotifications(): payment required on the stream is l402_reje
     assertEquals(e.code, "swap_server_unreachable");
     assertEquals(e.exitCode, ExitCode.TempFail);
 
+    // close() ends an open stream: the call resolves.
+    mini.onSubscribe = () => {};
+    const subs = () => mini.calls.filter((x) => x.method === "SubscribeNotifications").length;
+    const opened = subs();
+    const open2 = c.subscribeNotifications({
+      signal: new AbortController().signal,
+      onNotification: () => {},
+    });
+    while (subs() === opened) await new Promise((r) => setTimeout(r, 10));
+    const c2 = open();
+    c.close();
+    await open2;
+    await mini.cancelled();
+
     // An already aborted signal opens nothing.
     const ac = new AbortController();
     ac.abort();
     const before = mini.calls.length;
-    await c.subscribeNotifications({ signal: ac.signal, onNotification: () => {} });
+    await c2.subscribeNotifications({ signal: ac.signal, onNotification: () => {} });
     assertEquals(mini.calls.length, before);
   });
 });

@@ -171,6 +171,8 @@ export interface FakeWalletTx {
   numConfirmations?: number;
   /** Label (default ""). */
   label?: string;
+  /** `tx_hash` to report instead of the raw transaction's txid (a misbehaving lnd; with an empty `rawTx` too). */
+  txHash?: string;
 }
 
 /** A gRPC failure to inject with {@linkcode FakeLnd.failCall}. */
@@ -790,19 +792,19 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         });
         return {
           transactions: txs.map((t) => {
-            const tx = Transaction.fromRaw(t.rawTx, {
+            const tx = t.rawTx.length === 0 ? undefined : Transaction.fromRaw(t.rawTx, {
               allowUnknownInputs: true,
               allowUnknownOutputs: true,
               disableScriptCheck: true,
             });
             const h = t.blockHeight ?? 0;
             const prev: Msg[] = [];
-            for (let i = 0; i < tx.inputsLength; i++) {
-              const input = tx.getInput(i);
+            for (let i = 0; i < (tx?.inputsLength ?? 0); i++) {
+              const input = tx!.getInput(i);
               prev.push({ outpoint: `${bytesToHex(input.txid!)}:${input.index}`, is_our_output: false });
             }
             return {
-              tx_hash: tx.id,
+              tx_hash: t.txHash ?? tx!.id,
               amount: "0",
               num_confirmations: t.numConfirmations ?? (h === 0 ? 0 : Math.max(0, blockHeight - h + 1)),
               block_hash: h === 0 ? "" : blockHashFor(h),
@@ -1247,11 +1249,13 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         inv.settleDate = Math.floor(Date.now() / 1000);
       },
       addTransaction(tx) {
-        Transaction.fromRaw(tx.rawTx, {
-          allowUnknownInputs: true,
-          allowUnknownOutputs: true,
-          disableScriptCheck: true,
-        });
+        if (tx.txHash === undefined) {
+          Transaction.fromRaw(tx.rawTx, {
+            allowUnknownInputs: true,
+            allowUnknownOutputs: true,
+            disableScriptCheck: true,
+          });
+        }
         walletTxs.push({ ...tx, rawTx: Uint8Array.from(tx.rawTx) });
       },
       muSig2Sessions: () => musigSessions.size,
