@@ -953,3 +953,23 @@ Deno.test("getTransactions() refuses the whole answer when one entry has no raw 
     });
   }
 });
+
+Deno.test("muSig2: after an lnd restart (sessions forgotten) RegisterNonces and Sign fail with lnd's not-found text, Cleanup succeeds", async () => {
+  await withLnd(async (lnd, fake) => {
+    const { client, serverPriv, serverPub, addr } = await staticAddressWithLnd(lnd);
+    const s = await lnd.muSig2CreateSession({
+      keyLocator: client.keyLocator,
+      allSignerPubkeys: [client.rawKeyBytes, serverPub],
+      taprootScriptRoot: addr.tapLeafHash,
+    });
+    fake.dropMuSig2Sessions();
+    const notFound = (e: unknown) =>
+      e instanceof LndRpcError && /session with ID [0-9a-f]{64} not found/.test(e.details);
+    await assert.rejects(
+      lnd.muSig2RegisterNonces(s.sessionId, [nonceGen(serverPub, serverPriv).public]),
+      notFound,
+    );
+    await assert.rejects(lnd.muSig2Sign(s.sessionId, new Uint8Array(32)), notFound);
+    await lnd.muSig2Cleanup(s.sessionId);
+  });
+});

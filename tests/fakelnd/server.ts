@@ -249,6 +249,8 @@ export interface FakeLnd {
   addTransaction(tx: FakeWalletTx): void;
   /** Number of MuSig2 sessions lnd still holds (created, not cleaned up). */
   muSig2Sessions(): number;
+  /** Forgets every MuSig2 session, as an lnd restart does (later calls on them: "session ... not found"). */
+  dropMuSig2Sessions(): void;
   /** Makes the next `failure.times` calls of `rpc` (`"Service.Method"`) fail, after the macaroon check. */
   failCall(rpc: string, failure: FakeFailure): void;
   /** Removes every injected failure. */
@@ -1259,6 +1261,9 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         walletTxs.push({ ...tx, rawTx: Uint8Array.from(tx.rawTx) });
       },
       muSig2Sessions: () => musigSessions.size,
+      dropMuSig2Sessions() {
+        musigSessions.clear();
+      },
       failCall(rpc, failure) {
         failures.set(rpc, { ...failure, left: failure.times ?? 1 });
       },
