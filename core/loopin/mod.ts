@@ -19,3 +19,4 @@ export * from "./htlc_tx.ts";
 export * from "./validate_server.ts";
 export * from "./availability.ts";
 export * from "./timeout_sweep.ts";
+export * from "./sweepless.ts";
