@@ -195,8 +195,8 @@ export interface SignedHtlcTx {
 export interface SweepRecord {
   /** pending: the server still wants signatures; published: done. */
   state: "pending" | "published";
-  /** Unsigned sweep transaction (as in the PSBT). */
-  unsignedTx: Uint8Array;
+  /** The sweep as sent (binary PSBT v0, inputs with their witness UTXOs). */
+  psbt: Uint8Array;
   /** Display txid. */
   txid: string;
   /** Requests sent (each with fresh nonces). */
@@ -867,7 +867,7 @@ export class LoopInServer {
       const tx = this.#buildSweep(swap);
       swap.sweep = {
         state: "pending",
-        unsignedTx: tx.unsignedTx,
+        psbt: tx.toPSBT(0),
         txid: tx.id,
         requestsSent: 0,
         askAgain: false,
@@ -906,7 +906,7 @@ export class LoopInServer {
 
   #sendSweep(swap: LoopInSwap, to?: Iterable<grpc.ServerWritableStream<Msg, Msg>>): void {
     const sweep = swap.sweep!;
-    const tx = Transaction.fromRaw(sweep.unsignedTx, { allowUnknownOutputs: true });
+    const tx = Transaction.fromPSBT(sweep.psbt, { allowUnknownOutputs: true });
     const mu = this.#muSigKeys(
       swap.address,
       staticAddressKeys(swap.address.clientKey, swap.address.serverKey, swap.address.expiry),
@@ -933,7 +933,7 @@ export class LoopInServer {
     }
     const msg = {
       staticLoopInSweep: {
-        sweepTxPsbt: Buffer.from(tx.toPSBT(0)),
+        sweepTxPsbt: Buffer.from(sweep.psbt),
         swapHash: Buffer.from(hex.decode(swap.swapHash)),
         depositToNonces,
         prevoutInfo,
@@ -965,7 +965,7 @@ export class LoopInServer {
       return {};
     }
     if (sweep.state === "published") return {};
-    const tx = Transaction.fromRaw(sweep.unsignedTx, { allowUnknownOutputs: true });
+    const tx = Transaction.fromPSBT(sweep.psbt, { allowUnknownOutputs: true });
     const info: Record<string, Msg> = req.signingInfo ?? {};
     const ops: string[] = [];
     for (let i = 0; i < tx.inputsLength; i++) {
