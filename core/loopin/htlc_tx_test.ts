@@ -1,5 +1,7 @@
 import { assert, assertEquals, assertNotEquals } from "../../tests/assert.ts";
-import { schnorr } from "@noble/curves/secp256k1.js";
+import { schnorr, secp256k1 } from "@noble/curves/secp256k1.js";
+import { nonceAggregate, nonceGen, Session, sortKeys } from "@scure/btc-signer/musig2.js";
+import { staticAddress } from "../staticaddr/script.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hex } from "@scure/base";
 import { RawTx, Transaction } from "@scure/btc-signer";
@@ -268,5 +270,46 @@ Deno.test("checkHtlcFeeGuards: 20 % standard, 50 % high and extreme, floored (sp
       checkHtlcFeeGuards({ swapAmountSat: A, weight: W, rates: { standard: -1n, high: 0n, extreme: 0n } }),
     "server_htlc_fee_rate_invalid",
     1,
+  );
+});
+
+Deno.test("end to end: a MuSig2 signature over each keySpendSighashes digest spends the real static address", () => {
+  const clientPriv = sha256(new TextEncoder().encode("static client"));
+  const serverPriv = sha256(new TextEncoder().encode("static server"));
+  const clientPubkey = secp256k1.getPublicKey(clientPriv, true);
+  const serverPubkey = secp256k1.getPublicKey(serverPriv, true);
+  const addr = staticAddress({ clientPubkey, serverPubkey, csvExpiry: 14_400, network: "regtest" });
+  const values = [700_000n, 300_000n];
+  const prevouts = values.map((valueSat) => ({ valueSat, pkScript: addr.pkScript }));
+  const built = buildHtlcTx({
+    deposits: values.map((valueSat, i) => ({ txid: txidOf(0x3000 + i), vout: i, valueSat })),
+    swapAmountSat: 900_000n,
+    changeSat: 100_000n,
+    feeRateSatPerKw: 2_000n,
+    htlcPkScript: P2WSH,
+    staticPkScript: addr.pkScript,
+  });
+  const digests = keySpendSighashes(built.tx, prevouts);
+  const keys = sortKeys([clientPubkey, serverPubkey]);
+  const sigs = digests.map((msg) => {
+    const nc = nonceGen(clientPubkey, clientPriv);
+    const ns = nonceGen(serverPubkey, serverPriv);
+    const session = new Session(nonceAggregate([nc.public, ns.public]), keys, msg, [addr.tapTweak], [true]);
+    const partials = keys.map((k) =>
+      hex.encode(k) === hex.encode(clientPubkey)
+        ? session.sign(nc.secret, clientPriv)
+        : session.sign(ns.secret, serverPriv)
+    );
+    return session.partialSigAgg(partials);
+  });
+  const decoded = RawTx.decode(built.tx);
+  const signed = RawTx.encode({ ...decoded, segwitFlag: true, witnesses: sigs.map((s) => [s]) });
+  for (let i = 0; i < values.length; i++) {
+    assertEquals(verifyInput(signed, i, addr.pkScript, values[i], undefined, prevouts), null, `input ${i}`);
+  }
+  // The change output pays the static address again.
+  assertEquals(
+    Transaction.fromRaw(built.tx, { allowUnknownOutputs: true }).getOutput(1).script,
+    addr.pkScript,
   );
 });
