@@ -140,6 +140,8 @@ export interface LoopInServerParams {
   feeRates: Record<HtlcVariant, bigint>;
   /** Txids (display hex) of the three HTLC variants, once built (for the armed watch, review §1.11). */
   htlcTxids?: Record<HtlcVariant, string>;
+  /** The three unsigned HTLC transactions (decision 6: whichever variant confirms is swept from its bytes). */
+  htlcTxs?: Record<HtlcVariant, Uint8Array>;
   timeoutSweepPkScript: Uint8Array;
 }
 
@@ -166,7 +168,7 @@ export interface LoopInStore {
     swapHash: Uint8Array,
     from: LoopInState,
     event: "OnError" | "OnHtlcTxSigned",
-    opts?: { reason?: string; releaseDeposits?: boolean },
+    opts?: { reason?: string; releaseDeposits?: boolean; set?: { invoiceCanceledAt?: Date } },
   ): Promise<LoopInState>;
   /** Clears the owner (the initiation is over; `loopin sync` may take the swap). */
   releaseOwner(swapHash: Uint8Array): Promise<void>;
@@ -689,6 +691,11 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
       htlcExpiry: v.htlcExpiry,
       feeRates: v.feeRates,
       htlcTxids,
+      htlcTxs: {
+        standard: txs.standard.tx,
+        high: txs.high.tx,
+        extreme: txs.extreme.tx,
+      },
       timeoutSweepPkScript,
     });
     state = "SignHtlcTx";
@@ -919,6 +926,7 @@ async function unwindSwap(
       state = await store.transition(s.swapHash, state, "OnError", {
         reason: s.cause.message,
         releaseDeposits: true,
+        ...(s.invoiceCreated ? { set: { invoiceCanceledAt: (deps.now ?? (() => new Date()))() } } : {}),
       });
     } catch (err) {
       notes.push(`releasing the deposits failed: ${(err as Error).message}; \`loopkit loopin sync\` retries`);
