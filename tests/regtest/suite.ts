@@ -35,7 +35,7 @@ export function assertBinaries(): void {
 export interface RegtestContext {
   /** btcd + lnd alice and bob with an alice→bob channel. */
   net: Regtest & { readonly alice: LndNode; readonly bob: LndNode };
-  /** The local swap server; its L402 invoices come from bob's lnd. */
+  /** The local swap server; its L402 invoices come from bob's lnd, it pays swaps from bob, its chain is btcd. */
   server: LocalSwapServer;
   /** Count of the invoices bob issued for the swap server. */
   invoices: ReturnType<typeof lndInvoices>;
@@ -82,7 +82,10 @@ export function regtestTest(
       const dirs: string[] = [];
       const net = await startRegtest({ lndNodes: ["alice", "bob"] });
       try {
-        const { server, invoices } = await startSwapPeer(net.bob, { expiry: opts.expiry });
+        const { server, invoices } = await startSwapPeer(net.bob, {
+          expiry: opts.expiry,
+          btcd: net.btcd.rpc,
+        });
         try {
           const tempDir = async (prefix: string) => {
             const dir = await Deno.makeTempDir({ prefix });

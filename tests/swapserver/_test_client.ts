@@ -12,6 +12,7 @@ import { schnorr, secp256k1 } from "@noble/curves/secp256k1.js";
 import { ripemd160 } from "@noble/hashes/legacy.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, hex } from "@scure/base";
+import { assert } from "../assert.ts";
 import { Transaction } from "@scure/btc-signer";
 import {
   keyAggExport,
@@ -77,14 +78,24 @@ export async function mustCall(
   return r.res!;
 }
 
-/** Buys an L402 token from the server (its invoices come from `serverLn`); returns the credential metadata. */
-export async function buyToken(client: grpc.Client, serverLn: InProcessLightning): Promise<grpc.Metadata> {
+/**
+ * Buys an L402 token from the server; returns the credential metadata.
+ *
+ * @param pay the server's invoice source when in-process, or a function paying the challenge invoice
+ *   (e.g. alice's lnd) and resolving to its preimage
+ */
+export async function buyToken(
+  client: grpc.Client,
+  pay: InProcessLightning | ((invoice: string) => Promise<Uint8Array>),
+): Promise<grpc.Metadata> {
   const first = await call(client, "SwapServer", "FetchL402", {});
   const values = first.err!.metadata.get("www-authenticate").map(String).join(", ");
   const m = /LSAT macaroon="([^"]+)", invoice="([^"]+)"/.exec(values)!;
-  const invoice = [...serverLn.invoices.values()].find((i) => i.paymentRequest === m[2])!;
+  const preimage = typeof pay === "function"
+    ? await pay(m[2])
+    : [...pay.invoices.values()].find((i) => i.paymentRequest === m[2])!.preimage;
   const mac = macaroonLib.importMacaroon(base64.decode(m[1]));
-  mac.addFirstPartyCaveat(`preimage=${hex.encode(invoice.preimage)}`);
+  mac.addFirstPartyCaveat(`preimage=${hex.encode(preimage)}`);
   const md = new grpc.Metadata();
   md.set("macaroon", hex.encode(mac.exportBinary()));
   return md;
@@ -265,3 +276,88 @@ export const VARIANTS = [
   ["high", "highFeeHtlcInfo"],
   ["extreme", "extremeFeeHtlcInfo"],
 ] as const;
+
+/** What {@linkcode signHtlcs} needs from a loop-in: the request sent, the answer and the amounts. */
+export interface LoopInAnswer {
+  req: Msg;
+  res?: Msg;
+  swapHash: Uint8Array;
+  swapAmount: bigint;
+  change: bigint;
+  deposits: ClientDeposit[];
+}
+
+/** The client's HTLC txs and partial signatures for a loop-in answer. */
+export function signHtlcs(addr: ClientAddress, init: LoopInAnswer) {
+  const res = init.res!;
+  const script = clientHtlcScript(
+    Uint8Array.from(init.req.htlcClientPubKey),
+    Uint8Array.from(res.htlcServerPubKey),
+    init.swapHash,
+    res.htlcExpiry,
+  );
+  const prevouts = init.deposits.map((d) => ({ script: addr.address.pkScript, amount: d.valueSat }));
+  const push: Msg = { swapHash: Buffer.from(init.swapHash) };
+  const txs: Record<string, { tx: Transaction; sighashes: Uint8Array[] }> = {};
+  for (const [variant, field] of VARIANTS) {
+    const info = res[field];
+    const tx = clientHtlcTx(
+      init.deposits,
+      addr.address.pkScript,
+      script,
+      init.swapAmount,
+      init.change,
+      BigInt(info.feeRate),
+    );
+    const sighashes = init.deposits.map((_, i) => sighashOf(tx, i, prevouts));
+    const signed = sighashes.map((h, i) => clientPartialSign(addr, Uint8Array.from(info.nonces[i]), h));
+    push[field] = {
+      nonces: signed.map((s) => Buffer.from(s.nonce)),
+      sigs: signed.map((s) => Buffer.from(s.sig)),
+    };
+    txs[variant] = { tx, sighashes };
+  }
+  return { push, txs, script };
+}
+
+/** The client's answer to a sweep notification: checks, then signs every listed deposit. */
+export function signSweep(addr: ClientAddress, n: Msg, expectedChange: bigint) {
+  const sweep = n.staticLoopInSweep;
+  const tx = Transaction.fromPSBT(Uint8Array.from(sweep.sweepTxPsbt), { allowUnknownOutputs: true });
+  const outs = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i));
+  if (expectedChange > 0n) {
+    assert(
+      outs.some((o) =>
+        o.amount === expectedChange && hex.encode(o.script!) === hex.encode(addr.address.pkScript)
+      ),
+      "sweep pays the exact change to the static address",
+    );
+  }
+  const prevouts = (sweep.prevoutInfo as Msg[]).map((p) => ({
+    script: Uint8Array.from(p.pkScript),
+    amount: BigInt(p.value),
+  }));
+  const signingInfo: Msg = {};
+  for (let i = 0; i < tx.inputsLength; i++) {
+    const inp = tx.getInput(i);
+    const op = `${hex.encode(inp.txid!)}:${inp.index}`;
+    const nonce = Uint8Array.from(sweep.depositToNonces[op]);
+    const s = clientPartialSign(addr, nonce, sighashOf(tx, i, prevouts));
+    signingInfo[op] = { nonce: Buffer.from(s.nonce), sig: Buffer.from(s.sig) };
+  }
+  return {
+    tx,
+    prevouts,
+    push: {
+      swapHash: sweep.swapHash,
+      txid: Buffer.from(hex.decode(tx.id).reverse()),
+      signingInfo,
+    },
+  };
+}
+
+export const isRisk = (kind: "Accepted" | "Rejected", hash: Uint8Array) => (m: Msg) =>
+  m.notification === `staticLoopInRisk${kind}` &&
+  hex.encode(m[`staticLoopInRisk${kind}`].swapHash) === hex.encode(hash);
+export const isSweep = (hash: Uint8Array) => (m: Msg) =>
+  m.notification === "staticLoopInSweep" && hex.encode(m.staticLoopInSweep.swapHash) === hex.encode(hash);

@@ -16,17 +16,17 @@ import { startSwapServer } from "./server.ts";
 import {
   buyToken,
   call,
-  type ClientAddress,
   type ClientDeposit,
-  clientHtlcScript,
-  clientHtlcTx,
   clientHtlcWeight,
-  clientPartialSign,
+  isRisk,
+  isSweep,
   type Msg,
   mustCall,
   newClientAddress,
   NotificationStream,
   sighashOf,
+  signHtlcs,
+  signSweep,
   VARIANTS,
 } from "./_test_client.ts";
 
@@ -100,81 +100,6 @@ async function setup(knobs: Partial<LoopInKnobs> = {}) {
 }
 
 type Init = Awaited<ReturnType<Awaited<ReturnType<typeof setup>>["initiate"]>>;
-
-/** The client's HTLC txs and partial signatures for a loop-in answer. */
-function signHtlcs(addr: ClientAddress, init: Init) {
-  const res = init.res!;
-  const script = clientHtlcScript(
-    Uint8Array.from(init.req.htlcClientPubKey),
-    Uint8Array.from(res.htlcServerPubKey),
-    init.swapHash,
-    res.htlcExpiry,
-  );
-  const prevouts = init.deposits.map((d) => ({ script: addr.address.pkScript, amount: d.valueSat }));
-  const push: Msg = { swapHash: Buffer.from(init.swapHash) };
-  const txs: Record<string, { tx: Transaction; sighashes: Uint8Array[] }> = {};
-  for (const [variant, field] of VARIANTS) {
-    const info = res[field];
-    const tx = clientHtlcTx(
-      init.deposits,
-      addr.address.pkScript,
-      script,
-      init.swapAmount,
-      init.change,
-      BigInt(info.feeRate),
-    );
-    const sighashes = init.deposits.map((_, i) => sighashOf(tx, i, prevouts));
-    const signed = sighashes.map((h, i) => clientPartialSign(addr, Uint8Array.from(info.nonces[i]), h));
-    push[field] = {
-      nonces: signed.map((s) => Buffer.from(s.nonce)),
-      sigs: signed.map((s) => Buffer.from(s.sig)),
-    };
-    txs[variant] = { tx, sighashes };
-  }
-  return { push, txs, script };
-}
-
-/** The client's answer to a sweep notification: checks, then signs every listed deposit. */
-function signSweep(addr: ClientAddress, n: Msg, expectedChange: bigint) {
-  const sweep = n.staticLoopInSweep;
-  const tx = Transaction.fromPSBT(Uint8Array.from(sweep.sweepTxPsbt), { allowUnknownOutputs: true });
-  const outs = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i));
-  if (expectedChange > 0n) {
-    assert(
-      outs.some((o) =>
-        o.amount === expectedChange && hex.encode(o.script!) === hex.encode(addr.address.pkScript)
-      ),
-      "sweep pays the exact change to the static address",
-    );
-  }
-  const prevouts = (sweep.prevoutInfo as Msg[]).map((p) => ({
-    script: Uint8Array.from(p.pkScript),
-    amount: BigInt(p.value),
-  }));
-  const signingInfo: Msg = {};
-  for (let i = 0; i < tx.inputsLength; i++) {
-    const inp = tx.getInput(i);
-    const op = `${hex.encode(inp.txid!)}:${inp.index}`;
-    const nonce = Uint8Array.from(sweep.depositToNonces[op]);
-    const s = clientPartialSign(addr, nonce, sighashOf(tx, i, prevouts));
-    signingInfo[op] = { nonce: Buffer.from(s.nonce), sig: Buffer.from(s.sig) };
-  }
-  return {
-    tx,
-    prevouts,
-    push: {
-      swapHash: sweep.swapHash,
-      txid: Buffer.from(hex.decode(tx.id).reverse()),
-      signingInfo,
-    },
-  };
-}
-
-const isRisk = (kind: "Accepted" | "Rejected", hash: Uint8Array) => (m: Msg) =>
-  m.notification === `staticLoopInRisk${kind}` &&
-  hex.encode(m[`staticLoopInRisk${kind}`].swapHash) === hex.encode(hash);
-const isSweep = (hash: Uint8Array) => (m: Msg) =>
-  m.notification === "staticLoopInSweep" && hex.encode(m.staticLoopInSweep.swapHash) === hex.encode(hash);
 
 Deno.test("loop-in server: terms, loop-out terms, quote formula and probe records", async () => {
   const t = await setup({
