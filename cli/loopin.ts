@@ -27,6 +27,7 @@ import {
 } from "../core/loopin/initiate.ts";
 import { outpointOf } from "../core/deposits/types.ts";
 import type { HtlcVariant } from "../core/loopin/types.ts";
+import { type LoopInSwap, LoopInSwapStore, type LoopInUpdate } from "../core/loopin/store.ts";
 import type { Context } from "./context.ts";
 import { action } from "./main.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
@@ -216,6 +217,7 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
       nextSweepPkScript: async () => pkScriptOfAddress(await lnd.nextAddr(), network),
     },
     server,
+    store: new LoopInSwapStore(db),
     signal,
     ...testHooks(signal),
     refreshDeposits: async () => {
@@ -227,12 +229,12 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
 
 /**
  * Test hooks, read from the environment (the CLI and regtest tests use them; nothing else sets them):
- * `LOOPKIT_TEST_STOP_AT=<step>` stops the initiation at that step boundary (prints
- * `loopkit-test: at <step>` on stderr and waits to be killed); `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a
+ * `LOOPKIT_TEST_STOP_AT=<step>[:<ms>]` stops the initiation at that step boundary (prints
+ * `loopkit-test: at <step>` on stderr and waits to be killed or interrupted, or `ms` milliseconds); `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a
  * byte of that HTLC variant's first partial signature before the push (the server must refuse it).
  */
 function testHooks(signal?: AbortSignal): Pick<LoopInDeps, "onStep" | "beforePush"> {
-  const stopAt = Deno.env.get("LOOPKIT_TEST_STOP_AT");
+  const [stopAt, pauseMs] = (Deno.env.get("LOOPKIT_TEST_STOP_AT") ?? "").split(":");
   const flip = Deno.env.get("LOOPKIT_TEST_FLIP_SIG") as HtlcVariant | undefined;
   return {
     onStep: async (step) => {
@@ -243,7 +245,7 @@ function testHooks(signal?: AbortSignal): Pick<LoopInDeps, "onStep" | "beforePus
         diag(`loopkit-test: at ${step}`);
         // Until killed, or interrupted (then the initiation goes on to its unwind).
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 3_600_000);
+          const timer = setTimeout(resolve, pauseMs ? Number(pauseMs) : 3_600_000);
           signal?.addEventListener("abort", () => {
             clearTimeout(timer);
             resolve();
@@ -534,12 +536,129 @@ async function runSync(_ctx: Context, _opts: LoopInFlags, _listenSec: number | u
   throw new LoopkitError("not_implemented", "loopin sync: pending", ExitCode.Failure);
 }
 
-async function runList(_ctx: Context, _all: boolean): Promise<number> {
-  await Promise.resolve();
-  throw new LoopkitError("not_implemented", "loopin list: pending", ExitCode.Failure);
+/** `--json` of one swap in `loopin list` (and the head of `loopin show`). */
+export function swapJson(s: LoopInSwap) {
+  return {
+    swap_hash: s.swapHashHex,
+    state: s.state,
+    armed: s.armedAt !== null,
+    initiation_height: s.initiationHeight,
+    initiation_time: s.initiationTime.toISOString(),
+    amount: s.totalDepositSat.toString(),
+    swap_amount: s.swapAmountSat.toString(),
+    change: s.changeSat.toString(),
+    quoted_swap_fee_satoshis: s.quotedSwapFeeSat.toString(),
+    max_swap_fee_satoshis: s.maxSwapFeeSat.toString(),
+    htlc_cltv: s.htlcExpiry,
+    payment_timeout_seconds: s.paymentTimeoutSeconds,
+    label: s.label,
+    initiator: s.initiator,
+    fast: s.fast,
+    deposit_outpoints: s.deposits.map((d) => d.outpoint),
+    invoice_state: s.invoiceState,
+    risk_decision: s.riskDecision,
+    last_error: s.lastError,
+  };
 }
 
-async function runShow(_ctx: Context, _hash: string): Promise<number> {
-  await Promise.resolve();
-  throw new LoopkitError("not_implemented", "loopin show: pending", ExitCode.Failure);
+const isoOrNull = (d: Date | null) => d ? d.toISOString() : null;
+
+/** `--json` of `loopin show`: the swap, its deposits, HTLC variants, sweep, watch and history. */
+export function swapDetailJson(s: LoopInSwap, history: LoopInUpdate[]) {
+  return {
+    ...swapJson(s),
+    armed_at: isoOrNull(s.armedAt),
+    selected_amount: s.selectedAmountSat.toString(),
+    swap_invoice: s.swapInvoice,
+    htlc_client_pubkey: toHex(s.htlcKey.rawKeyBytes),
+    htlc_key_family: s.htlcKey.keyLocator.family,
+    htlc_key_index: s.htlcKey.keyLocator.index,
+    htlc_server_pubkey: s.htlcServerPubkey ? toHex(s.htlcServerPubkey) : null,
+    htlc_txids: s.htlcTxids,
+    htlc_fee_rates_sat_per_kw: s.feeRates
+      ? {
+        standard: s.feeRates.standard.toString(),
+        high: s.feeRates.high.toString(),
+        extreme: s.feeRates.extreme.toString(),
+      }
+      : null,
+    payment_deadline_started_at: isoOrNull(s.paymentDeadlineStartedAt),
+    payment_deadline_source: s.paymentDeadlineSource,
+    risk_decision_at: isoOrNull(s.riskDecisionAt),
+    invoice_canceled_at: isoOrNull(s.invoiceCanceledAt),
+    deposits_released_at: isoOrNull(s.depositsReleasedAt),
+    confirmed_htlc: s.confirmedHtlc
+      ? { variant: s.confirmedHtlc.variant, txid: s.confirmedHtlc.txid, height: s.confirmedHtlc.height }
+      : null,
+    timeout_sweep: s.timeoutSweep
+      ? {
+        txid: s.timeoutSweep.txid,
+        fee_sat: s.timeoutSweep.feeSat?.toString() ?? null,
+        published_at: isoOrNull(s.timeoutSweep.publishedAt),
+        confirmed_height: s.timeoutSweep.confirmedHeight,
+      }
+      : null,
+    watch_ended_at: isoOrNull(s.watchEndedAt),
+    watch_end_reason: s.watchEndReason,
+    watch_end_txid: s.watchEndTxid,
+    used_deposits: s.deposits.map((d) => ({
+      outpoint: d.outpoint,
+      deposit_id: toHex(d.depositId),
+      value_sat: d.amountSat.toString(),
+      state: d.state,
+      confirmation_height: String(d.confirmationHeight),
+      released: d.released,
+    })),
+    history: history.map((h) => ({
+      state: h.state,
+      event: h.event,
+      reason: h.reason,
+      at: h.at.toISOString(),
+    })),
+  };
+}
+
+function swapLine(s: LoopInSwap): string {
+  return `${s.swapHashHex}  ${s.state.padEnd(23)}  ${s.swapAmountSat.toString().padStart(10)} sat  ` +
+    `${s.deposits.length} deposit(s)${s.armedAt ? "  armed" : ""}${s.label ? `  "${s.label}"` : ""}`;
+}
+
+async function runList(ctx: Context, all: boolean): Promise<number> {
+  const db = await ctx.existingDb();
+  const swaps = db ? await new LoopInSwapStore(db).listSwaps(all ? {} : { activeOnly: true }) : [];
+  if (ctx.config.json) out(toJson({ swaps: swaps.map(swapJson) }));
+  else if (!swaps.length) out(all ? "no loop-ins" : "no pending loop-ins (--all lists every one)");
+  else for (const s of swaps) out(swapLine(s));
+  return ExitCode.Ok;
+}
+
+async function runShow(ctx: Context, hash: string): Promise<number> {
+  const db = await ctx.existingDb();
+  const store = db ? new LoopInSwapStore(db) : null;
+  const swap = store ? await store.getSwap(hash) : null;
+  if (!store || !swap) {
+    throw new LoopkitError("loopin_not_found", `No loop-in with swap hash ${hash} in the database`);
+  }
+  const history = await store.history(hash);
+  if (ctx.config.json) {
+    out(toJson(swapDetailJson(swap, history)));
+    return ExitCode.Ok;
+  }
+  out(`swap hash      ${swap.swapHashHex}`);
+  out(`state          ${swap.state}${swap.armedAt ? ` (armed ${swap.armedAt.toISOString()})` : ""}`);
+  out(
+    `swap amount    ${swap.swapAmountSat} sat (deposits ${swap.totalDepositSat} sat, change ${swap.changeSat} sat)`,
+  );
+  out(`swap fee       ${swap.quotedSwapFeeSat} sat (max ${swap.maxSwapFeeSat} sat)`);
+  if (swap.htlcExpiry !== null) out(`HTLC CLTV      ${swap.htlcExpiry}`);
+  if (swap.lastError) out(`last error     ${swap.lastError}`);
+  for (const d of swap.deposits) {
+    out(`deposit        ${d.outpoint}  ${d.amountSat} sat  ${d.state}${d.released ? "  (released)" : ""}`);
+  }
+  for (const h of history) {
+    out(
+      `  ${h.at.toISOString()}  ${h.state}${h.event ? ` ${h.event}` : ""}${h.reason ? `: ${h.reason}` : ""}`,
+    );
+  }
+  return ExitCode.Ok;
 }
