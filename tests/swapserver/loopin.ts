@@ -661,7 +661,6 @@ export class LoopInServer {
     this.#htlcSecrets.set(hashHex, secrets);
     if (k.riskAtInit && k.risk !== "none") {
       swap.riskDecision = k.risk === "accept" ? "accepted" : "rejected";
-      if (swap.riskDecision === "rejected") this.#release(swap);
       this.#sendRisk(swap);
     }
     return response;
@@ -813,7 +812,8 @@ export class LoopInServer {
       this.#sendRisk(swap);
     }
     if (swap.riskDecision === "rejected") {
-      swap.state = "risk_rejected";
+      swap.state = "risk_rejected"; // never paid; the server keeps the signatures but releases the deposits
+      this.#release(swap);
       return;
     }
     if (k.publishHtlc) {

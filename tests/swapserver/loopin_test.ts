@@ -529,3 +529,33 @@ Deno.test("loop-in server: swap hash and payment preimage agree (payer's preimag
     await t.stop();
   }
 });
+
+Deno.test("loop-in server: risk decision at init, payment after a delay, push answered late (signatures already kept)", async () => {
+  const t = await setup({ riskAtInit: true, payDelayMs: 300, pushAnswerDelayMs: 300 });
+  try {
+    const s = t.subscribe();
+    const init = await t.initiate([t.fund(100_000n)]);
+    // The acceptance arrives before the client has signed anything.
+    await s.next(isRisk("Accepted", init.swapHash));
+    assertEquals(t.server.loopIn.signedHtlcTxs(init.swapHash), undefined);
+    const started = Date.now();
+    const pushed = call(
+      t.client,
+      "StaticAddressServer",
+      "PushStaticAddressHtlcSigs",
+      signHtlcs(t.addr, init).push,
+      t.md,
+    );
+    // While the answer is held back, the server already holds the three signed transactions.
+    await new Promise((r) => setTimeout(r, 100));
+    assert(t.server.loopIn.signedHtlcTxs(init.swapHash) !== undefined);
+    assertEquals(t.paid, []);
+    assertEquals((await pushed).err, undefined);
+    assert(Date.now() - started >= 300, "push answered after the delay");
+    await t.server.loopIn.settled();
+    assertEquals(t.paid, [init.req.swapInvoice]);
+    assertEquals(t.server.loopIn.records.notifications.filter((n) => n.kind === "risk_accepted").length, 1);
+  } finally {
+    await t.stop();
+  }
+});
