@@ -18,6 +18,11 @@ export interface SelectableDeposit {
   confirmationHeight: number;
   /** Deposit state (`core/deposits` names); absent means `Deposited`. */
   state?: string;
+  /**
+   * False while the deposit is missing from lnd's wallet view (spec/README.md decision 2: listed but not
+   * selectable until it reappears); absent means visible.
+   */
+  walletVisible?: boolean;
 }
 
 /**
@@ -68,7 +73,7 @@ export function hasLoopInRunway(confirmationHeight: number, csvExpiry: number, t
 }
 
 function isDeposited(d: SelectableDeposit): boolean {
-  return d.state === undefined || d.state === "Deposited";
+  return (d.state === undefined || d.state === "Deposited") && d.walletVisible !== false;
 }
 
 function checkNoDuplicates(outpoints: readonly string[]): void {
@@ -84,8 +89,8 @@ function checkNoDuplicates(outpoints: readonly string[]): void {
 /**
  * Loop's `SelectDeposits` (spec §3.2): picks deposits for a swap of `targetSat`.
  *
- * 1. Candidates: the deposits in state `Deposited` (absent state counts as `Deposited`), pre-sorted by
- *    confirmation height ascending (unconfirmed first), as Loop's caller does.
+ * 1. Candidates: the wallet-visible deposits in state `Deposited` (absent fields count as `Deposited` and
+ *    visible), pre-sorted by confirmation height ascending (unconfirmed first), as Loop's caller does.
  * 2. Confirmed deposits with fewer than 1 050 blocks until expiry are dropped; unconfirmed never are.
  * 3. Stable sort: confirmed before unconfirmed; value descending; equal values → fewer blocks until expiry
  *    first (unconfirmed count as unlimited). Remaining ties keep the pre-sorted order (Go's sort leaves
@@ -158,8 +163,8 @@ export function selectDeposits(
  * 3. no duplicates (`loopin_duplicate_outpoints`, `duplicate outpoints detected`);
  * 4. every one is a known deposit (`loopin_outpoint_not_found`, `not all outpoints found in deposits`,
  *    naming the missing ones);
- * 5. each is in state `Deposited` (`loopin_deposit_not_available`, `deposit <op> is not currently
- *    available`);
+ * 5. each is in state `Deposited` and visible in the wallet (`loopin_deposit_not_available`, `deposit <op>
+ *    is not currently available`);
  * 6. each confirmed one has at least 1 050 blocks until expiry (`loopin_deposit_too_close_to_expiry`,
  *    naming the remaining block count) — loopkit's rule (review §1.4, upstream PR #1202): the server may set
  *    the HTLC CLTV up to 1 500 blocks ahead, so an older deposit could expire under the swap.
@@ -193,7 +198,9 @@ export function checkManualSelection(
     if (!isDeposited(d)) {
       throw inputError(
         "loopin_deposit_not_available",
-        `deposit ${d.outpoint} is not currently available (state ${d.state})`,
+        d.walletVisible === false
+          ? `deposit ${d.outpoint} is not currently available (missing from the lnd wallet view)`
+          : `deposit ${d.outpoint} is not currently available (state ${d.state})`,
       );
     }
   }

@@ -251,6 +251,15 @@ Deno.test("checkManualSelection keeps the given order and checks duplicates, exi
     2,
     `deposit ${busy.outpoint} is not currently available`,
   );
+  // A deposit missing from the wallet view (decision 2) is listed but not selectable.
+  const hidden = { ...dep(32, 1_000_000n, 5_000), walletVisible: false };
+  assertLoopkitError(
+    () => checkManualSelection([hidden.outpoint], [hidden], CSV, TIP),
+    "loopin_deposit_not_available",
+    2,
+    "missing from the lnd wallet view",
+  );
+  assertEquals(selectDeposits(1_000_000n, [hidden, d1], CSV, TIP), [d1]);
   // Unconfirmed is always fine; an explicit "Deposited" state too.
   const fresh = dep(31, 1_000n, 0, "Deposited");
   assertEquals(checkManualSelection([fresh.outpoint], [fresh], CSV, 10_000_000), [fresh]);
