@@ -214,22 +214,31 @@ export function htlcP2wshPkScript(script: Uint8Array): Uint8Array {
 }
 
 /**
- * Normalises an ECDSA signature to DER without the hash-type byte: accepts DER as lnd's
- * `SignOutputRaw` returns it, or 64-byte compact `r || s`. Refuses a high-S signature (not standard).
+ * Normalises an ECDSA signature to DER without the hash-type byte. Accepts DER as lnd's `SignOutputRaw`
+ * returns it, 64-byte compact `r || s`, and either of them followed by the SIGHASH_ALL byte 0x01 (DER is
+ * self-delimiting, so the forms cannot be confused). Refuses a high-S signature (not standard) and any other
+ * hash type.
  */
 function derSignature(sig: Uint8Array, role: string): Uint8Array {
   if (!(sig instanceof Uint8Array)) bad("htlc_signature_invalid", `${role} signature must be bytes`);
-  let parsed;
-  try {
-    parsed = sig.length === 64
-      ? secp256k1.Signature.fromBytes(sig, "compact")
-      : secp256k1.Signature.fromBytes(sig, "der");
-  } catch (cause) {
-    throw loopinError(
+  const tryParse = (bytes: Uint8Array, format: "der" | "compact") => {
+    try {
+      return secp256k1.Signature.fromBytes(bytes, format);
+    } catch {
+      return undefined;
+    }
+  };
+  const trimmed = sig.length > 0 && sig[sig.length - 1] === SIGHASH_ALL
+    ? sig.subarray(0, sig.length - 1)
+    : undefined;
+  const parsed = tryParse(sig, "der") ??
+    (trimmed !== undefined ? tryParse(trimmed, "der") : undefined) ??
+    (sig.length === 64 ? tryParse(sig, "compact") : undefined) ??
+    (trimmed !== undefined && trimmed.length === 64 ? tryParse(trimmed, "compact") : undefined);
+  if (parsed === undefined) {
+    bad(
       "htlc_signature_invalid",
-      `htlc: ${role} signature is neither DER (without the sighash byte) nor 64-byte compact (${sig.length} bytes)`,
-      ExitCode.Failure,
-      cause,
+      `${role} signature is neither DER nor 64-byte compact, optionally followed by SIGHASH_ALL (${sig.length} bytes)`,
     );
   }
   if (parsed.hasHighS()) bad("htlc_signature_invalid", `${role} signature has a high S value`);
@@ -241,8 +250,8 @@ function derSignature(sig: Uint8Array, role: string): Uint8Array {
  * (spec §4.2; Loop's `GenTimeoutWitness`). The spending transaction needs nLockTime ≥ the CLTV and a
  * non-final input sequence.
  *
- * @param senderSig ECDSA signature of the client HTLC key: DER without the sighash byte (what lnd's
- *   `SignOutputRaw` returns) or 64-byte compact; SIGHASH_ALL is appended
+ * @param senderSig ECDSA signature of the client HTLC key: DER (what lnd's `SignOutputRaw` returns) or
+ *   64-byte compact, with or without a trailing SIGHASH_ALL byte; the witness carries DER || 0x01
  * @param senderPubkey the client HTLC key, 33 bytes; its HASH160 must be the script's
  * @param script the V2 HTLC script
  * @returns the 4 witness items
@@ -274,7 +283,7 @@ export function htlcTimeoutWitness(
  * never spends this path; it exists for tests and the local swap server.
  *
  * @param preimage 32 bytes; RIPEMD160(SHA256(preimage)) must be the script's hash
- * @param receiverSig ECDSA signature of the server HTLC key (DER without the sighash byte, or compact)
+ * @param receiverSig ECDSA signature of the server HTLC key (DER or compact, optionally with SIGHASH_ALL)
  * @param script the V2 HTLC script
  * @throws {LoopkitError} exit 1: `htlc_preimage_invalid` (not 32 bytes or not the script's hash),
  *   `htlc_signature_invalid`, `htlc_script_invalid`

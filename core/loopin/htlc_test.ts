@@ -250,8 +250,17 @@ Deno.test("the witnesses are spec §4.2's stacks and take DER or compact signatu
   const rder = sign(receiverPriv, msg);
   assertEquals(htlcSuccessWitness(preimage, rder, script), [preimage, Uint8Array.of(...rder, 0x01), script]);
   assertLoopkitError(() => htlcTimeoutWitness(der, receiverPubkey, script), "htlc_key_mismatch", 1);
+  // With the SIGHASH_ALL byte already appended (DER or compact): the same witness, not a second 0x01.
+  assertEquals(htlcTimeoutWitness(Uint8Array.of(...der, 0x01), senderPubkey, script), w);
+  assertEquals(htlcTimeoutWitness(Uint8Array.of(...compact, 0x01), senderPubkey, script), w);
+  // Any other hash type, or garbage, is refused.
   assertLoopkitError(
-    () => htlcTimeoutWitness(Uint8Array.of(...der, 0x01), senderPubkey, script),
+    () => htlcTimeoutWitness(Uint8Array.of(...der, 0x81), senderPubkey, script),
+    "htlc_signature_invalid",
+    1,
+  );
+  assertLoopkitError(
+    () => htlcTimeoutWitness(new Uint8Array(70), senderPubkey, script),
     "htlc_signature_invalid",
     1,
   );
