@@ -135,6 +135,8 @@ export const MIGRATIONS: readonly Migration[] = [
         timeout_sweep_fee INTEGER,
         timeout_sweep_published_at TEXT,
         timeout_sweep_confirmed_height INTEGER,
+        sweepless_signed_at TEXT,
+        sweepless_txid BLOB CHECK (sweepless_txid IS NULL OR length(sweepless_txid) = 32),
         watch_ended_at TEXT,
         watch_end_reason TEXT,
         watch_end_txid BLOB CHECK (watch_end_txid IS NULL OR length(watch_end_txid) = 32),

@@ -134,6 +134,8 @@ export interface LoopInSwap {
   depositsReleasedAt: Date | null;
   confirmedHtlc: ConfirmedHtlc | null;
   timeoutSweep: StoredTimeoutSweep | null;
+  /** The sweepless sweep this swap signed, if any (spec §4.6). */
+  sweeplessSigned: { at: Date; txid: string } | null;
   watchEndedAt: Date | null;
   watchEndReason: string | null;
   watchEndTxid: string | null;
@@ -195,6 +197,8 @@ export interface SwapFieldUpdate {
   timeoutSweepPublishedAt?: Date | null;
   timeoutSweepConfirmedHeight?: number | null;
   watchEnded?: { at: Date; reason: string; txid?: string | null } | null;
+  /** The sweepless sweep this swap signed (spec §4.6). */
+  sweeplessSigned?: { at: Date; txid: string } | null;
   lastError?: string | null;
 }
 
@@ -597,7 +601,8 @@ export class LoopInSwapStore {
   }
 
   /**
-   * One state change `from —event→ nextLoopInState(from, event)` with, in the same transaction, the swap
+   * One state change `from —event→ nextLoopInState(from, event)` (or a path of several events, e.g.
+   * `["OnPaymentReceived", "OnSucceeded"]`, applied in one transaction) with, in the same transaction, the swap
    * fields in `opts.set`, the deposit event for every deposit of the swap ({@linkcode depositPath}), and a
    * history row. A self-transition (e.g. `OnRecover`) only applies the fields and the deposit event.
    *
@@ -609,11 +614,20 @@ export class LoopInSwapStore {
   async transition(
     swapHash: Uint8Array | string,
     from: LoopInState,
-    event: LoopInEvent,
+    events: LoopInEvent | readonly LoopInEvent[],
     opts: TransitionOpts = {},
   ): Promise<LoopInState> {
     const hash = swapHashBytes(swapHash);
-    const to = nextLoopInState(from, event);
+    const list = typeof events === "string" ? [events] : [...events];
+    if (!list.length) throw new RangeError("transition: no event");
+    const path: { event: LoopInEvent; to: LoopInState }[] = [];
+    let at: LoopInState = from;
+    for (const e of list) {
+      at = nextLoopInState(at, e);
+      path.push({ event: e, to: at });
+    }
+    const to = at;
+    const event = list[list.length - 1];
     const now = this.#now();
     const depositEvent: DepositEvent | undefined = opts.depositEvent ??
       (opts.releaseDeposits ? "OnError" : undefined);
@@ -627,14 +641,18 @@ export class LoopInSwapStore {
         throw swapChanged(hash, from, actual);
       }
       if (depositEvent) await this.#moveDeposits(tx, hash, depositEvent, now);
-      if (to !== from || opts.reason || depositEvent) {
-        const why = opts.reason ?? "";
+      const why = opts.reason ?? "";
+      for (let i = 0; i < path.length; i++) {
+        const last = i === path.length - 1;
+        const step = path[i];
+        const prev = i === 0 ? from : path[i - 1].to;
+        if (step.to === prev && !(last && (why || depositEvent))) continue;
         await this.#history(
           tx,
           hash,
-          to,
-          event,
-          depositEvent ? `${why}${why ? "; " : ""}deposits ${depositEvent}` : why,
+          step.to,
+          step.event,
+          last && depositEvent ? `${why}${why ? "; " : ""}deposits ${depositEvent}` : why,
           now,
         );
       }
@@ -699,6 +717,10 @@ export class LoopInSwapStore {
       c.watch_ended_at = w ? iso(w.at) : null;
       c.watch_end_reason = w?.reason ?? null;
       c.watch_end_txid = w?.txid ? txidToBytes(w.txid) : null;
+    }
+    if ("sweeplessSigned" in set) {
+      c.sweepless_signed_at = set.sweeplessSigned ? iso(set.sweeplessSigned.at) : null;
+      c.sweepless_txid = set.sweeplessSigned ? txidToBytes(set.sweeplessSigned.txid) : null;
     }
     if ("lastError" in set) c.last_error = set.lastError ?? null;
     return c;
@@ -1004,6 +1026,10 @@ function swapOfRow(r: Row, deposits: LoopInSwapDeposit[]): LoopInSwap {
       feeSat: r.timeout_sweep_fee == null ? null : BigInt(r.timeout_sweep_fee as bigint),
       publishedAt: optDate(r.timeout_sweep_published_at),
       confirmedHeight: optNum(r.timeout_sweep_confirmed_height),
+    },
+    sweeplessSigned: r.sweepless_signed_at == null ? null : {
+      at: new Date(String(r.sweepless_signed_at)),
+      txid: txidFromBytes(blob(r.sweepless_txid, "sweepless_txid")),
     },
     watchEndedAt: optDate(r.watch_ended_at),
     watchEndReason: r.watch_end_reason == null ? null : String(r.watch_end_reason),

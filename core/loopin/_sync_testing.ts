@@ -1,0 +1,281 @@
+/**
+ * In-process fakes for sync_test.ts: an lnd that answers the calls `loopin sync` makes from settable state
+ * (invoices, confirmations, spends, a real ECDSA signer for the HTLC key), a swap server that delivers queued
+ * notifications and records pushes, and a helper that stores a swap armed in `MonitorInvoiceAndHtlcTx` with
+ * real HTLC transactions. Not part of the public surface.
+ *
+ * @module
+ */
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { Transaction } from "@scure/btc-signer";
+import type {
+  ConfirmationDetails,
+  InvoiceInfo,
+  InvoiceState,
+  LndInfo,
+  MuSig2Session,
+  SignDescriptor,
+  SpendDetails,
+  TxOut,
+} from "../../lnd/types.ts";
+import { LndRpcError } from "../../lnd/errors.ts";
+import type { ServerNotification } from "../swapserver/client.ts";
+import type {
+  PushStaticAddressHtlcSigsRequest,
+  PushStaticAddressSweeplessSigsRequest,
+} from "../swapserver/client.ts";
+import { standInPrivateKey } from "../deposits/_testing.ts";
+import { htlcP2wshPkScript, htlcV2Script } from "./htlc.ts";
+import { buildHtlcTx, htlcFeeCapSat } from "./htlc_tx.ts";
+import { HTLC_VARIANTS, type HtlcVariant } from "./types.ts";
+import type { SyncLoopInLnd, SyncLoopInServer } from "./sync.ts";
+import { LoopInSwapStore } from "./store.ts";
+import { newSwap, tempLoopInDb } from "./_store_testing.ts";
+
+/** The server's HTLC key in the tests. */
+export const SERVER_HTLC_PUBKEY = secp256k1.getPublicKey(new Uint8Array(32).fill(0x42), true);
+
+/** An lnd error like the gRPC client raises for an unreachable lnd. */
+export const unavailable = (rpc: string) =>
+  new LndRpcError(rpc, 14, "connection refused", "lnd_unreachable", 75);
+
+/** Fake lnd for `loopin sync`. */
+export class FakeSyncLnd implements SyncLoopInLnd {
+  tip = 300;
+  invoices = new Map<string, InvoiceState | null>();
+  /** CancelInvoice fails with this error (once per set). */
+  cancelError: Error | null = null;
+  /** Cancel moves OPEN/ACCEPTED to this state (default CANCELED; "OPEN" = lnd ignores the cancel). */
+  cancelResult: InvoiceState = "CANCELED";
+  /** Confirmation heights by txid. */
+  confirmations = new Map<string, number>();
+  /** Spends by outpoint. */
+  spends = new Map<string, SpendDetails>();
+  feeRate = 2_000n;
+  published: Uint8Array[] = [];
+  publishError: Error | null = null;
+  /** Calls by method name, in order. */
+  calls: string[] = [];
+  /** Fail the next call of this method with an unreachable error. */
+  failNext = new Set<string>();
+  signCalls: SignDescriptor[][] = [];
+  sessions: string[] = [];
+  #sessionCount = 0;
+
+  #enter(name: string): void {
+    this.calls.push(name);
+    if (this.failNext.has(name)) {
+      this.failNext.delete(name);
+      throw unavailable(name);
+    }
+  }
+
+  getInfo(): Promise<LndInfo> {
+    this.#enter("getInfo");
+    return Promise.resolve({
+      identityPubkey: "",
+      blockHeight: this.tip,
+      blockHash: "",
+      chains: [{ chain: "bitcoin", network: "regtest" }],
+      syncedToChain: true,
+      version: "test",
+    });
+  }
+  lookupInvoice(h: Uint8Array): Promise<InvoiceInfo | null> {
+    this.#enter("lookupInvoice");
+    const state = this.invoices.get(hexOf(h));
+    if (state === undefined || state === null) return Promise.resolve(null);
+    return Promise.resolve({
+      state,
+      valueMsat: 1n,
+      amtPaidMsat: 0n,
+      settleDate: 0,
+      paymentRequest: "lnbcrt1",
+    });
+  }
+  cancelInvoice(h: Uint8Array): Promise<void> {
+    this.#enter("cancelInvoice");
+    if (this.cancelError) {
+      const e = this.cancelError;
+      this.cancelError = null;
+      return Promise.reject(e);
+    }
+    const k = hexOf(h);
+    const state = this.invoices.get(k);
+    if (state === undefined || state === null) {
+      return Promise.reject(
+        new LndRpcError("Invoices.CancelInvoice", 5, "not found", "lnd_invoice_not_found"),
+      );
+    }
+    if (state === "SETTLED") {
+      return Promise.reject(new LndRpcError("Invoices.CancelInvoice", 9, "settled", "lnd_invoice_settled"));
+    }
+    this.invoices.set(k, this.cancelResult);
+    return Promise.resolve();
+  }
+  registerConfirmation(
+    txid: string | null,
+    _pk: Uint8Array,
+    _n: number,
+    _hint: number,
+  ): Promise<ConfirmationDetails | null> {
+    this.#enter("registerConfirmation");
+    const h = txid ? this.confirmations.get(txid) : undefined;
+    if (h === undefined || h > this.tip) return Promise.resolve(null);
+    return Promise.resolve({ blockHeight: h, blockHash: "", txIndex: 0, rawTx: new Uint8Array() });
+  }
+  registerSpend(o: { txid: string; vout: number }): Promise<SpendDetails | null> {
+    this.#enter("registerSpend");
+    return Promise.resolve(this.spends.get(`${o.txid}:${o.vout}`) ?? null);
+  }
+  signOutputRaw(tx: Uint8Array, descs: SignDescriptor[], _prev: TxOut[]): Promise<Uint8Array[]> {
+    this.#enter("signOutputRaw");
+    this.signCalls.push(descs);
+    const t = Transaction.fromRaw(tx, {
+      allowUnknownOutputs: true,
+      allowUnknownInputs: true,
+      disableScriptCheck: true,
+    });
+    return Promise.resolve(descs.map((d) => {
+      const digest = t.preimageWitnessV0(d.inputIndex, d.witnessScript!, d.sighash, d.output.valueSat);
+      const priv = standInPrivateKey(d.keyDesc.keyLocator.family, d.keyDesc.keyLocator.index);
+      return secp256k1.sign(digest, priv, { prehash: false, lowS: true, format: "der" });
+    }));
+  }
+  publishTransaction(tx: Uint8Array): Promise<void> {
+    this.#enter("publishTransaction");
+    this.published.push(tx);
+    if (this.publishError) return Promise.reject(this.publishError);
+    return Promise.resolve();
+  }
+  estimateFeeSatPerKw(): Promise<bigint> {
+    this.#enter("estimateFeeSatPerKw");
+    return Promise.resolve(this.feeRate);
+  }
+  muSig2CreateSession(): Promise<MuSig2Session> {
+    this.#enter("muSig2CreateSession");
+    const id = new Uint8Array(32).fill(++this.#sessionCount);
+    this.sessions.push(`create ${id[0]}`);
+    return Promise.resolve({
+      sessionId: id,
+      combinedKey: new Uint8Array(32),
+      taprootInternalKey: new Uint8Array(32),
+      localPublicNonces: new Uint8Array(66).fill(id[0]),
+      haveAllNonces: false,
+    } as MuSig2Session);
+  }
+  muSig2RegisterNonces(id: Uint8Array): Promise<boolean> {
+    this.#enter("muSig2RegisterNonces");
+    this.sessions.push(`nonces ${id[0]}`);
+    return Promise.resolve(true);
+  }
+  muSig2Sign(id: Uint8Array): Promise<Uint8Array> {
+    this.#enter("muSig2Sign");
+    this.sessions.push(`sign ${id[0]}`);
+    return Promise.resolve(new Uint8Array(32).fill(0x50 + id[0]));
+  }
+  muSig2Cleanup(id: Uint8Array): Promise<void> {
+    this.#enter("muSig2Cleanup");
+    this.sessions.push(`cleanup ${id[0]}`);
+    return Promise.resolve();
+  }
+}
+
+/** Fake swap server: queued notifications are delivered on subscribe, then the stream stays open until abort. */
+export class FakeSyncServer implements SyncLoopInServer {
+  queue: ServerNotification[] = [];
+  subscriptions = 0;
+  htlcPushes: PushStaticAddressHtlcSigsRequest[] = [];
+  sweeplessPushes: PushStaticAddressSweeplessSigsRequest[] = [];
+  /** Called after each delivered notification (to change lnd's state, e.g. settle the invoice). */
+  afterDeliver?: (n: ServerNotification) => void;
+
+  async subscribeNotifications(o: {
+    signal: AbortSignal;
+    onNotification: (n: ServerNotification) => void | Promise<void>;
+  }): Promise<void> {
+    this.subscriptions++;
+    for (const n of this.queue) {
+      if (o.signal.aborted) return;
+      await o.onNotification(n);
+      this.afterDeliver?.(n);
+    }
+    if (o.signal.aborted) return;
+    await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+  pushStaticAddressHtlcSigs(r: PushStaticAddressHtlcSigsRequest): Promise<void> {
+    this.htlcPushes.push(r);
+    return Promise.resolve();
+  }
+  pushStaticAddressSweeplessSigs(r: PushStaticAddressSweeplessSigsRequest): Promise<void> {
+    this.sweeplessPushes.push(r);
+    return Promise.resolve();
+  }
+}
+
+export function hexOf(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fee rates of the three variants in the tests, sat/kw. */
+export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 2_000n, extreme: 5_000n };
+
+/**
+ * A temp database with two deposits (1 000 000 + 2 000 000 sat, confirmed at 100) and one swap over both with
+ * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), its invoice OPEN
+ * in the fake lnd. Returns the store, the swap hash and the three HTLC txids.
+ */
+export async function armedSwap(opts: { cltv?: number; now?: () => Date; depositConfHeight?: number } = {}) {
+  const t = await tempLoopInDb({
+    amounts: [1_000_000n, 2_000_000n],
+    confirmationHeight: opts.depositConfHeight,
+  });
+  const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
+  const store = new LoopInSwapStore(t.db, { now });
+  const rec = newSwap(t.outpoints, 3_000_000n, 1, {
+    swapAmountSat: 2_500_000n,
+    selectedAmountSat: 2_500_000n,
+  });
+  await store.createSwap(rec);
+  await store.setInvoice(rec.swapHash, "lnbcrt1");
+  const cltv = opts.cltv ?? 1200;
+  const script = htlcV2Script({
+    senderPubkey: rec.htlcKey.rawKeyBytes,
+    receiverPubkey: SERVER_HTLC_PUBKEY,
+    swapHash: rec.swapHash,
+    cltvExpiry: cltv,
+  });
+  const htlcPkScript = htlcP2wshPkScript(script);
+  const txs = {} as Record<HtlcVariant, Uint8Array>;
+  const txids = {} as Record<HtlcVariant, string>;
+  for (const v of HTLC_VARIANTS) {
+    const b = buildHtlcTx({
+      deposits: [
+        { txid: t.outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
+        { txid: t.outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
+      ],
+      swapAmountSat: 2_500_000n,
+      changeSat: 500_000n,
+      feeRateSatPerKw: FEE_RATES[v],
+      htlcPkScript,
+      staticPkScript: t.address.pkScript,
+      maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
+    });
+    txs[v] = b.tx;
+    txids[v] = b.txid;
+  }
+  await store.recordServerParams(rec.swapHash, {
+    htlcServerPubKey: SERVER_HTLC_PUBKEY,
+    htlcExpiry: cltv,
+    feeRates: FEE_RATES,
+    htlcTxids: txids,
+    htlcTxs: txs,
+    timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
+  });
+  await store.markArmed(rec.swapHash);
+  await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
+  await store.releaseOwner(rec.swapHash);
+  const lnd = new FakeSyncLnd();
+  lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
+  return { t, store, rec, hash: rec.swapHash, txids, txs, htlcScript: script, htlcPkScript, lnd, cltv };
+}

@@ -1,0 +1,1052 @@
+/**
+ * `loopin sync`: one stateless evaluation of every pending or watched loop-in (spec/static-loop-in.md §2.5,
+ * §2.6 items 3–4, §3.9–§3.11, §4.5, §4.6; spec/static-loop-in-review.md §1.1–§1.11; spec/README.md decisions 1
+ * and 6). A timer runs it; every step it takes is one database transaction, so a kill at any point leaves a
+ * state the next run continues from.
+ *
+ * Per swap, in this order:
+ *
+ * - `InitHtlcTx` / `SignHtlcTx` whose initiation process is gone (owner.ts): not armed ⇒ abandon push (only the
+ *   swap hash, best effort), `→ UnlockDeposits`, then as below; armed ⇒ `SignHtlcTx → MonitorInvoiceAndHtlcTx`
+ *   (review §1.1). A live owner ⇒ skipped.
+ * - `UnlockDeposits`: (armed: an HTLC variant on chain first ⇒ `SweepHtlcTimeout`); invoice cancel
+ *   acknowledged (lnd's CancelInvoice, then LookupInvoice reads CANCELED or NOT_FOUND) ⇒ deposits `Deposited`,
+ *   `Failed`; lnd says SETTLED ⇒ `PaymentReceived → Succeeded`, deposits `LoopedIn` (settlement wins).
+ * - `MonitorInvoiceAndHtlcTx`: (a) invoice SETTLED ⇒ `Succeeded` with the deposits `LoopedIn`, one transaction;
+ *   (b) a persisted rejection ⇒ the chain first, then cancel (acknowledged), deposits released, `Failed` —
+ *   still watched (review §1.3); (c) the deadline is armed from a persisted start (risk acceptance time, or the
+ *   legacy 6-confirmation rule with its start persisted: review §1.10); (d) deadline passed ⇒ the chain first
+ *   (review §1.2), then cancel (acknowledged) ⇒ deposits `Deposited`, state unchanged; (e) an HTLC variant with
+ *   3 confirmations (by its txid: review §1.11) and the cancel acknowledged ⇒ `SweepHtlcTimeout` (deposits too);
+ *   (f) `tip − 1 ≥ htlc_expiry` ⇒ cancel (acknowledged), then confirmed ⇒ `SweepHtlcTimeout`, else `Failed`.
+ * - `Failed` and armed (watched): an HTLC variant confirmed ⇒ `SweepHtlcTimeout`; a deposit spent (confirmed)
+ *   by a transaction that is not an HTLC variant ⇒ the watch ends, with a history row naming the txid.
+ * - `SweepHtlcTimeout`: from the CLTV height on, the timeout sweep of the variant that confirmed is built
+ *   (timeout_sweep.ts), signed by lnd (`SignOutputRaw`, SIGN_METHOD_WITNESS_V0, SIGHASH_ALL, the HTLC key
+ *   locator), verified, stored with `→ MonitorHtlcTimeoutSweep`, and only then published.
+ * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep has 3 confirmations ⇒
+ *   `HtlcTimeoutSwept` (deposits too).
+ *
+ * Notifications (risk decisions, sweep requests) come from `SubscribeNotifications`, held open for up to
+ * `listenMs` only while some swap wants them, and closed as soon as none does; with nothing pending or watched
+ * no swap-server connection is made at all. Errors while monitoring change nothing and are reported as
+ * retryable (exit 75, review §1.8).
+ *
+ * @module
+ */
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { RawTx, Transaction as BtcTransaction } from "@scure/btc-signer";
+import { hex } from "@scure/base";
+import { equalBytes } from "@noble/curves/utils.js";
+import type { Db } from "../db/db.ts";
+import { dbError } from "../db/db.ts";
+import { listDeposits } from "../deposits/store.ts";
+import { ExitCode, type ExitCodeValue, LoopkitError } from "../errors.ts";
+import { listStaticAddresses, type StaticAddressRow } from "../db/static_addresses.ts";
+import { addressOfRow } from "../staticaddr/new_address.ts";
+import type { NetworkName } from "../staticaddr/network.ts";
+import { txidToBytes } from "../staticaddr/outpoint.ts";
+import type { LndClient } from "../../lnd/types.ts";
+import { LndRpcError } from "../../lnd/errors.ts";
+import type { ServerNotification, SwapServerClient } from "../swapserver/client.ts";
+import { isAlreadyKnownPublishError } from "../deposits/sync.ts";
+import { type LoopInSwap, LoopInSwapStore } from "./store.ts";
+import {
+  DEFAULT_PAYMENT_TIMEOUT_SEC,
+  HTLC_CONFIRMATIONS,
+  HTLC_VARIANTS,
+  type HtlcVariant,
+  LEGACY_MIN_CONFS,
+  type LoopInState,
+  SWEEP_NOT_FINISHED_MESSAGE,
+  TIMEOUT_SWEEP_CONF_TARGET,
+  timeoutSweepLabel,
+} from "./types.ts";
+import { htlcP2wshPkScript, htlcV2Script, SIGHASH_ALL } from "./htlc.ts";
+import { buildHtlcTx, htlcFeeCapSat, txidOfRaw } from "./htlc_tx.ts";
+import { buildHtlcTimeoutSweep, finalizeHtlcTimeoutSweep } from "./timeout_sweep.ts";
+import { expectedSweeplessChange, sweeplessPsbtTxid, validateSweeplessSweep } from "./sweepless.ts";
+import { ownerAlive as defaultOwnerAlive, type OwnerTag } from "./owner.ts";
+
+/** What sync needs from lnd. */
+export type SyncLoopInLnd = Pick<
+  LndClient,
+  | "getInfo"
+  | "lookupInvoice"
+  | "cancelInvoice"
+  | "registerConfirmation"
+  | "registerSpend"
+  | "signOutputRaw"
+  | "publishTransaction"
+  | "estimateFeeSatPerKw"
+  | "muSig2CreateSession"
+  | "muSig2RegisterNonces"
+  | "muSig2Sign"
+  | "muSig2Cleanup"
+>;
+
+/** What sync needs from the swap server. */
+export type SyncLoopInServer = Pick<
+  SwapServerClient,
+  "subscribeNotifications" | "pushStaticAddressHtlcSigs" | "pushStaticAddressSweeplessSigs"
+>;
+
+/** Dependencies of {@linkcode syncLoopIns}. */
+export interface SyncLoopInDeps {
+  db: Db;
+  network: NetworkName;
+  lnd: SyncLoopInLnd;
+  /** Opens the swap server; called only when something needs it (never with nothing pending or watched). */
+  server: () => Promise<SyncLoopInServer>;
+  /** The store (default: a {@linkcode LoopInSwapStore} over `db` with `now`). */
+  store?: LoopInSwapStore;
+  /** Clock. */
+  now?: () => Date;
+  /** Liveness of an initiation's owner (default owner.ts `ownerAlive`). */
+  ownerAlive?: (owner: OwnerTag | null, ageMs: number) => boolean;
+  /** Diagnostics (stderr). */
+  log?: (line: string) => void;
+  /** Interrupt: stops listening; the run ends after the current step. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode syncLoopIns}. */
+export interface SyncLoopInOptions {
+  /** How long to hold the notification stream open while something wants it, ms (`--listen`, default 30 s). */
+  listenMs?: number;
+  /** While listening, how often the waiting swaps are evaluated again (invoice settled?), ms (default 2 s). */
+  pollMs?: number;
+  /** Bound of each lnd confirmation or spend query, ms (default 1.5 s). */
+  chainCheckMs?: number;
+}
+
+/** Default `--listen`, ms. */
+export const DEFAULT_LISTEN_MS = 30_000;
+
+/** What one run did to one swap. */
+export interface LoopInSyncReport {
+  swapHash: string;
+  stateBefore: LoopInState;
+  state: LoopInState;
+  /** What changed, in order (human text). */
+  actions: string[];
+  /** One line: what the swap waits for now. */
+  waitingFor: string;
+  /** Set when this swap's evaluation failed; nothing of the failed step was written. */
+  error?: { code: string; message: string; exitCode: ExitCodeValue };
+}
+
+/** Result of {@linkcode syncLoopIns}. */
+export interface LoopInSyncResult {
+  tipHeight: number;
+  swaps: LoopInSyncReport[];
+  /** True when the swap server was contacted. */
+  serverContacted: boolean;
+  /** Notifications handled (risk decisions, sweep requests). */
+  notifications: { kind: string; swapHash: string; result: string }[];
+  /** The stream error, when listening failed (retryable). */
+  listenError?: { code: string; message: string; exitCode: ExitCodeValue };
+}
+
+/**
+ * The exit code of a run: 0 when every swap was evaluated; 75 when only retryable failures happened (lnd,
+ * server or database unreachable, a concurrent change); 1 when some failure was not retryable.
+ */
+export function syncExitCode(r: LoopInSyncResult): ExitCodeValue {
+  const errs = [...r.swaps.map((s) => s.error), r.listenError].filter((e) => e !== undefined);
+  if (!errs.length) return ExitCode.Ok;
+  return errs.every((e) => e!.exitCode === ExitCode.TempFail) ? ExitCode.TempFail : ExitCode.Failure;
+}
+
+/** A failure while monitoring: retryable (review §1.8), unless it is a loopkit refusal of its own. */
+function retryable(err: unknown, what: string): LoopkitError {
+  if (err instanceof LoopkitError && !(err instanceof LndRpcError)) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new LoopkitError(
+    "loopin_sync_retry",
+    `${what}: ${detail}; the next run retries`,
+    ExitCode.TempFail,
+    {
+      cause: err,
+    },
+  );
+}
+
+const STATES_WITH_NOTIFICATIONS: ReadonlySet<LoopInState> = new Set(["MonitorInvoiceAndHtlcTx"]);
+
+/** How long after success a swap still listens for the server's sweepless sweep request, ms (one day). */
+export const SWEEPLESS_LISTEN_WINDOW_MS = 86_400_000;
+
+interface Ctx {
+  deps: SyncLoopInDeps;
+  store: LoopInSwapStore;
+  now: () => Date;
+  tip: number;
+  chainCheckMs: number;
+  addresses: Map<number, StaticAddressRow>;
+  server: SyncLoopInServer | null;
+  serverContacted: boolean;
+  log: (line: string) => void;
+}
+
+async function openServer(c: Ctx): Promise<SyncLoopInServer> {
+  if (!c.server) {
+    c.serverContacted = true;
+    c.server = await c.deps.server();
+  }
+  return c.server;
+}
+
+/**
+ * One `loopin sync` run over every pending or watched swap: each is evaluated once (module doc), then, while
+ * some swap wants notifications, the server's stream is held open for up to `listenMs`, with the waiting swaps
+ * evaluated again every `pollMs` and after every notification.
+ *
+ * @returns per-swap reports; see {@linkcode syncExitCode}
+ * @throws {LoopkitError} only for failures before any swap is evaluated (database unreadable: `db_busy` exit 75;
+ *   lnd unreachable for GetInfo: exit 75)
+ */
+export async function syncLoopIns(
+  deps: SyncLoopInDeps,
+  opts: SyncLoopInOptions = {},
+): Promise<LoopInSyncResult> {
+  const now = deps.now ?? (() => new Date());
+  const store = deps.store ?? new LoopInSwapStore(deps.db, { now });
+  const active = await store.listSwaps({ activeOnly: true });
+  const sweepWaiting = await succeededAwaitingSweep(store, now());
+  const result: LoopInSyncResult = { tipHeight: 0, swaps: [], serverContacted: false, notifications: [] };
+  if (!active.length && !sweepWaiting.length) return result;
+  let tip: number;
+  try {
+    tip = (await deps.lnd.getInfo()).blockHeight;
+  } catch (err) {
+    throw retryable(err, "lnd GetInfo");
+  }
+  let addresses: StaticAddressRow[];
+  try {
+    addresses = await listStaticAddresses(deps.db);
+  } catch (err) {
+    throw dbError(err, "reading static addresses");
+  }
+  const c: Ctx = {
+    deps,
+    store,
+    now,
+    tip,
+    chainCheckMs: opts.chainCheckMs ?? 1_500,
+    addresses: new Map(addresses.map((a) => [a.id, a])),
+    server: null,
+    serverContacted: false,
+    log: deps.log ?? (() => {}),
+  };
+  result.tipHeight = tip;
+  const reports = new Map<string, LoopInSyncReport>();
+  for (const s of active) reports.set(s.swapHashHex, await evaluate(c, s));
+
+  const listenMs = opts.listenMs ?? DEFAULT_LISTEN_MS;
+  if (listenMs > 0 && !deps.signal?.aborted && await wantsNotifications(c)) {
+    try {
+      await listen(c, listenMs, opts.pollMs ?? 2_000, reports, result);
+    } catch (err) {
+      const e = retryable(err, "swap server notification stream");
+      result.listenError = { code: e.code, message: e.message, exitCode: e.exitCode };
+    }
+  }
+  result.swaps = [...reports.values()];
+  result.serverContacted = c.serverContacted;
+  return result;
+}
+
+/** Succeeded swaps that have not signed a sweepless sweep yet, within the listen window. */
+async function succeededAwaitingSweep(store: LoopInSwapStore, now: Date): Promise<LoopInSwap[]> {
+  const all = await store.listSwaps();
+  return all.filter((s) =>
+    s.state === "Succeeded" && !s.sweeplessSigned &&
+    now.getTime() - s.updatedAt.getTime() < SWEEPLESS_LISTEN_WINDOW_MS
+  );
+}
+
+/** True while some swap wants notifications: a monitored swap awaiting risk or payment, or a sweep request. */
+async function wantsNotifications(c: Ctx): Promise<boolean> {
+  const active = await c.store.listSwaps({ pendingOnly: true });
+  const waiting = (s: LoopInSwap) =>
+    STATES_WITH_NOTIFICATIONS.has(s.state) && s.invoiceCanceledAt === null && s.invoiceState !== "CANCELED" &&
+    s.invoiceState !== "NOT_FOUND";
+  if (active.some(waiting)) return true;
+  return (await succeededAwaitingSweep(c.store, c.now())).length > 0;
+}
+
+async function listen(
+  c: Ctx,
+  listenMs: number,
+  pollMs: number,
+  reports: Map<string, LoopInSyncReport>,
+  result: LoopInSyncResult,
+): Promise<void> {
+  const server = await openServer(c);
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  c.deps.signal?.addEventListener("abort", stop);
+  const timer = setTimeout(stop, listenMs);
+  let busy = Promise.resolve();
+  const serial = (fn: () => Promise<void>) => (busy = busy.then(fn, fn));
+  const reevaluate = async () => {
+    for (const s of await c.store.listSwaps({ activeOnly: true })) {
+      if (!STATES_WITH_NOTIFICATIONS.has(s.state) && s.state !== "UnlockDeposits") continue;
+      const r = await evaluate(c, s);
+      const prev = reports.get(s.swapHashHex);
+      reports.set(
+        s.swapHashHex,
+        prev ? { ...r, stateBefore: prev.stateBefore, actions: [...prev.actions, ...r.actions] } : r,
+      );
+    }
+    if (!(await wantsNotifications(c))) stop();
+  };
+  const poll = setInterval(() => {
+    void serial(reevaluate);
+  }, pollMs);
+  try {
+    await server.subscribeNotifications({
+      signal: ac.signal,
+      onNotification: (n) =>
+        serial(async () => {
+          const r = await handleNotification(c, n);
+          if (r) result.notifications.push(r);
+          await reevaluate();
+        }),
+    });
+    await busy;
+  } finally {
+    clearTimeout(timer);
+    clearInterval(poll);
+    c.deps.signal?.removeEventListener("abort", stop);
+    ac.abort();
+  }
+}
+
+async function handleNotification(
+  c: Ctx,
+  n: ServerNotification,
+): Promise<{ kind: string; swapHash: string; result: string } | null> {
+  if (n.kind === "other") return null;
+  if (!(n.swapHash instanceof Uint8Array) || n.swapHash.length !== 32) {
+    c.log(`loopkit: note: ignored a ${n.kind} notification with a swap hash of ${n.swapHash?.length} bytes`);
+    return null;
+  }
+  const hashHex = bytesToHex(n.swapHash);
+  if (n.kind === "risk_accepted" || n.kind === "risk_rejected") {
+    const decision = n.kind === "risk_accepted" ? "accepted" : "rejected";
+    try {
+      const r = await c.store.recordRiskDecision(n.swapHash, decision);
+      return {
+        kind: n.kind,
+        swapHash: hashHex,
+        result: r.changed ? `recorded ${decision}` : `kept ${r.decision}`,
+      };
+    } catch (err) {
+      c.log(`loopkit: note: risk decision for ${hashHex} not recorded: ${(err as Error).message}`);
+      return { kind: n.kind, swapHash: hashHex, result: `not recorded: ${(err as Error).message}` };
+    }
+  }
+  if (n.kind !== "sweep") return null;
+  try {
+    return { kind: "sweep", swapHash: hashHex, result: await answerSweep(c, n) };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    c.log(`loopkit: note: sweep request for ${hashHex} refused: ${msg}`);
+    return { kind: "sweep", swapHash: hashHex, result: `refused: ${msg}` };
+  }
+}
+
+/**
+ * Answers one sweepless sweep request (spec §4.6): not `Succeeded` ⇒ `swap not finished yet`; otherwise the
+ * request is validated (sweepless.ts, with our deposits' values and pkScripts) and each listed deposit is signed
+ * in a fresh lnd MuSig2 session (create → register the server nonce → sign → cleanup, always cleanup).
+ */
+async function answerSweep(c: Ctx, n: Extract<ServerNotification, { kind: "sweep" }>): Promise<string> {
+  const swap = await c.store.getSwap(n.swapHash);
+  if (!swap) throw new LoopkitError("loopin_not_found", "unknown swap; nothing sent");
+  const server = await openServer(c);
+  if (swap.state !== "Succeeded") {
+    const txid = sweeplessPsbtTxid(n.sweepTxPsbt);
+    await server.pushStaticAddressSweeplessSigs({
+      swapHash: n.swapHash,
+      txid: txidToBytes(txid),
+      signingInfo: new Map(),
+      errorMessage: SWEEP_NOT_FINISHED_MESSAGE,
+    });
+    return `answered "${SWEEP_NOT_FINISHED_MESSAGE}" (state ${swap.state})`;
+  }
+  const address = c.addresses.get(swap.staticAddressId);
+  if (!address) {
+    throw new LoopkitError("loopin_address_missing", `static address ${swap.staticAddressId} not stored`);
+  }
+  const all = await listDeposits(c.deps.db.client);
+  const ourDeposits = new Map(
+    all.map((d) => [`${d.txid}:${d.vout}`, { valueSat: d.amountSat, pkScript: d.pkScript }]),
+  );
+  const depositSwapHash = new Map(all.map((d) => [`${d.txid}:${d.vout}`, d.swapHash]));
+  const swaps = new Map<string, { totalSat: bigint; selectedSat: bigint }>();
+  for (const h of new Set(all.map((d) => d.swapHash).filter((h): h is string => h !== null))) {
+    const s = h === swap.swapHashHex ? swap : await c.store.getSwap(h);
+    if (s) swaps.set(h, { totalSat: s.totalDepositSat, selectedSat: s.selectedAmountSat });
+  }
+  const inputs = sweepInputs(n.sweepTxPsbt);
+  const changeExpectedSat = expectedSweeplessChange({ inputOutpoints: inputs, depositSwapHash, swaps });
+  const v = validateSweeplessSweep({
+    psbt: n.sweepTxPsbt,
+    swapHash: n.swapHash,
+    swapOutpoints: swap.deposits.map((d) => d.outpoint),
+    changeExpectedSat,
+    staticPkScript: address.pkScript,
+    depositToNonces: n.depositToNonces,
+    prevoutInfo: n.prevoutInfo,
+    ourDeposits,
+  });
+  const tapLeafHash = addressOfRow(address, c.deps.network).tapLeafHash;
+  const signingInfo = new Map<string, { nonce: Uint8Array; sig: Uint8Array }>();
+  for (const t of v.toSign) {
+    const session = await c.deps.lnd.muSig2CreateSession({
+      keyLocator: { family: address.clientKeyFamily, index: address.clientKeyIndex },
+      allSignerPubkeys: [address.clientPubkey, address.serverPubkey],
+      taprootScriptRoot: tapLeafHash,
+    });
+    try {
+      const haveAll = await c.deps.lnd.muSig2RegisterNonces(session.sessionId, [t.serverNonce]);
+      if (!haveAll) {
+        throw new LoopkitError("musig2_nonces_missing", `lnd still misses nonces for deposit ${t.outpoint}`);
+      }
+      const sig = await c.deps.lnd.muSig2Sign(session.sessionId, t.sighash, false);
+      signingInfo.set(t.outpoint, { nonce: session.localPublicNonces, sig });
+    } finally {
+      await c.deps.lnd.muSig2Cleanup(session.sessionId).catch((err) =>
+        c.log(`loopkit: note: MuSig2Cleanup failed: ${(err as Error).message}`)
+      );
+    }
+  }
+  await server.pushStaticAddressSweeplessSigs({
+    swapHash: n.swapHash,
+    txid: txidToBytes(v.txid),
+    signingInfo,
+  });
+  await c.store.update(n.swapHash, { sweeplessSigned: { at: c.now(), txid: v.txid } }, {
+    reason: `sweepless sweep ${v.txid} signed (${signingInfo.size} deposits)`,
+  });
+  return `signed sweepless sweep ${v.txid}`;
+}
+
+function sweepInputs(psbt: Uint8Array): string[] {
+  let tx: BtcTransaction;
+  try {
+    tx = BtcTransaction.fromPSBT(psbt, {
+      allowUnknownOutputs: true,
+      allowUnknownInputs: true,
+      disableScriptCheck: true,
+      allowUnknown: true,
+    });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (let i = 0; i < tx.inputsLength; i++) {
+    const input = tx.getInput(i);
+    if (input.txid && input.index !== undefined) out.push(`${hex.encode(input.txid)}:${input.index}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per-swap evaluation
+// ---------------------------------------------------------------------------------------------------------
+
+interface Eval {
+  swap: LoopInSwap;
+  actions: string[];
+}
+
+async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
+  const e: Eval = { swap: swap0, actions: [] };
+  const before = swap0.state;
+  try {
+    await step(c, e);
+    return {
+      swapHash: swap0.swapHashHex,
+      stateBefore: before,
+      state: e.swap.state,
+      actions: e.actions,
+      waitingFor: waitingFor(e.swap, c.tip, c.now()),
+    };
+  } catch (err) {
+    const x = retryable(err, `loop-in ${swap0.swapHashHex}`);
+    const fresh = await c.store.getSwap(swap0.swapHash).catch(() => null) ?? e.swap;
+    return {
+      swapHash: swap0.swapHashHex,
+      stateBefore: before,
+      state: fresh.state,
+      actions: e.actions,
+      waitingFor: waitingFor(fresh, c.tip, c.now()),
+      error: { code: x.code, message: x.message, exitCode: x.exitCode },
+    };
+  }
+}
+
+async function reload(c: Ctx, e: Eval): Promise<LoopInSwap> {
+  const s = await c.store.getSwap(e.swap.swapHash);
+  if (!s) {
+    throw new LoopkitError("loopin_not_found", `loop-in ${e.swap.swapHashHex} vanished from the database`);
+  }
+  e.swap = s;
+  return s;
+}
+
+async function move(
+  c: Ctx,
+  e: Eval,
+  events: Parameters<LoopInSwapStore["transition"]>[2],
+  opts: Parameters<LoopInSwapStore["transition"]>[3],
+  action: string,
+): Promise<void> {
+  await c.store.transition(e.swap.swapHash, e.swap.state, events, opts);
+  e.actions.push(action);
+  await reload(c, e);
+}
+
+/** Advances one swap as far as this run's facts allow (each step its own transaction). */
+async function step(c: Ctx, e: Eval): Promise<void> {
+  for (let guard = 0; guard < 8; guard++) {
+    const s = e.swap;
+    const before = `${s.state}|${s.updatedAt.getTime()}`;
+    switch (s.state) {
+      case "InitHtlcTx":
+      case "SignHtlcTx":
+        if (!(await recoverInitiation(c, e))) return;
+        break;
+      case "UnlockDeposits":
+        await unlock(c, e);
+        break;
+      case "MonitorInvoiceAndHtlcTx":
+        await monitor(c, e);
+        break;
+      case "PaymentReceived":
+        await move(
+          c,
+          e,
+          "OnSucceeded",
+          { depositEvent: "OnLoopedIn", reason: "payment received" },
+          "succeeded",
+        );
+        break;
+      case "Failed":
+        if (!s.armedAt || s.watchEndedAt) return;
+        await watchFailed(c, e);
+        break;
+      case "SweepHtlcTimeout":
+        await sweepTimeout(c, e); // stores and publishes: nothing more to do in this run
+        return;
+      case "MonitorHtlcTimeoutSweep":
+        await followTimeoutSweep(c, e);
+        break;
+      default:
+        return;
+    }
+    if (`${e.swap.state}|${e.swap.updatedAt.getTime()}` === before) return;
+    if (e.swap.state === s.state && s.state !== "InitHtlcTx" && s.state !== "SignHtlcTx") return;
+  }
+}
+
+/** `InitHtlcTx` / `SignHtlcTx` left by a dead initiation; false when the owner is alive (skip). */
+async function recoverInitiation(c: Ctx, e: Eval): Promise<boolean> {
+  const s = e.swap;
+  const alive = (c.deps.ownerAlive ?? defaultOwnerAlive)(
+    s.owner,
+    c.now().getTime() - s.initiationTime.getTime(),
+  );
+  if (alive) return false;
+  if (s.armedAt) {
+    if (s.state === "SignHtlcTx") {
+      await move(
+        c,
+        e,
+        "OnHtlcTxSigned",
+        { reason: "armed: resumed in the monitor state (review §1.1)" },
+        "resumed armed swap: monitoring",
+      );
+      return true;
+    }
+    // Armed in InitHtlcTx cannot be written by initiate.ts; treat like SignHtlcTx through the table's path.
+    await move(
+      c,
+      e,
+      ["OnHtlcInitiated", "OnHtlcTxSigned"],
+      { reason: "armed: resumed in the monitor state" },
+      "resumed armed swap: monitoring",
+    );
+    return true;
+  }
+  if (s.swapInvoice !== null || s.state === "SignHtlcTx") {
+    // The server may know the swap: tell it we abandon it (only the swap hash; best effort).
+    try {
+      const server = await openServer(c);
+      await server.pushStaticAddressHtlcSigs({ swapHash: s.swapHash });
+      e.actions.push("abandon push sent");
+    } catch (err) {
+      e.actions.push(`abandon push failed (${(err as Error).message})`);
+    }
+  }
+  await move(
+    c,
+    e,
+    "OnRecover",
+    { reason: "the initiating process is gone; unwinding (spec §2.5)" },
+    "initiation gone: unlocking deposits",
+  );
+  return true;
+}
+
+/** Cancels the invoice and reads it back (review §1.7). */
+async function cancelAcknowledged(c: Ctx, s: LoopInSwap): Promise<"canceled" | "settled"> {
+  if (s.invoiceCanceledAt) return "canceled";
+  try {
+    await c.deps.lnd.cancelInvoice(s.swapHash);
+  } catch (err) {
+    if (err instanceof LndRpcError && err.code === "lnd_invoice_settled") return "settled";
+    if (!(err instanceof LndRpcError && err.code === "lnd_invoice_not_found")) {
+      throw retryable(err, "lnd CancelInvoice (not acknowledged: deposits stay locked)");
+    }
+  }
+  let inv;
+  try {
+    inv = await c.deps.lnd.lookupInvoice(s.swapHash);
+  } catch (err) {
+    throw retryable(err, "lnd LookupInvoice after the cancel");
+  }
+  if (inv === null || inv.state === "CANCELED") return "canceled";
+  if (inv.state === "SETTLED") return "settled";
+  throw new LoopkitError(
+    "loopin_cancel_unacknowledged",
+    `lnd still reports the invoice ${inv.state} after CancelInvoice; deposits stay locked, the next run retries`,
+    ExitCode.TempFail,
+  );
+}
+
+async function succeed(c: Ctx, e: Eval, from: string): Promise<void> {
+  await move(c, e, ["OnPaymentReceived", "OnSucceeded"], {
+    depositEvent: "OnLoopedIn",
+    reason: `invoice settled (${from})`,
+    set: { invoiceState: "SETTLED", invoiceCheckedAt: c.now() },
+  }, "invoice settled: succeeded, deposits LoopedIn");
+}
+
+async function unlock(c: Ctx, e: Eval): Promise<void> {
+  const s = e.swap;
+  if (s.armedAt) {
+    const conf = await confirmedHtlc(c, s);
+    if (conf && await cancelOrSettle(c, e) === "canceled") {
+      await toSweep(c, e, conf);
+      return;
+    }
+    if (e.swap.state !== "UnlockDeposits") return;
+  }
+  const r = await cancelAcknowledged(c, e.swap);
+  if (r === "settled") {
+    await succeed(c, e, "lnd refused the cancel");
+    return;
+  }
+  await move(c, e, "OnError", {
+    releaseDeposits: true,
+    reason: e.swap.lastError ?? "unlocking deposits",
+    set: { invoiceCanceledAt: e.swap.invoiceCanceledAt ?? c.now(), invoiceState: "CANCELED" },
+  }, "invoice cancel acknowledged: deposits released, Failed");
+}
+
+/** Cancel acknowledged ⇒ "canceled" (recorded); SETTLED ⇒ the swap succeeds here, "settled". */
+async function cancelOrSettle(c: Ctx, e: Eval): Promise<"canceled" | "settled"> {
+  const r = await cancelAcknowledged(c, e.swap);
+  if (r === "settled") {
+    await succeed(c, e, "lnd refused the cancel");
+    return r;
+  }
+  if (!e.swap.invoiceCanceledAt) {
+    await c.store.update(e.swap.swapHash, { invoiceCanceledAt: c.now(), invoiceState: "CANCELED" }, {
+      reason: "invoice cancel acknowledged by lnd",
+    });
+    e.actions.push("invoice canceled");
+    await reload(c, e);
+  }
+  return r;
+}
+
+async function monitor(c: Ctx, e: Eval): Promise<void> {
+  const s = e.swap;
+  const now = c.now();
+  // (a) Settlement wins.
+  let inv;
+  try {
+    inv = await c.deps.lnd.lookupInvoice(s.swapHash);
+  } catch (err) {
+    throw retryable(err, "lnd LookupInvoice");
+  }
+  if (inv?.state === "SETTLED") {
+    await succeed(c, e, "LookupInvoice");
+    return;
+  }
+  // Not written on its own: a run that stops on an error must leave the row as it was (review §1.8).
+  const invState = inv === null ? "NOT_FOUND" : inv.state;
+  const canceledOrGone = invState === "CANCELED" || invState === "NOT_FOUND";
+  // The chain: every HTLC variant, before anything is released (review §1.2).
+  const conf = s.armedAt ? await confirmedHtlc(c, e.swap) : null;
+  const cltvReached = s.htlcExpiry !== null && c.tip - 1 >= s.htlcExpiry;
+  // (b) Rejection after signing: like a deadline, but Failed (still watched).
+  if (e.swap.riskDecision === "rejected") {
+    if (await cancelOrSettle(c, e) === "settled") return;
+    if (conf) return await toSweep(c, e, conf);
+    await move(c, e, ["OnError", "OnError"], {
+      releaseDeposits: true,
+      reason:
+        "server rejected the confirmation risk; invoice canceled, deposits released, HTLC still watched",
+    }, "risk rejected: deposits released, Failed (watched)");
+    return;
+  }
+  // (c) Arm the deadline from a persisted start.
+  if (!e.swap.paymentDeadlineStartedAt && !canceledOrGone && !e.swap.invoiceCanceledAt) {
+    let start: Date | null = null;
+    let source: "risk_accepted" | "legacy_confirmations" | null = null;
+    if (e.swap.riskDecision === "accepted" && e.swap.riskDecisionAt) {
+      start = e.swap.riskDecisionAt;
+      source = "risk_accepted";
+    } else if (legacyRuleHolds(e.swap, c.tip)) {
+      start = now;
+      source = "legacy_confirmations";
+    }
+    if (start && source) {
+      await c.store.update(s.swapHash, { paymentDeadlineStartedAt: start, paymentDeadlineSource: source }, {
+        expect: "MonitorInvoiceAndHtlcTx",
+        reason: `payment deadline started (${source})`,
+      });
+      e.actions.push(`payment deadline started (${source})`);
+      await reload(c, e);
+    }
+  }
+  // (d) Deadline passed: cancel, release; state stays (the server may still publish an HTLC).
+  const deadline = deadlineOf(e.swap);
+  if (deadline && now.getTime() >= deadline.getTime() && !e.swap.depositsReleasedAt) {
+    if (await cancelOrSettle(c, e) === "settled") return;
+    if (conf) return await toSweep(c, e, conf);
+    await move(c, e, "OnRecover", {
+      releaseDeposits: true,
+      reason: "payment deadline passed; invoice canceled, deposits released, HTLC still watched",
+    }, "payment deadline passed: deposits released");
+  }
+  // (e) An HTLC variant confirmed with the cancel acknowledged (or canceled in lnd).
+  if (conf && (e.swap.invoiceCanceledAt || canceledOrGone || cltvReached)) {
+    if (await cancelOrSettle(c, e) === "settled") return;
+    return await toSweep(c, e, conf);
+  }
+  // (f) CLTV reached.
+  if (cltvReached) {
+    if (await cancelOrSettle(c, e) === "settled") return;
+    await move(c, e, "OnSwapTimedOut", {
+      releaseDeposits: true,
+      reason: `HTLC CLTV ${s.htlcExpiry} reached with no HTLC confirmed; HTLC still watched`,
+    }, "CLTV reached: deposits released, Failed (watched)");
+  }
+}
+
+/** spec §3.9 legacy rule: every deposit confirmed and `tip ≥ max(conf heights) + 6 − 1`. */
+export function legacyRuleHolds(s: Pick<LoopInSwap, "deposits">, tip: number): boolean {
+  if (!s.deposits.length || s.deposits.some((d) => d.confirmationHeight <= 0)) return false;
+  const maxConf = Math.max(...s.deposits.map((d) => d.confirmationHeight));
+  return tip >= maxConf + LEGACY_MIN_CONFS - 1;
+}
+
+/** The payment deadline: start + `payment_timeout_seconds` (0 → 60 s), or null when not armed. */
+export function deadlineOf(
+  s: Pick<LoopInSwap, "paymentDeadlineStartedAt" | "paymentTimeoutSeconds">,
+): Date | null {
+  if (!s.paymentDeadlineStartedAt) return null;
+  const sec = s.paymentTimeoutSeconds || DEFAULT_PAYMENT_TIMEOUT_SEC;
+  return new Date(s.paymentDeadlineStartedAt.getTime() + sec * 1000);
+}
+
+/** The HTLC script and P2WSH pkScript of a swap whose server parameters are stored. */
+function htlcScripts(s: LoopInSwap): { script: Uint8Array; pkScript: Uint8Array } | null {
+  if (!s.htlcServerPubkey || s.htlcExpiry === null) return null;
+  const script = htlcV2Script({
+    senderPubkey: s.htlcKey.rawKeyBytes,
+    receiverPubkey: s.htlcServerPubkey,
+    swapHash: s.swapHash,
+    cltvExpiry: s.htlcExpiry,
+  });
+  return { script, pkScript: htlcP2wshPkScript(script) };
+}
+
+/**
+ * The HTLC variant with ≥ 3 confirmations, by txid (review §1.11): all three are asked in parallel, each bounded.
+ * A stored confirmed variant is trusted once recorded.
+ */
+async function confirmedHtlc(
+  c: Ctx,
+  s: LoopInSwap,
+): Promise<{ variant: HtlcVariant; txid: string; height: number } | null> {
+  if (s.confirmedHtlc) return s.confirmedHtlc;
+  const scripts = htlcScripts(s);
+  if (!scripts || !s.htlcTxids) return null;
+  const answers = await Promise.all(HTLC_VARIANTS.map(async (variant) => {
+    try {
+      const conf = await c.deps.lnd.registerConfirmation(
+        s.htlcTxids![variant],
+        scripts.pkScript,
+        1,
+        Math.max(1, s.initiationHeight),
+        { timeoutMs: c.chainCheckMs },
+      );
+      return conf ? { variant, txid: s.htlcTxids![variant], height: conf.blockHeight } : null;
+    } catch (err) {
+      throw retryable(err, `lnd RegisterConfirmationsNtfn (HTLC ${variant})`);
+    }
+  }));
+  const seen = answers.filter((a) => a !== null);
+  const deep = seen.find((a) => c.tip - a.height + 1 >= HTLC_CONFIRMATIONS);
+  return deep ?? null;
+}
+
+async function toSweep(
+  c: Ctx,
+  e: Eval,
+  conf: { variant: HtlcVariant; txid: string; height: number },
+): Promise<void> {
+  await move(c, e, "OnSweepHtlcTimeout", {
+    depositEvent: "OnSweepingHtlcTimeout",
+    set: { confirmedHtlc: conf },
+    reason: `HTLC ${conf.variant} ${conf.txid} confirmed at height ${conf.height}; sweeping it at the CLTV`,
+  }, `HTLC ${conf.variant} confirmed: SweepHtlcTimeout`);
+}
+
+/** An armed `Failed` swap: an HTLC variant confirmed ⇒ sweep; a deposit spent elsewhere ⇒ the watch ends. */
+async function watchFailed(c: Ctx, e: Eval): Promise<void> {
+  const conf = await confirmedHtlc(c, e.swap);
+  if (conf) {
+    if (await cancelOrSettle(c, e) === "settled") return;
+    await toSweep(c, e, conf);
+    return;
+  }
+  const htlcTxids = new Set(e.swap.htlcTxids ? Object.values(e.swap.htlcTxids) : []);
+  const spends = await Promise.all(e.swap.deposits.map(async (d) => {
+    try {
+      return {
+        d,
+        spend: await c.deps.lnd.registerSpend(
+          { txid: d.txid, vout: d.vout },
+          d.pkScript,
+          Math.max(1, d.confirmationHeight || e.swap.initiationHeight),
+          { timeoutMs: c.chainCheckMs },
+        ),
+      };
+    } catch (err) {
+      throw retryable(err, `lnd RegisterSpendNtfn (${d.outpoint})`);
+    }
+  }));
+  const other = spends.find((x) =>
+    x.spend && x.spend.spendingHeight > 0 && !htlcTxids.has(x.spend.spendingTxid)
+  );
+  if (other) {
+    const txid = other.spend!.spendingTxid;
+    await c.store.update(e.swap.swapHash, {
+      watchEnded: { at: c.now(), reason: `deposit ${other.d.outpoint} spent by ${txid}`, txid },
+    }, { reason: `watch ended: deposit ${other.d.outpoint} spent by ${txid} (not an HTLC variant)` });
+    e.actions.push(`watch ended: deposit ${other.d.outpoint} spent by ${txid}`);
+    await reload(c, e);
+  }
+}
+
+/** The confirmed variant's unsigned transaction: stored bytes, or rebuilt from the stored parameters. */
+function confirmedHtlcTx(c: Ctx, s: LoopInSwap, variant: HtlcVariant, htlcPkScript: Uint8Array): Uint8Array {
+  const stored = s.htlcTxs[variant];
+  if (stored) return stored;
+  const address = c.addresses.get(s.staticAddressId);
+  if (!address || !s.feeRates) {
+    throw new LoopkitError(
+      "loopin_htlc_tx_missing",
+      `HTLC ${variant} transaction of ${s.swapHashHex} cannot be rebuilt`,
+    );
+  }
+  return buildHtlcTx({
+    deposits: s.deposits.map((d) => ({ txid: d.txid, vout: d.vout, valueSat: d.amountSat })),
+    swapAmountSat: s.swapAmountSat,
+    changeSat: s.changeSat,
+    feeRateSatPerKw: s.feeRates[variant],
+    htlcPkScript,
+    staticPkScript: address.pkScript,
+    maxFeeSat: htlcFeeCapSat(variant, s.swapAmountSat),
+  }).tx;
+}
+
+/** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
+async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
+  const s = e.swap;
+  const conf = s.confirmedHtlc ?? await confirmedHtlc(c, s);
+  const scripts = htlcScripts(s);
+  if (!conf || !scripts || s.htlcExpiry === null || !s.htlcTimeoutSweepPkScript) {
+    throw new LoopkitError(
+      "loopin_sweep_unknown_htlc",
+      `loop-in ${s.swapHashHex}: no confirmed HTLC variant known`,
+    );
+  }
+  if (c.tip < s.htlcExpiry) return; // nothing is published before the CLTV
+  const htlcTx = confirmedHtlcTx(c, s, conf.variant, scripts.pkScript);
+  const decoded = RawTx.decode(htlcTx);
+  if (txidOfRaw(htlcTx) !== conf.txid) {
+    throw new LoopkitError(
+      "loopin_htlc_tx_mismatch",
+      `stored HTLC ${conf.variant} transaction is not ${conf.txid}`,
+    );
+  }
+  const out0 = decoded.outputs[0];
+  if (!out0 || !equalBytes(out0.script, scripts.pkScript)) {
+    throw new LoopkitError(
+      "loopin_htlc_tx_mismatch",
+      `HTLC ${conf.variant} output 0 does not pay the HTLC script`,
+    );
+  }
+  let rate: bigint;
+  try {
+    rate = await c.deps.lnd.estimateFeeSatPerKw(TIMEOUT_SWEEP_CONF_TARGET);
+  } catch (err) {
+    throw retryable(err, "lnd EstimateFee");
+  }
+  const sweep = buildHtlcTimeoutSweep({
+    htlcTxid: conf.txid,
+    htlcVout: 0,
+    htlcValueSat: out0.amount,
+    htlcScript: scripts.script,
+    htlcPkScript: scripts.pkScript,
+    cltvExpiry: s.htlcExpiry,
+    lockTime: c.tip,
+    sweepPkScript: s.htlcTimeoutSweepPkScript,
+    feeRateSatPerKw: rate,
+  });
+  let sigs: Uint8Array[];
+  try {
+    sigs = await c.deps.lnd.signOutputRaw(sweep.tx, [{
+      keyDesc: { keyLocator: s.htlcKey.keyLocator, rawKeyBytes: s.htlcKey.rawKeyBytes },
+      witnessScript: scripts.script,
+      output: { valueSat: out0.amount, pkScript: scripts.pkScript },
+      sighash: SIGHASH_ALL,
+      inputIndex: 0,
+      signMethod: "SIGN_METHOD_WITNESS_V0",
+    }], [{ valueSat: out0.amount, pkScript: scripts.pkScript }]);
+  } catch (err) {
+    throw retryable(err, "lnd SignOutputRaw (HTLC timeout sweep)");
+  }
+  if (sigs.length !== 1) {
+    throw new LoopkitError("lnd_bad_answer", `lnd returned ${sigs.length} signatures for one input`);
+  }
+  const signed = finalizeHtlcTimeoutSweep(
+    sweep.tx,
+    sigs[0],
+    s.htlcKey.rawKeyBytes,
+    scripts.script,
+    out0.amount,
+  );
+  await move(c, e, "OnHtlcTimeoutSweepPublished", {
+    set: { timeoutSweep: { tx: signed, txid: sweep.txid, feeSat: sweep.feeSat } },
+    reason: `timeout sweep ${sweep.txid} stored (fee ${sweep.feeSat} sat)`,
+  }, `timeout sweep ${sweep.txid} signed and stored`);
+  await publishSweep(c, e);
+}
+
+async function publishSweep(c: Ctx, e: Eval): Promise<void> {
+  const t = e.swap.timeoutSweep!;
+  try {
+    await c.deps.lnd.publishTransaction(t.tx, timeoutSweepLabel(e.swap.swapHashHex));
+  } catch (err) {
+    const details = err instanceof LndRpcError ? err.details : String(err);
+    const known = isAlreadyKnownPublishError(err) ||
+      (/output already spent/i.test(details) && !/insufficient fee/i.test(details));
+    if (!known) throw retryable(err, `publishing timeout sweep ${t.txid}`);
+  }
+  if (!t.publishedAt) {
+    await c.store.update(e.swap.swapHash, { timeoutSweepPublishedAt: c.now() });
+    await reload(c, e);
+  }
+  e.actions.push(`timeout sweep ${t.txid} published`);
+}
+
+async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
+  const s = e.swap;
+  const t = s.timeoutSweep;
+  if (!t || !s.htlcTimeoutSweepPkScript) {
+    throw new LoopkitError("loopin_sweep_missing", `loop-in ${s.swapHashHex} has no stored timeout sweep`);
+  }
+  let conf;
+  try {
+    conf = await c.deps.lnd.registerConfirmation(
+      t.txid,
+      s.htlcTimeoutSweepPkScript,
+      1,
+      Math.max(1, s.confirmedHtlc?.height ?? s.initiationHeight),
+      { timeoutMs: c.chainCheckMs },
+    );
+  } catch (err) {
+    throw retryable(err, "lnd RegisterConfirmationsNtfn (timeout sweep)");
+  }
+  const depth = conf ? c.tip - conf.blockHeight + 1 : 0;
+  if (conf && depth >= HTLC_CONFIRMATIONS) {
+    await move(c, e, "OnHtlcTimeoutSwept", {
+      depositEvent: "OnHtlcTimeoutSwept",
+      set: { timeoutSweepConfirmedHeight: conf.blockHeight },
+      reason: `timeout sweep ${t.txid} has ${depth} confirmations`,
+    }, `timeout sweep confirmed: HtlcTimeoutSwept`);
+    return;
+  }
+  if (conf) {
+    e.actions.push(`timeout sweep ${t.txid} has ${depth} confirmation(s)`);
+    return;
+  }
+  await publishSweep(c, e); // republished unchanged
+}
+
+/** One line: what the swap waits for (list/show and the sync report). */
+export function waitingFor(s: LoopInSwap, tip: number | null, now: Date): string {
+  switch (s.state) {
+    case "InitHtlcTx":
+    case "SignHtlcTx":
+      return "the initiating process (or, if it is gone, the next sync to unwind it)";
+    case "UnlockDeposits":
+      return "lnd to acknowledge the invoice cancel, then the deposits are released";
+    case "MonitorInvoiceAndHtlcTx": {
+      if (s.depositsReleasedAt) {
+        return `nothing but the chain: deposits released after the payment deadline; watching the HTLC until CLTV ${s.htlcExpiry}`;
+      }
+      const d = deadlineOf(s);
+      if (d) {
+        const left = Math.max(0, Math.ceil((d.getTime() - now.getTime()) / 1000));
+        return `the server's payment (deadline ${d.toISOString()}, ${left} s left)`;
+      }
+      return `the server's risk decision or payment (the deadline starts on acceptance or at ${LEGACY_MIN_CONFS} confirmations; CLTV ${s.htlcExpiry}${
+        tip ? `, ${Math.max(0, (s.htlcExpiry ?? 0) - tip)} blocks away` : ""
+      })`;
+    }
+    case "PaymentReceived":
+      return "the next sync to finalise the deposits";
+    case "SweepHtlcTimeout":
+      return tip !== null && s.htlcExpiry !== null && tip < s.htlcExpiry
+        ? `the CLTV height ${s.htlcExpiry} (${
+          s.htlcExpiry - tip
+        } blocks) to sweep HTLC ${s.confirmedHtlc?.txid}`
+        : `the timeout sweep of HTLC ${s.confirmedHtlc?.txid} to be built and published`;
+    case "MonitorHtlcTimeoutSweep":
+      return `${HTLC_CONFIRMATIONS} confirmations of timeout sweep ${s.timeoutSweep?.txid}`;
+    case "Failed":
+      if (s.armedAt && !s.watchEndedAt) {
+        return "nothing to do; the HTLC variants stay watched until the deposits are spent";
+      }
+      return "nothing (final)";
+    case "Succeeded":
+      return s.sweeplessSigned
+        ? "nothing (final)"
+        : "nothing (final); the server may ask to sweep the deposits";
+    default:
+      return "nothing (final)";
+  }
+}

@@ -1,0 +1,559 @@
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { RawTx, Transaction } from "@scure/btc-signer";
+import { listDeposits } from "../deposits/store.ts";
+import { LndRpcError } from "../../lnd/errors.ts";
+import { syncExitCode, type SyncLoopInDeps, syncLoopIns } from "./sync.ts";
+import { txidOfRaw } from "./htlc_tx.ts";
+import { witnessV0Sighash } from "./timeout_sweep.ts";
+import { armedSwap, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
+import { newSwap, tempLoopInDb } from "./_store_testing.ts";
+import { LoopInSwapStore } from "./store.ts";
+import type { Db } from "../db/db.ts";
+
+const T0 = new Date("2026-01-02T00:00:00Z");
+
+function deps(
+  db: Db,
+  lnd: FakeSyncLnd,
+  server: FakeSyncServer | null,
+  clock: { now: Date },
+  extra: Partial<SyncLoopInDeps> = {},
+): SyncLoopInDeps & { opened: () => number } {
+  let opened = 0;
+  return {
+    db,
+    network: "regtest",
+    lnd,
+    server: () => {
+      opened++;
+      if (!server) return Promise.reject(new Error("swap server unreachable (test)"));
+      return Promise.resolve(server);
+    },
+    now: () => clock.now,
+    ownerAlive: () => false,
+    ...extra,
+    opened: () => opened,
+  };
+}
+
+const states = async (db: Db) => (await listDeposits(db.client)).map((d) => d.state);
+
+/** Snapshot of everything a failed run must not change. */
+async function snapshot(db: Db) {
+  const q = async (sql: string) =>
+    (await db.client.execute(sql)).rows.map((r) =>
+      JSON.stringify(
+        r,
+        (_k, v) =>
+          typeof v === "bigint" ? v.toString() : v instanceof ArrayBuffer ? hexOf(new Uint8Array(v)) : v,
+      )
+    );
+  return {
+    swaps: await q("SELECT * FROM loopin_swaps"),
+    deposits: await q("SELECT * FROM deposits"),
+    updates: await q("SELECT * FROM loopin_swap_updates"),
+    links: await q("SELECT * FROM loopin_swap_deposits"),
+  };
+}
+
+Deno.test("nothing pending or watched: no lnd call and no swap-server connection", async () => {
+  await using t = await tempLoopInDb();
+  const lnd = new FakeSyncLnd();
+  const d = deps(t.db, lnd, null, { now: T0 });
+  const r = await syncLoopIns(d, { listenMs: 30_000 });
+  assertEquals(r.swaps, []);
+  assertEquals(d.opened(), 0);
+  assertEquals(lnd.calls, []);
+  assertEquals(syncExitCode(r), 0);
+});
+
+Deno.test("settlement wins over a persisted rejection and an elapsed deadline (review §1.6)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "accepted");
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  clock.now = new Date(T0.getTime() + 3_600_000);
+  f.lnd.invoices.set(hexOf(f.hash), "SETTLED");
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "Succeeded");
+  assertEquals(await states(f.t.db), ["LoopedIn", "LoopedIn"]);
+  assert(!f.lnd.calls.includes("cancelInvoice"), f.lnd.calls.join());
+  const h = await f.store.history(f.hash);
+  assertEquals(h.slice(-2).map((x) => x.state), ["PaymentReceived", "Succeeded"]);
+});
+
+Deno.test("no deadline before risk acceptance (scenario 10): nothing canceled however long it waits", async () => {
+  const clock = { now: T0 };
+  // Deposits confirmed at 298 and tip 300: the legacy 6-confirmation rule does not hold either.
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  for (const later of [60_000, 3_600_000, 86_400_000]) {
+    clock.now = new Date(T0.getTime() + later);
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals(r.swaps[0].state, "MonitorInvoiceAndHtlcTx");
+    assertEquals(r.swaps[0].error, undefined);
+  }
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.paymentDeadlineStartedAt, null);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  assert(!f.lnd.calls.includes("cancelInvoice"));
+});
+
+Deno.test("a persisted acceptance arms the deadline with the elapsed time kept (scenarios 11, 14)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "accepted"); // at T0 (store clock)
+  // A "restart" 45 s later: the deadline (60 s) counts from the stored decision time, not from now.
+  clock.now = new Date(T0.getTime() + 45_000);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  let s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.paymentDeadlineStartedAt, T0);
+  assertEquals(s.paymentDeadlineSource, "risk_accepted");
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  // 60 s after the decision (not after the restart): cancel acknowledged, deposits released, still monitoring.
+  clock.now = new Date(T0.getTime() + 60_000);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorInvoiceAndHtlcTx");
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+  s = (await f.store.getSwap(f.hash))!;
+  assert(s.invoiceCanceledAt);
+  assertEquals(f.lnd.invoices.get(hexOf(f.hash)), "CANCELED");
+  // Still watched: armed, not final.
+  assertEquals((await f.store.listSwaps({ watchedOnly: true })).length, 1);
+});
+
+Deno.test("legacy rule: the deadline starts once every deposit has 6 confirmations, persisted (scenarios 18, 20)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 100 });
+  await using _t = f.t;
+  f.lnd.tip = 104; // 5 confirmations
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals((await f.store.getSwap(f.hash))!.paymentDeadlineStartedAt, null);
+  f.lnd.tip = 105; // 6 confirmations: start = now
+  clock.now = new Date(T0.getTime() + 10_000);
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals([s.paymentDeadlineStartedAt, s.paymentDeadlineSource], [clock.now, "legacy_confirmations"]);
+  // Later runs keep the persisted start (Loop would re-arm a full timeout on every restart).
+  clock.now = new Date(T0.getTime() + 50_000);
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals((await f.store.getSwap(f.hash))!.paymentDeadlineStartedAt, new Date(T0.getTime() + 10_000));
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  clock.now = new Date(T0.getTime() + 70_000);
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+});
+
+Deno.test("deadline passed with an HTLC variant confirmed: SweepHtlcTimeout, deposits never released (review §1.2)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "accepted");
+  f.lnd.confirmations.set(f.txids.extreme, 290); // 11 confirmations at tip 300
+  clock.now = new Date(T0.getTime() + 120_000);
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals(await states(f.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.confirmedHtlc, { variant: "extreme", txid: f.txids.extreme, height: 290 });
+  assert(s.invoiceCanceledAt, "the cancel is acknowledged before SweepHtlcTimeout");
+  assertEquals(s.depositsReleasedAt, null);
+  // Nothing published before the CLTV (1200).
+  assertEquals(f.lnd.published, []);
+});
+
+Deno.test("an HTLC variant with only 2 confirmations is not acted on yet", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 299);
+  f.lnd.tip = 1250; // CLTV passed: cancel, and with no 3-conf HTLC the swap fails (still watched)
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(
+    r.swaps[0].state,
+    "MonitorHtlcTimeoutSweep",
+    "at tip 1250 the HTLC at 299 is deep: swept at once",
+  );
+  // The same facts with the HTLC 2 blocks deep: Failed but watched.
+  const g = await armedSwap({ now: () => clock.now });
+  await using _u = g.t;
+  g.lnd.tip = 1250;
+  g.lnd.confirmations.set(g.txids.standard, 1249);
+  const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r2.swaps[0].state, "Failed");
+  assertEquals(await states(g.t.db), ["Deposited", "Deposited"]);
+  // One block later it has 3: the armed watch takes Failed → SweepHtlcTimeout.
+  g.lnd.tip = 1251;
+  const r3 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r3.swaps[0].state, "MonitorHtlcTimeoutSweep", "past the CLTV the sweep is built at once");
+  assertEquals(await states(g.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+});
+
+Deno.test("risk rejection after signing: cancel acknowledged, deposits released, Failed, still watched; a late HTLC is swept (review §1.3)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "Failed");
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+  assertEquals(f.lnd.invoices.get(hexOf(f.hash)), "CANCELED");
+  assertEquals((await f.store.listSwaps({ watchedOnly: true })).map((s) => s.swapHashHex), [hexOf(f.hash)]);
+  // Months later the server publishes the high-fee variant.
+  f.lnd.confirmations.set(f.txids.high, 900);
+  f.lnd.tip = 910;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals(await states(f.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+  assertEquals((await f.store.getSwap(f.hash))!.confirmedHtlc?.variant, "high");
+});
+
+Deno.test("an unacknowledged cancel keeps the deposits locked and changes nothing (review §1.7, exit 75)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.cancelError = unavailable("Invoices.CancelInvoice");
+  const before = await snapshot(f.t.db);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.exitCode, 75);
+  assertEquals(syncExitCode(r), 75);
+  assertEquals(await snapshot(f.t.db), before);
+  // lnd answers the cancel but the invoice still reads OPEN: not acknowledged either.
+  f.lnd.cancelResult = "OPEN";
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.code, "loopin_cancel_unacknowledged");
+  assertEquals(await snapshot(f.t.db), before);
+  // Next run: acknowledged.
+  f.lnd.cancelResult = "CANCELED";
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "Failed");
+});
+
+Deno.test("lnd errors while monitoring change nothing and exit 75; the next run completes (review §1.8)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  const before = await snapshot(f.t.db);
+  f.lnd.failNext.add("lookupInvoice");
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].error?.exitCode, r.swaps[0].state], [75, "MonitorInvoiceAndHtlcTx"]);
+  assertEquals(await snapshot(f.t.db), before);
+  f.lnd.failNext.add("registerConfirmation");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.exitCode, 75);
+  f.lnd.invoices.set(hexOf(f.hash), "SETTLED");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].error, r.swaps[0].state], [undefined, "Succeeded"]);
+});
+
+Deno.test("CLTV reached with no HTLC: cancel, release, Failed and watched (scenario 22)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.tip = 1200; // tip − 1 < CLTV: not yet
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorInvoiceAndHtlcTx");
+  f.lnd.tip = 1201;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "Failed");
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+  assertEquals(f.lnd.invoices.get(hexOf(f.hash)), "CANCELED");
+});
+
+Deno.test("timeout sweep: nothing before the CLTV, then the confirmed variant's output is swept, stored before publishing, republished byte-identical until 3 confirmations", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.confirmations.set(f.txids.high, 500);
+  f.lnd.tip = 600;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  f.lnd.tip = 1199;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, f.lnd.published.length, f.lnd.signCalls.length], [
+    "SweepHtlcTimeout",
+    0,
+    0,
+  ]);
+  // At the CLTV; the first publish fails (lnd restarted): the sweep is stored anyway.
+  f.lnd.tip = 1200;
+  f.lnd.publishError = unavailable("WalletKit.PublishTransaction");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorHtlcTimeoutSweep", 75]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assert(s.timeoutSweep);
+  assertEquals(f.lnd.published.length, 1);
+  assertEquals(f.lnd.published[0], s.timeoutSweep.tx);
+  // The sweep spends output 0 of the high-fee variant (decision 6), lock time = tip ≥ CLTV, sequence 1.
+  const sweep = RawTx.decode(s.timeoutSweep.tx);
+  assertEquals(sweep.inputs.length, 1);
+  assertEquals(hexOf(sweep.inputs[0].txid), f.txids.high); // RawTx gives txids in display order
+  assertEquals([sweep.inputs[0].index, sweep.inputs[0].sequence, sweep.lockTime], [0, 1, 1200]);
+  assertEquals(txidOfRaw(s.timeoutSweep.tx), s.timeoutSweep.txid);
+  // Signed as SIGN_METHOD_WITNESS_V0, SIGHASH_ALL, with the HTLC key locator; the signature verifies.
+  const desc = f.lnd.signCalls[0][0];
+  assertEquals([desc.signMethod, desc.sighash, desc.keyDesc.keyLocator], ["SIGN_METHOD_WITNESS_V0", 1, {
+    family: 42060,
+    index: 5,
+  }]);
+  const htlcValue = RawTx.decode(f.txs.high).outputs[0].amount;
+  const unsigned = RawTx.encode({ ...sweep, segwitFlag: false, witnesses: undefined });
+  const digest = witnessV0Sighash(unsigned, 0, f.htlcScript, htlcValue);
+  const witness = sweep.witnesses![0];
+  const der = witness[0].subarray(0, witness[0].length - 1);
+  assert(
+    secp256k1.verify(
+      secp256k1.Signature.fromBytes(der, "der").toBytes("compact"),
+      digest,
+      f.rec.htlcKey.rawKeyBytes,
+      { prehash: false },
+    ),
+  );
+  // Next runs: republished unchanged (even at another tip and fee estimate), never re-signed.
+  f.lnd.publishError = null;
+  f.lnd.tip = 1205;
+  f.lnd.feeRate = 50_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(f.lnd.published.length, 2);
+  assertEquals(f.lnd.published[1], f.lnd.published[0]);
+  assertEquals(f.lnd.signCalls.length, 1);
+  // 2 confirmations: waiting; 3: swept, deposits too.
+  f.lnd.confirmations.set(s.timeoutSweep.txid, 1204);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  f.lnd.tip = 1206;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "HtlcTimeoutSwept");
+  assertEquals(await states(f.t.db), ["HtlcTimeoutSwept", "HtlcTimeoutSwept"]);
+  assertEquals((await f.store.listSwaps({ activeOnly: true })).length, 0);
+});
+
+Deno.test("a signing failure at the CLTV stores nothing; the next run signs (lnd restarted mid-sync)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  f.lnd.failNext.add("signOutputRaw");
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["SweepHtlcTimeout", 75]);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep, null);
+  assertEquals(f.lnd.published, []);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  assertEquals(f.lnd.published.length, 1);
+});
+
+Deno.test("the armed watch ends only when a deposit is spent by a transaction that is not an HTLC variant", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  // An HTLC variant in the mempool / 1 conf spending the deposit is not "elsewhere".
+  f.lnd.spends.set(f.t.outpoints[0], {
+    spendingTxid: f.txids.standard,
+    spendingHeight: 300,
+    spendingInputIndex: 0,
+  });
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals((await f.store.getSwap(f.hash))!.watchEndedAt, null);
+  // An unconfirmed foreign spend is not a chain fact yet.
+  const other = "ee".repeat(32);
+  f.lnd.spends.set(f.t.outpoints[0], { spendingTxid: other, spendingHeight: 0, spendingInputIndex: 0 });
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals((await f.store.getSwap(f.hash))!.watchEndedAt, null);
+  f.lnd.spends.set(f.t.outpoints[0], { spendingTxid: other, spendingHeight: 301, spendingInputIndex: 0 });
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.watchEndTxid, other);
+  assert((await f.store.history(f.hash)).some((h) => h.reason.includes(other)));
+  // Not watched any more: a run makes no lnd call at all.
+  f.lnd.calls = [];
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps, f.lnd.calls], [[], []]);
+});
+
+Deno.test("a swap left in InitHtlcTx/SignHtlcTx: live owner skipped; dead owner unwound (abandon push, acknowledged cancel); armed resumes monitoring", async () => {
+  await using t = await tempLoopInDb({ amounts: [1_000_000n, 2_000_000n, 3_000_000n] });
+  const store = new LoopInSwapStore(t.db, { now: () => T0 });
+  const a = newSwap([t.outpoints[0]], 1_000_000n, 1);
+  const b = newSwap([t.outpoints[1]], 2_000_000n, 2);
+  await store.createSwap(a);
+  await store.setInvoice(a.swapHash, "lnbcrt1");
+  await store.createSwap(b);
+  const lnd = new FakeSyncLnd();
+  lnd.invoices.set(hexOf(a.swapHash), "OPEN");
+  const server = new FakeSyncServer();
+  const clock = { now: T0 };
+  // Owner alive: nothing happens, and no server connection.
+  let d = deps(t.db, lnd, server, clock, { ownerAlive: () => true });
+  let r = await syncLoopIns(d, { listenMs: 0 });
+  assertEquals(r.swaps.map((s) => s.state), ["InitHtlcTx", "InitHtlcTx"]);
+  assertEquals([d.opened(), await states(t.db)], [0, ["LoopingIn", "LoopingIn", "Deposited"]]);
+  // Owner gone.
+  d = deps(t.db, lnd, server, clock, { ownerAlive: () => false });
+  r = await syncLoopIns(d, { listenMs: 0 });
+  assertEquals(r.swaps.map((s) => s.state), ["Failed", "Failed"]);
+  assertEquals(await states(t.db), ["Deposited", "Deposited", "Deposited"]);
+  assertEquals(server.htlcPushes.map((p) => [hexOf(p.swapHash), p.standard, p.high, p.extreme]), [
+    [hexOf(a.swapHash), undefined, undefined, undefined],
+  ]);
+  assertEquals(lnd.invoices.get(hexOf(a.swapHash)), "CANCELED");
+  // An armed SignHtlcTx with a dead owner resumes in the monitor state (review §1.1), deposits stay locked.
+  const c = newSwap([t.outpoints[2]], 3_000_000n, 3);
+  await store.createSwap(c);
+  await store.recordServerParams(c.swapHash, {
+    htlcServerPubKey: secp256k1.getPublicKey(new Uint8Array(32).fill(9), true),
+    htlcExpiry: 1200,
+    feeRates: { standard: 1n, high: 2n, extreme: 3n },
+    timeoutSweepPkScript: new Uint8Array(34),
+  });
+  await store.markArmed(c.swapHash);
+  lnd.invoices.set(hexOf(c.swapHash), "OPEN");
+  r = await syncLoopIns(deps(t.db, lnd, server, clock), { listenMs: 0 });
+  assertEquals(r.swaps.find((s) => s.swapHash === hexOf(c.swapHash))?.state, "MonitorInvoiceAndHtlcTx");
+  assertEquals((await states(t.db))[2], "LoopingIn");
+});
+
+Deno.test("listening: a risk acceptance is persisted with the store's time and the payment seen while listening", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  const server = new FakeSyncServer();
+  server.queue = [{ kind: "risk_accepted", swapHash: f.hash }];
+  // The server pays right after accepting.
+  server.afterDeliver = () => f.lnd.invoices.set(hexOf(f.hash), "SETTLED");
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 1_000, pollMs: 50 });
+  assertEquals(r.swaps[0].state, "Succeeded");
+  assertEquals(server.subscriptions, 1);
+  assertEquals(r.notifications.map((n) => n.result), ["recorded accepted"]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals([s.riskDecision, s.riskDecisionAt], ["accepted", T0]);
+  assertEquals(await states(f.t.db), ["LoopedIn", "LoopedIn"]);
+  // A re-sent acceptance on the next subscription keeps the first time.
+  clock.now = new Date(T0.getTime() + 600_000);
+  await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 300, pollMs: 50 });
+  assertEquals((await f.store.getSwap(f.hash))!.riskDecisionAt, T0);
+});
+
+Deno.test("listening stops as soon as nothing waits; a swap-server outage while listening is retryable and changes nothing", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  const server = new FakeSyncServer();
+  server.queue = [{ kind: "risk_rejected", swapHash: f.hash }];
+  const started = performance.now();
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 20_000, pollMs: 50 });
+  assert(performance.now() - started < 5_000, "returned early: nothing waits after the rejection");
+  assertEquals(r.swaps[0].state, "Failed");
+  // Unreachable server: exit 75, the swap untouched.
+  const g = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _u = g.t;
+  const before = await snapshot(g.t.db);
+  const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 1_000 });
+  assertEquals(r2.listenError?.exitCode, 75);
+  assertEquals(syncExitCode(r2), 75);
+  const after = await snapshot(g.t.db);
+  assertEquals(after.deposits, before.deposits);
+  assertEquals(after.updates, before.updates);
+});
+
+/** A sweepless sweep PSBT of the fixture's two deposits: server output + the 500 000 sat change. */
+function sweepPsbt(f: Awaited<ReturnType<typeof armedSwap>>, change = 500_000n) {
+  const tx = new Transaction({
+    allowUnknownOutputs: true,
+    allowUnknownInputs: true,
+    disableScriptCheck: true,
+  });
+  const amounts = [1_000_000n, 2_000_000n];
+  f.t.outpoints.forEach((op, i) => {
+    const [txid, vout] = op.split(":");
+    tx.addInput({
+      txid,
+      index: Number(vout),
+      witnessUtxo: { script: f.t.address.pkScript, amount: amounts[i] },
+    });
+  });
+  tx.addOutput({ script: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(3)), amount: 2_499_000n });
+  tx.addOutput({ script: f.t.address.pkScript, amount: change });
+  return tx.toPSBT();
+}
+
+const serverNonce = () => {
+  const a = secp256k1.getPublicKey(new Uint8Array(32).fill(5), true);
+  const b = secp256k1.getPublicKey(new Uint8Array(32).fill(6), true);
+  return Uint8Array.from([...a, ...b]);
+};
+
+Deno.test("sweep requests: 'swap not finished yet' before success; after success validated and signed in fresh sessions, always cleaned up", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  const server = new FakeSyncServer();
+  const request = (change?: bigint) => ({
+    kind: "sweep" as const,
+    swapHash: f.hash,
+    sweepTxPsbt: sweepPsbt(f, change),
+    depositToNonces: new Map(f.t.outpoints.map((op) => [op, serverNonce()])),
+    prevoutInfo: f.t.outpoints.map((op, i) => ({
+      txid: op.split(":")[0],
+      vout: 0,
+      valueSat: [1_000_000n, 2_000_000n][i],
+      pkScript: f.t.address.pkScript,
+    })),
+  });
+  server.queue = [request()];
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 300, pollMs: 50 });
+  assertEquals(server.sweeplessPushes.length, 1);
+  assertEquals(server.sweeplessPushes[0].errorMessage, "swap not finished yet");
+  assertEquals(server.sweeplessPushes[0].signingInfo.size, 0);
+  assertEquals(f.lnd.sessions, []);
+  // Paid: the same request is signed.
+  f.lnd.invoices.set(hexOf(f.hash), "SETTLED");
+  server.sweeplessPushes = [];
+  r = await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 5_000, pollMs: 50 });
+  assertEquals(r.swaps[0].state, "Succeeded");
+  assertEquals(server.sweeplessPushes.length, 1);
+  const push = server.sweeplessPushes[0];
+  assertEquals(push.errorMessage, undefined);
+  assertEquals([...push.signingInfo.keys()].sort(), [...f.t.outpoints].sort());
+  assertEquals(f.lnd.sessions, [
+    "create 1",
+    "nonces 1",
+    "sign 1",
+    "cleanup 1",
+    "create 2",
+    "nonces 2",
+    "sign 2",
+    "cleanup 2",
+  ]);
+  const txid = Transaction.fromPSBT(sweepPsbt(f)).id;
+  assertEquals(hexOf(Uint8Array.from(push.txid).reverse()), txid);
+  assert((await f.store.getSwap(f.hash))!.sweeplessSigned);
+  // A request with the wrong change is refused before any session exists.
+  f.lnd.sessions = [];
+  server.sweeplessPushes = [];
+  server.queue = [request(400_000n)];
+  await f.t.db.client.execute("UPDATE loopin_swaps SET sweepless_signed_at = NULL, sweepless_txid = NULL");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 300, pollMs: 50 });
+  assert(r.notifications.some((n) => n.result.startsWith("refused")), JSON.stringify(r.notifications));
+  assertEquals([server.sweeplessPushes.length, f.lnd.sessions.length], [0, 0]);
+});
+
+Deno.test("a lookup error that is a refusal of lnd (not a transport error) is retryable too", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  const orig = f.lnd.lookupInvoice.bind(f.lnd);
+  let n = 0;
+  f.lnd.lookupInvoice = (h) =>
+    n++ === 0 ? Promise.reject(new LndRpcError("Lightning.LookupInvoice", 2, "boom")) : orig(h);
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.exitCode, 75);
+});
