@@ -241,7 +241,10 @@ export async function syncLoopIns(
   };
   result.tipHeight = tip;
   const reports = new Map<string, LoopInSyncReport>();
-  for (const s of active) reports.set(s.swapHashHex, await evaluate(c, s));
+  for (const s of active) {
+    if (deps.signal?.aborted) break; // interrupted: stop after the current swap's step
+    reports.set(s.swapHashHex, await evaluate(c, s));
+  }
 
   const listenMs = opts.listenMs ?? DEFAULT_LISTEN_MS;
   if (listenMs > 0 && !deps.signal?.aborted && await wantsNotifications(c)) {
