@@ -10,7 +10,9 @@
  * - GetTransactions lists the deposit (imported with ImportTapscript) and its spend, whose
  *   previous_outpoints name the deposit outpoint (the availability check of §3.8 rests on this);
  * - AddInvoice (fields land in the payment request), LookupInvoice OPEN → SETTLED after bob pays, unknown →
- *   null; CancelInvoice on an open invoice, again, on a settled one and on an unknown hash.
+ *   null; CancelInvoice on an open invoice, again, on a settled one and on an unknown hash;
+ * - an lnd restart: the MuSig2 session is gone (RegisterNonces / Sign: "session with ID … not found",
+ *   Cleanup still succeeds), the invoice is kept, a new session has a fresh nonce.
  *
  * Ignored without the regtest binaries unless CI=true (then missing binaries fail).
  */
@@ -255,6 +257,58 @@ Deno.test({
         );
         assertEquals(await alice.lookupInvoice(sha256(hash)), null);
       });
+
+      await t.step(
+        "an lnd restart forgets MuSig2 sessions (not found; cleanup still succeeds) and keeps invoices",
+        async () => {
+          const client = await alice.deriveNextKey(42060);
+          const serverPriv = secp256k1.utils.randomSecretKey();
+          const serverPub = secp256k1.getPublicKey(serverPriv, true);
+          const addr = staticAddress({
+            clientPubkey: client.rawKeyBytes,
+            serverPubkey: serverPub,
+            csvExpiry: 144,
+            network: "regtest",
+          });
+          const session = await alice.muSig2CreateSession({
+            keyLocator: client.keyLocator,
+            allSignerPubkeys: [client.rawKeyBytes, serverPub],
+            taprootScriptRoot: addr.tapLeafHash,
+          });
+          const preimage = crypto.getRandomValues(new Uint8Array(32));
+          await alice.addInvoice({ valueMsat: 7_000n, memo: "", preimage, expirySec: 600, private: true });
+
+          await net.alice.stop(); // closes the clients on its channel first (no GOAWAY to an open session)
+          const again = await net.startNode("alice-again", { dir: net.alice.dir });
+          const lnd = new GrpcLndClient(again.rpc);
+          const notFound = (e: unknown) =>
+            e instanceof LndRpcError && /session with ID [0-9a-f]{64} not found/.test(e.details);
+          await rejectsWith(
+            lnd.muSig2RegisterNonces(session.sessionId, [nonceGen(serverPub, serverPriv).public]),
+            notFound,
+            "RegisterNonces after restart",
+          );
+          await rejectsWith(
+            lnd.muSig2Sign(session.sessionId, new Uint8Array(32)),
+            notFound,
+            "Sign after restart",
+          );
+          await lnd.muSig2Cleanup(session.sessionId);
+          assertEquals((await lnd.lookupInvoice(sha256(preimage)))?.state, "OPEN");
+          // A new session for the same keys works and has a fresh nonce.
+          const fresh = await lnd.muSig2CreateSession({
+            keyLocator: client.keyLocator,
+            allSignerPubkeys: [client.rawKeyBytes, serverPub],
+            taprootScriptRoot: addr.tapLeafHash,
+          });
+          assert(
+            hex.encode(fresh.localPublicNonces) !== hex.encode(session.localPublicNonces),
+            "nonce reused",
+          );
+          assertEquals(hex.encode(fresh.combinedKey), hex.encode(addr.outputKey.slice(1)));
+          await lnd.muSig2Cleanup(fresh.sessionId);
+        },
+      );
     } finally {
       await net.stop(); // closes the nodes' gRPC channels the clients use
     }
