@@ -27,7 +27,10 @@ import {
 } from "../core/loopin/initiate.ts";
 import { outpointOf } from "../core/deposits/types.ts";
 import type { HtlcVariant } from "../core/loopin/types.ts";
-import { type LoopInSwap, LoopInSwapStore, type LoopInUpdate } from "../core/loopin/store.ts";
+import { LoopInSwapStore } from "../core/loopin/store.ts";
+import { listLoopIns, type LoopInView, loopInViewJson, showLoopIn } from "../core/loopin/view.ts";
+import { type LoopInSyncResult, syncExitCode, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
+import { ownerAlive as defaultOwnerAlive, type OwnerTag } from "../core/loopin/owner.ts";
 import type { Context } from "./context.ts";
 import { action } from "./main.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
@@ -43,7 +46,7 @@ import { depositJson } from "./deposits.ts";
  * The interrupt hold of the running initiation: `active` from the confirmation on (a signal at the prompt
  * exits at once) until the swap is armed (then exiting at once leaves it armed for `loopin sync`).
  */
-let held: { controller: AbortController; signals: number; active: boolean } | null = null;
+let held: { controller: AbortController; signals: number; active: boolean; what: string } | null = null;
 
 /**
  * Called by cli/main.ts's signal handler. True when a loop-in initiation holds the interrupt (it unwinds
@@ -64,9 +67,9 @@ export function takeInterrupt(): boolean {
   return true;
 }
 
-function holdInterrupts(): AbortController {
+function holdInterrupts(what: string): AbortController {
   const controller = new AbortController();
-  held = { controller, signals: 0, active: false };
+  held = { controller, signals: 0, active: false, what };
   return controller;
 }
 
@@ -76,6 +79,64 @@ function setInterruptHold(active: boolean): void {
 
 function releaseInterrupts(): void {
   held = null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Initiation ownership. Deno refuses /proc to a process without --allow-all (the CLI's permission set), so
+// core/loopin/owner.ts cannot tell a dead initiator from a live one there. Each `loopin` run therefore holds
+// an exclusive flock on `<datadir>/loopin-initiating-<pid>.lock` for the whole initiation (created before the
+// swap row exists); the kernel releases it when the process dies, kill -9 included. `loopin sync` asks that
+// lock: free ⇒ the owner is gone; held ⇒ alive; no file ⇒ owner.ts's own rule.
+// ---------------------------------------------------------------------------------------------------------
+
+function initiationLockPath(dataDir: string, pid: number): string {
+  return `${dataDir}/loopin-initiating-${pid}.lock`;
+}
+
+/** Takes this process's initiation lock; release() unlocks and removes it. */
+async function takeInitiationLock(dataDir: string): Promise<{ release(): void }> {
+  const path = initiationLockPath(dataDir, Deno.pid);
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  file.lockSync(true);
+  return {
+    release() {
+      try {
+        Deno.removeSync(path);
+      } catch { /* already gone */ }
+      try {
+        file.unlockSync();
+        file.close();
+      } catch { /* closed */ }
+    },
+  };
+}
+
+/** `ownerAlive` for `loopin sync`: the owner's initiation lock decides (see above). */
+export function initiationOwnerAlive(dataDir: string) {
+  return (owner: OwnerTag | null, ageMs: number): boolean => {
+    if (!owner) return false;
+    let host = "";
+    try {
+      host = Deno.hostname();
+    } catch { /* unknown */ }
+    if (owner.host !== host) return false;
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(initiationLockPath(dataDir, owner.pid), { read: true, write: true });
+    } catch {
+      return defaultOwnerAlive(owner, ageMs);
+    }
+    try {
+      if (file.tryLockSync(true)) {
+        file.unlockSync();
+        return false;
+      }
+      return true;
+    } finally {
+      file.close();
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -228,10 +289,12 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
 }
 
 /**
- * Test hooks, read from the environment (the CLI and regtest tests use them; nothing else sets them):
+ * The interrupt hold follows the steps (active from the confirmation until the marker), plus two test hooks
+ * read from the environment (the CLI and regtest tests set them; nothing else does):
  * `LOOPKIT_TEST_STOP_AT=<step>[:<ms>]` stops the initiation at that step boundary (prints
- * `loopkit-test: at <step>` on stderr and waits to be killed or interrupted, or `ms` milliseconds); `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a
- * byte of that HTLC variant's first partial signature before the push (the server must refuse it).
+ * `loopkit-test: at <step>` on stderr, then waits to be killed or interrupted, or `ms` milliseconds);
+ * `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a byte of that HTLC variant's first partial signature before the
+ * push (the server must refuse it).
  */
 function testHooks(signal?: AbortSignal): Pick<LoopInDeps, "onStep" | "beforePush"> {
   const [stopAt, pauseMs] = (Deno.env.get("LOOPKIT_TEST_STOP_AT") ?? "").split(":");
@@ -437,7 +500,10 @@ export function registerLoopIn(program: Command): void {
         );
       }
       const server = await openServer(ctx, opts);
-      const controller = holdInterrupts();
+      const lock = await takeInitiationLock(ctx.config.dataDir);
+      const controller = holdInterrupts(
+        "undoing the loop-in (abandon, cancel the invoice, release the deposits)",
+      );
       try {
         const deps = await loopInDeps(ctx, server, controller.signal);
         const r = await initiateLoopIn(deps, {
@@ -469,6 +535,7 @@ export function registerLoopIn(program: Command): void {
         return ExitCode.Ok;
       } finally {
         releaseInterrupts();
+        lock.release();
         server.close();
       }
     }));
@@ -531,131 +598,129 @@ export function registerLoopIn(program: Command): void {
 // sync / list / show: core/loopin/sync.ts (E1's syncLoopIns / listLoopIns / showLoopIn)
 // ---------------------------------------------------------------------------------------------------------
 
-async function runSync(_ctx: Context, _opts: LoopInFlags, _listenSec: number | undefined): Promise<number> {
-  await Promise.resolve();
-  throw new LoopkitError("not_implemented", "loopin sync: pending", ExitCode.Failure);
-}
-
-/** `--json` of one swap in `loopin list` (and the head of `loopin show`). */
-export function swapJson(s: LoopInSwap) {
+/** `--json` of `loopin sync`. */
+export function syncJson(r: LoopInSyncResult) {
+  const err = (e?: { code: string; message: string; exitCode: number }) =>
+    e ? { code: e.code, message: e.message, exit_code: e.exitCode } : null;
   return {
-    swap_hash: s.swapHashHex,
-    state: s.state,
-    armed: s.armedAt !== null,
-    initiation_height: s.initiationHeight,
-    initiation_time: s.initiationTime.toISOString(),
-    amount: s.totalDepositSat.toString(),
-    swap_amount: s.swapAmountSat.toString(),
-    change: s.changeSat.toString(),
-    quoted_swap_fee_satoshis: s.quotedSwapFeeSat.toString(),
-    max_swap_fee_satoshis: s.maxSwapFeeSat.toString(),
-    htlc_cltv: s.htlcExpiry,
-    payment_timeout_seconds: s.paymentTimeoutSeconds,
-    label: s.label,
-    initiator: s.initiator,
-    fast: s.fast,
-    deposit_outpoints: s.deposits.map((d) => d.outpoint),
-    invoice_state: s.invoiceState,
-    risk_decision: s.riskDecision,
-    last_error: s.lastError,
+    tip_height: r.tipHeight,
+    server_contacted: r.serverContacted,
+    swaps: r.swaps.map((s) => ({
+      swap_hash: s.swapHash,
+      state_before: s.stateBefore,
+      state: s.state,
+      actions: s.actions,
+      waiting_for: s.waitingFor,
+      error: err(s.error),
+    })),
+    notifications: r.notifications.map((n) => ({ kind: n.kind, swap_hash: n.swapHash, result: n.result })),
+    listen_error: err(r.listenError),
   };
 }
 
-const isoOrNull = (d: Date | null) => d ? d.toISOString() : null;
-
-/** `--json` of `loopin show`: the swap, its deposits, HTLC variants, sweep, watch and history. */
-export function swapDetailJson(s: LoopInSwap, history: LoopInUpdate[]) {
-  return {
-    ...swapJson(s),
-    armed_at: isoOrNull(s.armedAt),
-    selected_amount: s.selectedAmountSat.toString(),
-    swap_invoice: s.swapInvoice,
-    htlc_client_pubkey: toHex(s.htlcKey.rawKeyBytes),
-    htlc_key_family: s.htlcKey.keyLocator.family,
-    htlc_key_index: s.htlcKey.keyLocator.index,
-    htlc_server_pubkey: s.htlcServerPubkey ? toHex(s.htlcServerPubkey) : null,
-    htlc_txids: s.htlcTxids,
-    htlc_fee_rates_sat_per_kw: s.feeRates
-      ? {
-        standard: s.feeRates.standard.toString(),
-        high: s.feeRates.high.toString(),
-        extreme: s.feeRates.extreme.toString(),
-      }
-      : null,
-    payment_deadline_started_at: isoOrNull(s.paymentDeadlineStartedAt),
-    payment_deadline_source: s.paymentDeadlineSource,
-    risk_decision_at: isoOrNull(s.riskDecisionAt),
-    invoice_canceled_at: isoOrNull(s.invoiceCanceledAt),
-    deposits_released_at: isoOrNull(s.depositsReleasedAt),
-    confirmed_htlc: s.confirmedHtlc
-      ? { variant: s.confirmedHtlc.variant, txid: s.confirmedHtlc.txid, height: s.confirmedHtlc.height }
-      : null,
-    timeout_sweep: s.timeoutSweep
-      ? {
-        txid: s.timeoutSweep.txid,
-        fee_sat: s.timeoutSweep.feeSat?.toString() ?? null,
-        published_at: isoOrNull(s.timeoutSweep.publishedAt),
-        confirmed_height: s.timeoutSweep.confirmedHeight,
-      }
-      : null,
-    watch_ended_at: isoOrNull(s.watchEndedAt),
-    watch_end_reason: s.watchEndReason,
-    watch_end_txid: s.watchEndTxid,
-    used_deposits: s.deposits.map((d) => ({
-      outpoint: d.outpoint,
-      deposit_id: toHex(d.depositId),
-      value_sat: d.amountSat.toString(),
-      state: d.state,
-      confirmation_height: String(d.confirmationHeight),
-      released: d.released,
-    })),
-    history: history.map((h) => ({
-      state: h.state,
-      event: h.event,
-      reason: h.reason,
-      at: h.at.toISOString(),
-    })),
-  };
+function syncText(r: LoopInSyncResult): string[] {
+  if (!r.swaps.length && !r.notifications.length) return ["no pending loop-ins"];
+  const lines = [`tip height ${r.tipHeight}`];
+  for (const s of r.swaps) {
+    const moved = s.stateBefore === s.state ? s.state : `${s.stateBefore} -> ${s.state}`;
+    lines.push(`${s.swapHash}  ${moved}${s.actions.length ? `  (${s.actions.join("; ")})` : ""}`);
+    if (s.waitingFor) lines.push(`  waiting for ${s.waitingFor}`);
+    if (s.error) lines.push(`  error: ${s.error.message}`);
+  }
+  for (const n of r.notifications) lines.push(`notification ${n.kind} ${n.swapHash}: ${n.result}`);
+  if (r.listenError) lines.push(`notification stream: ${r.listenError.message}`);
+  return lines;
 }
 
-function swapLine(s: LoopInSwap): string {
+/**
+ * `loopin sync`: lnd and the swap server are opened only when a swap needs them, so with nothing pending
+ * it contacts neither. SIGINT/SIGTERM stops the listening; the current step finishes, then exit 130.
+ */
+async function runSync(ctx: Context, opts: LoopInFlags, listenSec: number | undefined): Promise<number> {
+  const db = await ctx.existingDb();
+  if (!db) {
+    if (ctx.config.json) {
+      out(toJson(syncJson({ tipHeight: 0, swaps: [], serverContacted: false, notifications: [] })));
+    } else out("no pending loop-ins");
+    return ExitCode.Ok;
+  }
+  const node = async () => (await ctx.lnd()).lnd;
+  const lnd: SyncLoopInLnd = {
+    getInfo: async () => (await node()).getInfo(),
+    lookupInvoice: async (h) => (await node()).lookupInvoice(h),
+    cancelInvoice: async (h) => (await node()).cancelInvoice(h),
+    registerConfirmation: async (t, p, n, h, o) => (await node()).registerConfirmation(t, p, n, h, o),
+    registerSpend: async (op, p, h, o) => (await node()).registerSpend(op, p, h, o),
+    signOutputRaw: async (tx, d, p) => (await node()).signOutputRaw(tx, d, p),
+    publishTransaction: async (tx, l) => (await node()).publishTransaction(tx, l),
+    estimateFeeSatPerKw: async (c) => (await node()).estimateFeeSatPerKw(c),
+    muSig2CreateSession: async (r) => (await node()).muSig2CreateSession(r),
+    muSig2RegisterNonces: async (id, n) => (await node()).muSig2RegisterNonces(id, n),
+    muSig2Sign: async (id, d, c) => (await node()).muSig2Sign(id, d, c),
+    muSig2Cleanup: async (id) => (await node()).muSig2Cleanup(id),
+  };
+  let server: SwapServerClient | undefined;
+  const controller = holdInterrupts("stopping after the current step");
+  setInterruptHold(true);
+  try {
+    const r = await syncLoopIns({
+      db,
+      network: ctx.config.network,
+      lnd,
+      server: async () => server ??= await openServer(ctx, opts),
+      log: diag,
+      signal: controller.signal,
+      ownerAlive: initiationOwnerAlive(ctx.config.dataDir),
+    }, { listenMs: listenSec === undefined ? undefined : listenSec * 1000 });
+    if (ctx.config.json) out(toJson(syncJson(r)));
+    else for (const l of syncText(r)) out(l);
+    if (controller.signal.aborted) return ExitCode.Interrupted;
+    return syncExitCode(r);
+  } finally {
+    releaseInterrupts();
+    server?.close();
+  }
+}
+
+function swapLine(v: LoopInView): string {
+  const s = v.swap;
   return `${s.swapHashHex}  ${s.state.padEnd(23)}  ${s.swapAmountSat.toString().padStart(10)} sat  ` +
-    `${s.deposits.length} deposit(s)${s.armedAt ? "  armed" : ""}${s.label ? `  "${s.label}"` : ""}`;
+    `${s.deposits.length} deposit(s)${s.armedAt ? "  armed" : ""}${s.label ? `  "${s.label}"` : ""}` +
+    (v.waitingFor ? `  (${v.waitingFor})` : "");
 }
 
 async function runList(ctx: Context, all: boolean): Promise<number> {
   const db = await ctx.existingDb();
-  const swaps = db ? await new LoopInSwapStore(db).listSwaps(all ? {} : { activeOnly: true }) : [];
-  if (ctx.config.json) out(toJson({ swaps: swaps.map(swapJson) }));
-  else if (!swaps.length) out(all ? "no loop-ins" : "no pending loop-ins (--all lists every one)");
-  else for (const s of swaps) out(swapLine(s));
+  const views = db ? await listLoopIns(db, { all }) : [];
+  if (ctx.config.json) out(toJson({ swaps: views.map(loopInViewJson) }));
+  else if (!views.length) out(all ? "no loop-ins" : "no pending or recent loop-ins (--all lists every one)");
+  else for (const v of views) out(swapLine(v));
   return ExitCode.Ok;
 }
 
 async function runShow(ctx: Context, hash: string): Promise<number> {
   const db = await ctx.existingDb();
-  const store = db ? new LoopInSwapStore(db) : null;
-  const swap = store ? await store.getSwap(hash) : null;
-  if (!store || !swap) {
-    throw new LoopkitError("loopin_not_found", `No loop-in with swap hash ${hash} in the database`);
-  }
-  const history = await store.history(hash);
+  if (!db) throw new LoopkitError("loopin_not_found", `No loop-in with swap hash ${hash} (no database)`);
+  const v = await showLoopIn(db, hash);
   if (ctx.config.json) {
-    out(toJson(swapDetailJson(swap, history)));
+    out(toJson(loopInViewJson(v)));
     return ExitCode.Ok;
   }
+  const swap = v.swap;
   out(`swap hash      ${swap.swapHashHex}`);
   out(`state          ${swap.state}${swap.armedAt ? ` (armed ${swap.armedAt.toISOString()})` : ""}`);
+  if (v.waitingFor) out(`waiting for    ${v.waitingFor}`);
   out(
     `swap amount    ${swap.swapAmountSat} sat (deposits ${swap.totalDepositSat} sat, change ${swap.changeSat} sat)`,
   );
   out(`swap fee       ${swap.quotedSwapFeeSat} sat (max ${swap.maxSwapFeeSat} sat)`);
   if (swap.htlcExpiry !== null) out(`HTLC CLTV      ${swap.htlcExpiry}`);
+  if (swap.sweeplessSigned) out(`sweep          ${swap.sweeplessSigned.txid} (cooperative, signed)`);
   if (swap.lastError) out(`last error     ${swap.lastError}`);
   for (const d of swap.deposits) {
     out(`deposit        ${d.outpoint}  ${d.amountSat} sat  ${d.state}${d.released ? "  (released)" : ""}`);
   }
-  for (const h of history) {
+  for (const h of v.history) {
     out(
       `  ${h.at.toISOString()}  ${h.state}${h.event ? ` ${h.event}` : ""}${h.reason ? `: ${h.reason}` : ""}`,
     );

@@ -16,7 +16,7 @@ import { CLI_RUN_ARGS, lndFlags, runCli } from "./_harness.ts";
 
 const TIP = 1000;
 /** `loopin sync` (core/loopin/sync.ts) has landed: the tests that need it run. */
-const SYNC_READY = false;
+const SYNC_READY = true;
 const CSV = 4032;
 
 type Json = Record<string, unknown>;
@@ -202,6 +202,11 @@ async function swaps(t: Setup): Promise<Json[]> {
   return r.json!.swaps as Json[];
 }
 
+/** The outpoints of a listed swap, in snapshot order. */
+const outpointsOf = (s: Json) => (s.deposits as Json[]).map((d) => d.outpoint as string);
+/** True when the listed swap carries the "signatures pushed" marker. */
+const armedOf = (s: Json) => s.armed_at !== null;
+
 Deno.test({
   name:
     "loopin --force to Succeeded: armed, paid, loopin sync finalises the deposits, the server's sweep is signed",
@@ -254,6 +259,8 @@ Deno.test({
       await t.cli("--json", "loopin", "sync", "--listen", "2s", ...t.serverFlags);
     }
     assertEquals(t.server.loopIn.records.sweepsPublished.map((x) => x.swapHash), [hash]);
+    const swept = (await t.cli("--json", "loopin", "show", hash)).json!;
+    assertEquals(swept.sweepless_sweep_txid, t.server.loopIn.records.sweepsPublished[0].txid);
     // Nothing pending: another sync changes nothing.
     const before = await swaps(t);
     assertEquals((await t.cli("loopin", "sync", ...t.serverFlags)).code, 0);
@@ -299,7 +306,7 @@ async function stopAt(t: Setup, step: string, signal: Deno.Signal, args: string[
     }
   })();
   const [status] = await Promise.all([child.status, drain, child.stdout.cancel()]);
-  return { code: status.code, signal: status.signal, stderr: err };
+  return { code: status.code, signal: status.signal, stderr: err, pid: child.pid };
 }
 
 const STEPS = [
@@ -326,7 +333,7 @@ async function checkInvariants(t: Setup) {
   const live = all.filter((s) => !["Failed", "Succeeded", "HtlcTimeoutSwept"].includes(s.state as string));
   const owner = new Map<string, string>();
   for (const s of live) {
-    for (const op of s.deposit_outpoints as string[]) {
+    for (const op of outpointsOf(s)) {
       assert(!owner.has(op), `deposit ${op} in two live swaps: ${owner.get(op)} and ${s.swap_hash}`);
       owner.set(op, s.swap_hash as string);
     }
@@ -336,7 +343,7 @@ async function checkInvariants(t: Setup) {
   }
   for (const s of all) {
     const inv = t.lnd.invoices.get(s.swap_hash as string);
-    if (s.state === "Failed" && !s.armed) {
+    if (s.state === "Failed" && !armedOf(s)) {
       assert(!inv || inv.state === "CANCELED", `failed swap ${s.swap_hash} has invoice ${inv?.state}`);
     }
   }
@@ -358,17 +365,21 @@ Deno.test({
       const s = await t.cli("loopin", "sync", ...t.serverFlags);
       assertEquals(s.code, 0, `after kill at ${step}: ${s.stderr}`);
       const all = await checkInvariants(t);
-      const mine = all.filter((x) => (x.deposit_outpoints as string[]).includes(op));
+      const mine = all.filter((x) => outpointsOf(x).includes(op));
       if (
         step === "created" || step === "invoice" || step === "server" || step === "params" ||
         step === "checked" || step === "signed"
       ) {
-        assertEquals(mine.map((x) => [x.state, x.armed]), [["Failed", false]], `kill at ${step}`);
+        assertEquals(
+          mine.map((x) => [x.state, armedOf(x)]),
+          [["Failed", false]],
+          `kill at ${step}: ${s.stdout}`,
+        );
         assertEquals((await depositStates(t))[op], "Deposited", `kill at ${step}`);
       } else {
         assert(ARMED.has(step));
         assertEquals(mine.length, 1, `kill at ${step}`);
-        assertEquals(mine[0].armed, true, `kill at ${step}: the armed marker was lost`);
+        assertEquals(armedOf(mine[0]), true, `kill at ${step}: the armed marker was lost`);
         assert(mine[0].state !== "Failed", `kill at ${step}: an armed swap was failed`);
       }
     }
@@ -393,15 +404,15 @@ Deno.test({
     const r = await stopAt(t, "checked", "SIGTERM", ["--utxo", a]);
     assertEquals(r.code, 130, r.stderr);
     const [failed] = await swaps(t);
-    assertEquals([failed.state, failed.armed], ["Failed", false]);
+    assertEquals([failed.state, armedOf(failed)], ["Failed", false]);
     assertEquals(t.lnd.invoices.get(failed.swap_hash as string)?.state, "CANCELED");
     assertEquals(t.server.loopIn.records.abandons, [failed.swap_hash]);
     assertEquals((await depositStates(t))[a], "Deposited");
 
     const armed = await stopAt(t, "armed", "SIGTERM", ["--utxo", b]);
     assertEquals(armed.code, 130, armed.stderr);
-    const mine = (await swaps(t)).find((x) => (x.deposit_outpoints as string[]).includes(b))!;
-    assertEquals(mine.armed, true);
+    const mine = (await swaps(t)).find((x) => outpointsOf(x).includes(b))!;
+    assertEquals(armedOf(mine), true);
     assertEquals((await depositStates(t))[b], "LoopingIn");
     assertEquals(t.lnd.invoices.get(mine.swap_hash as string)?.state, "OPEN");
   },
