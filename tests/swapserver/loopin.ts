@@ -130,7 +130,7 @@ export interface LoopInKnobs {
   pay: "pay" | "never";
   /** Wait this long after the push before paying, ms (default 0). */
   payDelayMs: number;
-  /** Publish this signed HTLC variant through the chain source instead of paying. */
+  /** Publish this signed HTLC variant through the chain source instead of paying (also after a risk rejection). */
   publishHtlc?: HtlcVariant;
   /** Answer the push this long after processing it, ms (default 0). */
   pushAnswerDelayMs: number;
@@ -805,23 +805,39 @@ export class LoopInServer {
     return {};
   }
 
+  /**
+   * Publishes one of a swap's signed HTLC variants through the chain source, at any time (e.g. after the
+   * client's payment deadline). The swap's state becomes `htlc_published`; it is not paid afterwards.
+   *
+   * @returns the display txid the chain source reported
+   * @throws Error for an unknown or unsigned swap, a missing chain source, or the chain's refusal
+   */
+  async publishHtlc(swapHash: Uint8Array | string, variant: HtlcVariant): Promise<string> {
+    const hashHex = typeof swapHash === "string" ? swapHash : hex.encode(swapHash);
+    const swap = this.swaps.get(hashHex);
+    if (!swap?.signedHtlcTxs) throw new Error(`swap ${hashHex} has no signed HTLC transactions`);
+    if (!this.#ctx.chain) throw new Error("no chain source configured");
+    const txid = await this.#ctx.chain.publish(swap.signedHtlcTxs[variant].rawTx);
+    swap.state = "htlc_published";
+    swap.publishedHtlc = { variant, txid };
+    this.records.htlcsPublished.push({ swapHash: hashHex, variant, txid });
+    return txid;
+  }
+
   async #afterPush(swap: LoopInSwap): Promise<void> {
     const k = this.knobs;
     if (!k.riskAtInit && k.risk !== "none") {
       swap.riskDecision = k.risk === "accept" ? "accepted" : "rejected";
       this.#sendRisk(swap);
     }
+    if (k.publishHtlc) {
+      // A server that publishes instead of paying (after accepting or rejecting the risk).
+      await this.publishHtlc(swap.swapHash, k.publishHtlc);
+      return;
+    }
     if (swap.riskDecision === "rejected") {
       swap.state = "risk_rejected"; // never paid; the server keeps the signatures but releases the deposits
       this.#release(swap);
-      return;
-    }
-    if (k.publishHtlc) {
-      const tx = swap.signedHtlcTxs![k.publishHtlc];
-      const txid = await this.#ctx.chain!.publish(tx.rawTx);
-      swap.state = "htlc_published";
-      swap.publishedHtlc = { variant: k.publishHtlc, txid };
-      this.records.htlcsPublished.push({ swapHash: swap.swapHash, variant: k.publishHtlc, txid });
       return;
     }
     if (k.pay === "never") return;

@@ -405,7 +405,22 @@ Deno.test("loop-in server: risk rejection, HTLC publication instead of payment, 
     assertEquals(t.chain.published.length, 1);
     assertEquals(t.chain.published[0], t.server.loopIn.signedHtlcTxs(published.swapHash)!.extreme.rawTx);
 
-    // pay: never — the acceptance stays pending and is re-sent.
+    // A server that rejects the risk and still publishes an HTLC variant.
+    t.server.loopIn.setKnobs({ risk: "reject", publishHtlc: "high" });
+    const both = await t.initiate([t.fund(100_000n)]);
+    await mustCall(
+      t.client,
+      "StaticAddressServer",
+      "PushStaticAddressHtlcSigs",
+      signHtlcs(t.addr, both).push,
+      t.md,
+    );
+    await t.server.loopIn.settled();
+    assertEquals(t.chain.published.at(-1), t.server.loopIn.signedHtlcTxs(both.swapHash)!.high.rawTx);
+    assertEquals(t.server.loopIn.swaps.get(hex.encode(both.swapHash))!.riskDecision, "rejected");
+
+    // pay: never — the acceptance stays pending and is re-sent; the test publishes a variant later by hand.
+    t.server.loopIn.setKnobs({ risk: "accept" });
     t.server.loopIn.setKnobs({ publishHtlc: undefined, pay: "never" });
     const unpaid = await t.initiate([t.fund(100_000n)]);
     await mustCall(
@@ -418,6 +433,9 @@ Deno.test("loop-in server: risk rejection, HTLC publication instead of payment, 
     await t.server.loopIn.settled();
     await t.subscribe().next(isRisk("Accepted", unpaid.swapHash));
     assertEquals(t.paid, []);
+    const late = await t.server.loopIn.publishHtlc(unpaid.swapHash, "standard");
+    assertEquals(late, t.server.loopIn.signedHtlcTxs(unpaid.swapHash)!.standard.txid);
+    assertEquals(t.server.loopIn.swaps.get(hex.encode(unpaid.swapHash))!.state, "htlc_published");
   } finally {
     await t.stop();
   }
