@@ -48,6 +48,17 @@ export interface RegtestBinaries {
   lncli: string;
   /** Paths of required binaries (btcd, lnd) that do not exist or are not executable. */
   missing: string[];
+  /** Lightning Loop version from `tests/regtest/versions.env` (`LOOP_VERSION`), or undefined when not pinned. */
+  loopVersion: string | undefined;
+  /** Lightning Loop's daemon (`loopd-<LOOP_VERSION>`), the reference peer of the loop-in interop test. */
+  loopd: string;
+  /** Lightning Loop's CLI (`loop-<LOOP_VERSION>`). */
+  loop: string;
+  /**
+   * Paths of the Loop binaries (loopd, loop) that do not exist or are not executable; only the tests that run
+   * Loop's own client gate on these (see `tests/regtest/suite.ts`).
+   */
+  missingLoop: string[];
 }
 
 /**
@@ -77,16 +88,24 @@ export async function regtestBinaries(): Promise<RegtestBinaries> {
     lnd: join(binDir, `lnd-${lndVersion}`),
     lncli: join(binDir, `lncli-${lndVersion}`),
   };
-  const missing: string[] = [];
-  for (const path of [bins.btcd, bins.lnd]) {
+  const loopVersion = env.get("LOOP_VERSION");
+  const loopBins = {
+    loopd: join(binDir, `loopd-${loopVersion ?? "unpinned"}`),
+    loop: join(binDir, `loop-${loopVersion ?? "unpinned"}`),
+  };
+  const isExecutable = async (path: string) => {
     try {
       const st = await Deno.stat(path);
-      if (!st.isFile || ((st.mode ?? 0o777) & 0o111) === 0) missing.push(path);
+      return st.isFile && ((st.mode ?? 0o777) & 0o111) !== 0;
     } catch {
-      missing.push(path);
+      return false;
     }
-  }
-  return { binDir, lndVersion, btcdVersion, ...bins, missing };
+  };
+  const missing: string[] = [];
+  for (const path of [bins.btcd, bins.lnd]) if (!await isExecutable(path)) missing.push(path);
+  const missingLoop: string[] = [];
+  for (const path of [loopBins.loopd, loopBins.loop]) if (!await isExecutable(path)) missingLoop.push(path);
+  return { binDir, lndVersion, btcdVersion, ...bins, missing, loopVersion, ...loopBins, missingLoop };
 }
 
 /** Parses `KEY=value` / `KEY="value"` lines; `#` comments and blank lines are skipped. */

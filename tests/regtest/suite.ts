@@ -31,6 +31,26 @@ export function assertBinaries(): void {
   }
 }
 
+/** Paths of Lightning Loop's binaries (loopd, loop) that are missing, plus any missing btcd/lnd. */
+export const missingLoopBinaries: readonly string[] = [...bins.missing, ...bins.missingLoop];
+
+/**
+ * True when the tests that run Lightning Loop's own client (loopd + loop) are to be ignored: a binary
+ * missing (btcd, lnd, loopd or loop) and not under `CI=true`.
+ */
+export const skipLoopd: boolean = missingLoopBinaries.length > 0 && Deno.env.get("CI") !== "true";
+
+/**
+ * Fails a loopd interop test that runs without loopd/loop (only reached under `CI=true`).
+ *
+ * @throws Error naming the missing binaries
+ */
+export function assertLoopBinaries(): void {
+  if (missingLoopBinaries.length > 0) {
+    throw new Error(`Loop binaries missing under CI=true: ${missingLoopBinaries.join(", ")}`);
+  }
+}
+
 /** What {@linkcode regtestTest} hands the test body. */
 export interface RegtestContext {
   /** btcd + lnd alice and bob with an alice→bob channel. */
