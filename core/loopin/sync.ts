@@ -632,12 +632,32 @@ async function cancelAcknowledged(c: Ctx, s: LoopInSwap): Promise<"canceled" | "
   );
 }
 
+/**
+ * The invoice is SETTLED: `PaymentReceived → Succeeded` with every deposit `LoopedIn`, one transaction. A deposit
+ * that cannot become `LoopedIn` (e.g. swept through its expiry path meanwhile) leaves the deposits as they are
+ * and ends in Loop's `SucceededTransitioningFailed` (final: the payment was received), naming the cause.
+ */
 async function succeed(c: Ctx, e: Eval, from: string): Promise<void> {
-  await move(c, e, ["OnPaymentReceived", "OnSucceeded"], {
-    depositEvent: "OnLoopedIn",
-    reason: `invoice settled (${from})`,
-    set: { invoiceState: "SETTLED", invoiceCheckedAt: c.now() },
-  }, "invoice settled: succeeded, deposits LoopedIn");
+  const from0 = e.swap.state;
+  const events = from0 === "PaymentReceived"
+    ? ["OnSucceeded" as const]
+    : ["OnPaymentReceived" as const, "OnSucceeded" as const];
+  try {
+    await move(c, e, events, {
+      depositEvent: "OnLoopedIn",
+      reason: `invoice settled (${from})`,
+      set: { invoiceState: "SETTLED", invoiceCheckedAt: c.now() },
+    }, "invoice settled: succeeded, deposits LoopedIn");
+  } catch (err) {
+    if (!(err instanceof LoopkitError && err.code === "loopin_deposit_state")) throw err;
+    const failEvents = from0 === "PaymentReceived"
+      ? ["OnError" as const]
+      : ["OnPaymentReceived" as const, "OnError" as const];
+    await move(c, e, failEvents, {
+      reason: `invoice settled (${from}) but the deposits cannot be finalised: ${err.message}`,
+      set: { invoiceState: "SETTLED", invoiceCheckedAt: c.now() },
+    }, "invoice settled; deposits not finalised: SucceededTransitioningFailed");
+  }
 }
 
 async function unlock(c: Ctx, e: Eval): Promise<void> {

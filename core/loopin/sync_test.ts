@@ -557,3 +557,18 @@ Deno.test("a lookup error that is a refusal of lnd (not a transport error) is re
   const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
   assertEquals(r.swaps[0].error?.exitCode, 75);
 });
+
+Deno.test("a settled invoice whose deposit was swept by its expiry meanwhile ends SucceededTransitioningFailed, deposits untouched", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.t.db.client.execute({
+    sql: "UPDATE deposits SET state = 'WaitForExpirySweep' WHERE amount = 2000000",
+  });
+  f.lnd.invoices.set(hexOf(f.hash), "SETTLED");
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["SucceededTransitioningFailed", undefined]);
+  assertEquals(await states(f.t.db), ["LoopingIn", "WaitForExpirySweep"]);
+  const last = (await f.store.history(f.hash)).at(-1)!;
+  assert(last.reason.includes("cannot be finalised"), last.reason);
+});
