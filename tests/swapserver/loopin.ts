@@ -236,6 +236,8 @@ export interface LoopInSwap {
   riskDecision?: "accepted" | "rejected";
   preimage?: Uint8Array;
   paymentError?: string;
+  /** The payment timeout passed while unpaid: the deposits were released (the signatures are kept). */
+  paymentTimedOut?: boolean;
   publishedHtlc?: { variant: HtlcVariant; txid: string };
   sweep?: SweepRecord;
 }
@@ -840,6 +842,14 @@ export class LoopInServer {
       this.#release(swap);
       return;
     }
+    // Like a real server, stop holding the deposits once the payment timeout has passed unpaid (the
+    // signatures stay with the server: `publishHtlc` can still publish a variant).
+    this.#after(swap.paymentTimeoutSeconds * 1000, () => {
+      if (swap.state === "signed" || swap.state === "paying") {
+        swap.paymentTimedOut = true;
+        this.#release(swap);
+      }
+    });
     if (k.pay === "never") return;
     if (!this.#ctx.payer) {
       swap.paymentError = "no invoice payer configured";
@@ -859,6 +869,7 @@ export class LoopInServer {
       this.records.payments.push({ swapHash: swap.swapHash, ok: true });
     } catch (e) {
       swap.state = "payment_failed";
+      this.#release(swap);
       swap.paymentError = (e as Error).message;
       this.records.payments.push({ swapHash: swap.swapHash, ok: false, error: swap.paymentError });
       return;
@@ -1074,6 +1085,19 @@ export class LoopInServer {
       if (!this.#stopped) console.error(`local swap server: background task failed: ${(e as Error).message}`);
     }).finally(() => this.#tasks.delete(p));
     this.#tasks.add(p);
+  }
+
+  /** Runs `fn` after `ms` unless the server stops first (not a background task: `settled()` does not wait). */
+  #after(ms: number, fn: () => void): void {
+    if (this.#stopped) return;
+    const t = {
+      id: setTimeout(() => {
+        this.#timers.delete(t);
+        fn();
+      }, ms),
+      reject: () => {},
+    };
+    this.#timers.add(t);
   }
 
   #sleep(ms: number): Promise<void> {

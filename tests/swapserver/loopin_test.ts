@@ -63,7 +63,7 @@ async function setup(knobs: Partial<LoopInKnobs> = {}) {
   const initiate = async (
     deposits: ClientDeposit[],
     amount = 0n,
-    o: { invoiceDelta?: bigint; md?: grpc.Metadata; noQuote?: boolean } = {},
+    o: { invoiceDelta?: bigint; md?: grpc.Metadata; noQuote?: boolean; paymentTimeoutSeconds?: number } = {},
   ) => {
     const total = deposits.reduce((s, d) => s + d.valueSat, 0n);
     const swapAmount = amount === 0n ? total : amount;
@@ -84,7 +84,7 @@ async function setup(knobs: Partial<LoopInKnobs> = {}) {
       depositOutpoints: deposits.map((d) => `${d.txid}:${d.vout}`),
       swapInvoice: inv.paymentRequest,
       protocolVersion: 0,
-      paymentTimeoutSeconds: 60,
+      paymentTimeoutSeconds: o.paymentTimeoutSeconds ?? 60,
       amount: amount.toString(),
     };
     const r = await call(client, "StaticAddressServer", "ServerStaticAddressLoopIn", req, o.md ?? md);
@@ -573,6 +573,45 @@ Deno.test("loop-in server: risk decision at init, payment after a delay, push an
     await t.server.loopIn.settled();
     assertEquals(t.paid, [init.req.swapInvoice]);
     assertEquals(t.server.loopIn.records.notifications.filter((n) => n.kind === "risk_accepted").length, 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("loop-in server: unpaid past the payment timeout, or a failed payment, releases the deposits (signatures kept)", async () => {
+  const t = await setup({ pay: "never" });
+  try {
+    const d = t.fund(100_000n);
+    const first = await t.initiate([d], 0n, { paymentTimeoutSeconds: 1 });
+    await mustCall(
+      t.client,
+      "StaticAddressServer",
+      "PushStaticAddressHtlcSigs",
+      signHtlcs(t.addr, first).push,
+      t.md,
+    );
+    assertEquals(
+      (await t.initiate([d])).err?.code,
+      grpc.status.FAILED_PRECONDITION,
+      "still held within the timeout",
+    );
+    await new Promise((r) => setTimeout(r, 1300));
+    const swap = t.server.loopIn.swaps.get(hex.encode(first.swapHash))!;
+    assertEquals([swap.state, swap.paymentTimedOut], ["signed", true]);
+    assert(t.server.loopIn.signedHtlcTxs(first.swapHash) !== undefined);
+    const second = await t.initiate([d]);
+    assertEquals(second.err, undefined);
+
+    // A payment that fails (the payer does not know this invoice) releases at once.
+    t.server.loopIn.setKnobs({ pay: "pay" });
+    const e = t.fund(100_000n);
+    const other = await t.initiate([e]);
+    const push = signHtlcs(t.addr, other).push;
+    t.clientLn.invoices.clear();
+    await mustCall(t.client, "StaticAddressServer", "PushStaticAddressHtlcSigs", push, t.md);
+    await t.server.loopIn.settled();
+    assertEquals(t.server.loopIn.swaps.get(hex.encode(other.swapHash))!.state, "payment_failed");
+    assertEquals((await t.initiate([e])).err, undefined, "the deposit is free again");
   } finally {
     await t.stop();
   }
