@@ -108,6 +108,13 @@ export interface SyncLoopInDeps {
   log?: (line: string) => void;
   /** Interrupt: stops listening; the run ends after the current step. */
   signal?: AbortSignal;
+  /**
+   * One deposit refresh (the `deposits sync` pass), run before the evaluation when a monitored swap without a
+   * deadline has a deposit the database still holds unconfirmed: the legacy deadline rule reads confirmation
+   * heights from the store (spec §7 scenario 21; upstream refreshes the wallet view first). A failure is
+   * logged and the stored heights are used (the rule then simply does not start the deadline yet).
+   */
+  refreshDeposits?: () => Promise<void>;
 }
 
 /** Options of {@linkcode syncLoopIns}. */
@@ -212,10 +219,22 @@ export async function syncLoopIns(
 ): Promise<LoopInSyncResult> {
   const now = deps.now ?? (() => new Date());
   const store = deps.store ?? new LoopInSwapStore(deps.db, { now });
-  const active = await store.listSwaps({ activeOnly: true });
+  let active = await store.listSwaps({ activeOnly: true });
   const sweepWaiting = await succeededAwaitingSweep(store, now());
   const result: LoopInSyncResult = { tipHeight: 0, swaps: [], serverContacted: false, notifications: [] };
   if (!active.length && !sweepWaiting.length) return result;
+  const needsHeights = active.some((s) =>
+    s.state === "MonitorInvoiceAndHtlcTx" && !s.paymentDeadlineStartedAt &&
+    s.deposits.some((d) => d.confirmationHeight === 0)
+  );
+  if (needsHeights && deps.refreshDeposits) {
+    try {
+      await deps.refreshDeposits();
+      active = await store.listSwaps({ activeOnly: true });
+    } catch (err) {
+      deps.log?.(`loopkit: note: deposit refresh failed (${(err as Error).message}); using stored heights`);
+    }
+  }
   let tip: number;
   try {
     tip = (await deps.lnd.getInfo()).blockHeight;

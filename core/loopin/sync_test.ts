@@ -572,3 +572,22 @@ Deno.test("a settled invoice whose deposit was swept by its expiry meanwhile end
   const last = (await f.store.history(f.hash)).at(-1)!;
   assert(last.reason.includes("cannot be finalised"), last.reason);
 });
+
+Deno.test("legacy rule reads the heights after a deposit refresh when a deposit is stored unconfirmed (scenario 21)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 0 });
+  await using _t = f.t;
+  f.lnd.tip = 400;
+  let refreshed = 0;
+  const refreshDeposits = async () => {
+    refreshed++;
+    await f.t.db.client.execute("UPDATE deposits SET confirmation_height = 390");
+  };
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { refreshDeposits }), { listenMs: 0 });
+  assertEquals(refreshed, 1);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals([s.paymentDeadlineStartedAt, s.paymentDeadlineSource], [T0, "legacy_confirmations"]);
+  // Heights known and the deadline armed: no more refreshes.
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { refreshDeposits }), { listenMs: 0 });
+  assertEquals(refreshed, 1);
+});
