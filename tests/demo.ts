@@ -5,7 +5,9 @@
  * nodes (alice, the loopkit user; bob, the swap server's node) with a channel, and the local swap server on
  * 127.0.0.1, then runs the real `loopkit` CLI as an operator would against alice:
  * `address new` → two deposits (one mined, one left in the mempool) → `deposits sync` → `deposits list` →
- * `backup write` → `backup verify`. Everything is stopped at the end; exit 0 on success.
+ * `backup write` → `backup verify` → `loopin quote` → `loopin --force` (both deposits, for less than their
+ * total) → `loopin sync` until `Succeeded` → the server's cooperative sweep confirmed → the change back as a
+ * new deposit → `loopin show`. Everything is stopped at the end; exit 0 on success.
  *
  * @module
  */
@@ -13,6 +15,8 @@ import { regtestBinaries, startRegtest } from "./regtest/harness.ts";
 import { startSwapPeer } from "./regtest/swap_peer.ts";
 import { GrpcLndClient } from "../lnd/grpc_client.ts";
 import { CLI_RUN_ARGS } from "./cli/_harness.ts";
+import { hex } from "@scure/base";
+import { RawTx } from "@scure/btc-signer";
 
 const t0 = performance.now();
 const root = new URL("..", import.meta.url).pathname;
@@ -47,7 +51,7 @@ async function ensureBinaries(): Promise<void> {
 await ensureBinaries();
 say("# starting btcd, lnd alice (loopkit's user) and bob (the swap server's node), alice→bob channel");
 const net = await startRegtest({ lndNodes: ["alice", "bob"] });
-const { server } = await startSwapPeer(net.bob, { expiry: 4032 });
+const { server } = await startSwapPeer(net.bob, { expiry: 4032, btcd: net.btcd.rpc });
 const loopdir = await Deno.makeTempDir({ prefix: "loopkit-demo-" });
 console.log(`network ready in ${(net.startupMs / 1000).toFixed(1)} s; swap server on ${server.address}`);
 
@@ -65,7 +69,12 @@ console.log(
 );
 
 async function loopkit(...args: string[]): Promise<string> {
-  say(`\n$ loopkit ${args.join(" ")}`);
+  return await run({ quiet: false }, ...args);
+}
+
+/** Runs `loopkit <args>`; `quiet` skips echoing the command and its output (for polling loops). */
+async function run(opts: { quiet: boolean }, ...args: string[]): Promise<string> {
+  if (!opts.quiet) say(`\n$ loopkit ${args.join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [...CLI_RUN_ARGS, ...args],
     env,
@@ -73,7 +82,7 @@ async function loopkit(...args: string[]): Promise<string> {
     stderr: "inherit",
   }).output();
   const text = new TextDecoder().decode(out.stdout);
-  console.log(text.trimEnd());
+  if (!opts.quiet) console.log(text.trimEnd());
   if (!out.success) throw new Error(`loopkit ${args.join(" ")} exited ${out.code}`);
   return text;
 }
@@ -103,6 +112,48 @@ try {
   await loopkit("deposits", "list");
   await loopkit("backup", "write");
   await loopkit("backup", "verify");
+
+  say("\n# loop-in: swap both deposits for a Lightning payment to alice, 300 000 of their 350 000 sat");
+  const serverFlags = ["--swapserver", server.address, "--no-swapserver-tls"];
+  const listed = JSON.parse(await run({ quiet: true }, "--json", "deposits", "list")).deposits as {
+    outpoint: string;
+  }[];
+  const utxos = [mined, pending].flatMap((txid) => {
+    const d = listed.find((x) => x.outpoint.startsWith(`${txid}:`));
+    if (!d) throw new Error(`deposit ${txid} is not listed`);
+    return ["--utxo", d.outpoint];
+  });
+  await loopkit("loopin", "quote", "300000", ...utxos, ...serverFlags);
+  const started = JSON.parse(
+    await loopkit("--json", "loopin", "300000", ...utxos, "--force", ...serverFlags),
+  );
+  const swapHash: string = started.swap_hash;
+  say("\n# loopin sync (a timer would run it): until the server has paid and the swap is Succeeded");
+  for (const deadline = Date.now() + 120_000;;) {
+    await run({ quiet: true }, "loopin", "sync", "--listen", "5s", ...serverFlags);
+    const shown = JSON.parse(await run({ quiet: true }, "--json", "loopin", "show", swapHash));
+    console.log(`state ${shown.state}`);
+    if (shown.state === "Succeeded") break;
+    if (Date.now() > deadline) throw new Error(`swap ${swapHash} not Succeeded within 120 s`);
+  }
+  say("\n# the server sweeps both deposits cooperatively (MuSig2 key path), the change back to the address");
+  const spent = new Set(utxos.filter((_, i) => i % 2 === 1));
+  let sweepTxid = "";
+  for (const deadline = Date.now() + 120_000; !sweepTxid;) {
+    await run({ quiet: true }, "loopin", "sync", "--listen", "5s", ...serverFlags);
+    for (const txid of await net.btcd.rpc.getRawMempool()) {
+      const tx = RawTx.decode(hex.decode(await net.btcd.rpc.getRawTransactionHex(txid)));
+      if (tx.inputs.some((i) => spent.has(`${hex.encode(Uint8Array.from(i.txid))}:${i.index}`))) {
+        sweepTxid = txid;
+      }
+    }
+    if (!sweepTxid && Date.now() > deadline) throw new Error("no cooperative sweep within 120 s");
+  }
+  await net.mine(1);
+  console.log(`sweep ${sweepTxid} confirmed in block ${await net.blockHeightOfTx(sweepTxid)}`);
+  await loopkit("deposits", "sync");
+  await loopkit("deposits", "list");
+  await loopkit("loopin", "show", swapHash);
 } catch (err) {
   failed = true;
   console.error(`demo failed: ${(err as Error).message}`);
