@@ -550,13 +550,7 @@ async function step(c: Ctx, e: Eval): Promise<void> {
         await monitor(c, e);
         break;
       case "PaymentReceived":
-        await move(
-          c,
-          e,
-          "OnSucceeded",
-          { depositEvent: "OnLoopedIn", reason: "payment received" },
-          "succeeded",
-        );
+        await succeed(c, e, "stored PaymentReceived");
         break;
       case "Failed":
         if (!s.armedAt || s.watchEndedAt) return;
