@@ -211,6 +211,25 @@ function parsePubkeyFlag(flag: string, v: string | undefined): Uint8Array | unde
   return hexToBytes(v.toLowerCase());
 }
 
+/**
+ * core/loopin names Loop's flags (`--max_swap_fee_sat`); loopkit's are dashed (`--max-swap-fee-sat`). Errors
+ * keep their code and exit code, with the flag names the user can type.
+ */
+function withLoopKitFlagNames<T>(p: Promise<T>): Promise<T> {
+  return p.catch((err) => {
+    if (err instanceof LoopkitError && /--[a-z]+_[a-z_]+/.test(err.message)) {
+      const message = err.message.replace(
+        /--([a-z]+(?:_[a-z]+)+)/g,
+        (_m, f: string) => `--${f.replaceAll("_", "-")}`,
+      );
+      throw Object.assign(new LoopkitError(err.code, message, err.exitCode, { cause: err }), {
+        name: err.name,
+      });
+    }
+    throw err;
+  });
+}
+
 function loopInRequest(opts: LoopInFlags, args: string[]): LoopInRequest {
   if (opts.private) {
     throw usageError(
@@ -506,7 +525,7 @@ export function registerLoopIn(program: Command): void {
       );
       try {
         const deps = await loopInDeps(ctx, server, controller.signal);
-        const r = await initiateLoopIn(deps, {
+        const r = await withLoopKitFlagNames(initiateLoopIn(deps, {
           ...req,
           maxSwapFeeSat,
           maxSwapFeePpm,
@@ -521,7 +540,7 @@ export function registerLoopIn(program: Command): void {
             await Deno.stderr.write(new TextEncoder().encode("\nCONTINUE SWAP? (y/n): "));
             return (await readLine()) === "y";
           },
-        });
+        }));
         if (ctx.config.json) out(toJson(initiateJson(r)));
         else for (const l of initiateText(r)) out(l);
         if (r.pushError) {

@@ -192,6 +192,9 @@ Deno.test("loopin refusals: no terminal without --force (exit 2, nothing contact
   assertEquals(cap.code, 1, cap.stderr);
   assertEquals((JSON.parse(cap.stderr) as { error: Json }).error.code, "swap_fee_too_high");
   assertEquals(t.lnd.invoices.size, 0, "an invoice was created although the fee was too high");
+  const zero = await t.cli("loopin", "--utxo", b, "--max-swap-fee-sat", "0", "--force", ...t.serverFlags);
+  assertEquals(zero.code, 2, zero.stderr);
+  assertStringIncludes(zero.stderr, "--max-swap-fee-sat must be positive");
   assertEquals(await depositStates(t), { [a]: "Deposited", [b]: "Deposited" });
 });
 
