@@ -222,7 +222,18 @@ export interface LoopInSwap {
   changeSat: bigint;
   swapFeeSat: bigint;
   invoice: string;
+  /** The payment timeout the server applies (request value, 0 → 60 s). */
   paymentTimeoutSeconds: number;
+  /** `payment_timeout_seconds` as sent. */
+  requestedPaymentTimeoutSeconds: number;
+  /** `amount` as sent (0 = all). */
+  selectedAmountSat: bigint;
+  /** `last_hop` as sent (empty or 33 bytes). */
+  lastHop: Uint8Array;
+  /** `user_agent` as sent. */
+  userAgent: string;
+  /** `fast` as sent. */
+  fast: boolean;
   htlcClientKey: Uint8Array;
   htlcServerKey: Uint8Array;
   htlcServerKeyIndex: number;
@@ -494,6 +505,10 @@ export class LoopInServer {
     if (this.swaps.has(hashHex)) {
       throw new StatusError(grpc.status.ALREADY_EXISTS, `swap ${hashHex} already exists`);
     }
+    const lastHop = b(req.lastHop);
+    if (lastHop.length !== 0 && lastHop.length !== 33) {
+      throw invalid(`last_hop must be 33 bytes, got ${lastHop.length}`);
+    }
     const htlcClientKey = b(req.htlcClientPubKey);
     try {
       if (htlcClientKey.length !== 33) throw new Error(`${htlcClientKey.length} bytes`);
@@ -649,6 +664,11 @@ export class LoopInServer {
       swapFeeSat,
       invoice,
       paymentTimeoutSeconds: Number(req.paymentTimeoutSeconds ?? 0) || 60,
+      requestedPaymentTimeoutSeconds: Number(req.paymentTimeoutSeconds ?? 0),
+      selectedAmountSat: selected,
+      lastHop,
+      userAgent: String(req.userAgent ?? ""),
+      fast: Boolean(req.fast),
       htlcClientKey,
       htlcServerKey,
       htlcServerKeyIndex,

@@ -142,6 +142,18 @@ Deno.test("loop-in server: happy path — strict init, tampered partial signatur
     assertEquals(init.err, undefined, init.err?.details);
     const res = init.res!;
     assertEquals(res.htlcExpiry, TIP + 1000);
+    const row = t.server.loopIn.swaps.get(hex.encode(init.swapHash))!;
+    assertEquals(
+      [
+        row.selectedAmountSat,
+        row.swapAmountSat,
+        row.changeSat,
+        row.totalSat,
+        row.requestedPaymentTimeoutSeconds,
+      ],
+      [1_000_000n, 1_000_000n, 100_000n, 1_100_000n, 60],
+    );
+    assertEquals(row.swapFeeSat, 1_000n + 1_000_000n * 1_000n / 1_000_000n, "default fee: 1 000 + 1 000 ppm");
     assertEquals(Uint8Array.from(res.htlcServerPubKey).length, 33);
     const weight = clientHtlcWeight(2, true);
     assertEquals(clientHtlcWeight(1, false), 444);
