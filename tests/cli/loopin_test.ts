@@ -7,7 +7,9 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { RawTx } from "@scure/btc-signer";
-import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "../assert.ts";
+import { LoopkitError } from "../../core/errors.ts";
+import { parseAmountArg, parseDurationSec } from "../../cli/loopin.ts";
 import { startFakeLnd } from "../fakelnd/server.ts";
 import { startSwapServer } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
@@ -440,4 +442,24 @@ Deno.test("two concurrent loopin runs for one deposit: one swap, one invoice, th
   assertEquals(all.length, 1);
   assertEquals(t.lnd.invoices.size, 1, "the refused run created an invoice");
   assertEquals((await depositStates(t))[a], "LoopingIn");
+});
+
+Deno.test("--payment-timeout and --listen take Go durations or seconds, truncated to whole seconds", () => {
+  const cases: [string, number][] = [["60s", 60], ["1m30s", 90], ["2h", 7200], ["1500ms", 1], ["45", 45], [
+    "1h1m1s",
+    3661,
+  ]];
+  for (const [v, want] of cases) assertEquals(parseDurationSec("--payment-timeout", v), want, v);
+  for (const bad of ["", "s", "1d", "-5s", "1.5s", "10 s", "1s1m"]) {
+    assertThrows(() => parseDurationSec("--payment-timeout", bad), LoopkitError, "--payment-timeout");
+  }
+});
+
+Deno.test("the positional amount: one whole number of sat, negative and garbage refused (exit 2)", () => {
+  assertEquals(parseAmountArg([]), undefined);
+  assertEquals(parseAmountArg(["500000"]), 500_000n);
+  for (const bad of [["-1"], ["1e5"], ["0x10"], ["1", "2"]]) {
+    const err = assertThrows(() => parseAmountArg(bad), LoopkitError);
+    assertEquals(err.exitCode, 2, bad.join(" "));
+  }
 });
