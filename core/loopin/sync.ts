@@ -192,6 +192,8 @@ interface Ctx {
   chainCheckMs: number;
   addresses: Map<number, StaticAddressRow>;
   server: SyncLoopInServer | null;
+  /** HTLC confirmation answers of this run (the tip is read once per run): re-evaluations while listening reuse them. */
+  htlcChecks: Map<string, { variant: HtlcVariant; txid: string; height: number } | null>;
   serverContacted: boolean;
   log: (line: string) => void;
 }
@@ -255,6 +257,7 @@ export async function syncLoopIns(
     chainCheckMs: opts.chainCheckMs ?? 1_500,
     addresses: new Map(addresses.map((a) => [a.id, a])),
     server: null,
+    htlcChecks: new Map(),
     serverContacted: false,
     log: deps.log ?? (() => {}),
   };
@@ -825,6 +828,8 @@ async function confirmedHtlc(
   s: LoopInSwap,
 ): Promise<{ variant: HtlcVariant; txid: string; height: number } | null> {
   if (s.confirmedHtlc) return s.confirmedHtlc;
+  const cached = c.htlcChecks.get(s.swapHashHex);
+  if (cached !== undefined) return cached;
   const scripts = htlcScripts(s);
   if (!scripts || !s.htlcTxids) return null;
   const answers = await Promise.all(HTLC_VARIANTS.map(async (variant) => {
@@ -842,8 +847,9 @@ async function confirmedHtlc(
     }
   }));
   const seen = answers.filter((a) => a !== null);
-  const deep = seen.find((a) => c.tip - a.height + 1 >= HTLC_CONFIRMATIONS);
-  return deep ?? null;
+  const deep = seen.find((a) => c.tip - a.height + 1 >= HTLC_CONFIRMATIONS) ?? null;
+  c.htlcChecks.set(s.swapHashHex, deep);
+  return deep;
 }
 
 async function toSweep(

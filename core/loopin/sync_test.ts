@@ -591,3 +591,14 @@ Deno.test("legacy rule reads the heights after a deposit refresh when a deposit 
   await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { refreshDeposits }), { listenMs: 0 });
   assertEquals(refreshed, 1);
 });
+
+Deno.test("while listening, re-evaluations reuse this run's HTLC confirmation answers (the tip is read once)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  const server = new FakeSyncServer();
+  await syncLoopIns(deps(f.t.db, f.lnd, server, clock), { listenMs: 600, pollMs: 50 });
+  const lookups = f.lnd.calls.filter((x) => x === "lookupInvoice").length;
+  assert(lookups > 3, `re-evaluated ${lookups} times`);
+  assertEquals(f.lnd.calls.filter((x) => x === "registerConfirmation").length, 3);
+});
