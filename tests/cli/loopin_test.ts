@@ -463,3 +463,51 @@ Deno.test("the positional amount: one whole number of sat, negative and garbage 
     assertEquals(err.exitCode, 2, bad.join(" "));
   }
 });
+
+/** Runs `loopkit <args>` on a pseudo-terminal (util-linux `script`), typing `input`. */
+async function onTerminal(t: Setup, args: string[], input: string) {
+  const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+  const cmd = [Deno.execPath(), ...CLI_RUN_ARGS, ...t.flags, ...args].map(quote).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", cmd, "/dev/null"],
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(input));
+  await w.close();
+  const o = await child.output();
+  return { code: o.code, out: new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr) };
+}
+
+const hasScript = await new Deno.Command("sh", { args: ["-c", "command -v script"] }).output().then(
+  (o) => o.success,
+  () => false,
+);
+
+Deno.test({
+  name:
+    "on a terminal loopin shows the quote and asks CONTINUE SWAP? (y/n): — n cancels with nothing locked, y swaps",
+  ignore: !hasScript,
+  fn: async () => {
+    await using t = await setup();
+    const a = t.deposit(300_000n, 6);
+    t.wallet([{ op: a, valueSat: 300_000n, confirmations: 6 }]);
+    assertEquals((await t.cli("deposits", "sync")).code, 0);
+    const no = await onTerminal(t, ["loopin", "--utxo", a, ...t.serverFlags], "n\n");
+    assertEquals(no.code, 1, no.out);
+    assertStringIncludes(no.out, "CONTINUE SWAP? (y/n): ");
+    assert(/Previously deposited on-chain: +300000 sat/.test(no.out), no.out);
+    assertStringIncludes(no.out, "Swap canceled");
+    assertEquals(t.lnd.invoices.size, 0);
+    assertEquals((await depositStates(t))[a], "Deposited");
+    assertEquals(await swaps(t), []);
+
+    const yes = await onTerminal(t, ["loopin", "--utxo", a, ...t.serverFlags], "y\n");
+    assertEquals(yes.code, 0, yes.out);
+    assertStringIncludes(yes.out, "MonitorInvoiceAndHtlcTx");
+    assertEquals((await depositStates(t))[a], "LoopingIn");
+  },
+});
