@@ -225,10 +225,13 @@ export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 
  * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), its invoice OPEN
  * in the fake lnd. Returns the store, the swap hash and the three HTLC txids.
  */
-export async function armedSwap(opts: { cltv?: number; now?: () => Date; depositConfHeight?: number } = {}) {
+export async function armedSwap(
+  opts: { cltv?: number; now?: () => Date; depositConfHeight?: number; dir?: string } = {},
+) {
   const t = await tempLoopInDb({
     amounts: [1_000_000n, 2_000_000n],
     confirmationHeight: opts.depositConfHeight,
+    dir: opts.dir,
   });
   const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
   const store = new LoopInSwapStore(t.db, { now });

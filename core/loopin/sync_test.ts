@@ -602,3 +602,45 @@ Deno.test("while listening, re-evaluations reuse this run's HTLC confirmation an
   assert(lookups > 3, `re-evaluated ${lookups} times`);
   assertEquals(f.lnd.calls.filter((x) => x === "registerConfirmation").length, 3);
 });
+
+Deno.test("kill -9 while the timeout sweep is being published: it was stored first; the next run republishes the same bytes (subprocess)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-sync-kill-" });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", new URL("./_sync_kill_child.ts", import.meta.url).pathname, dir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("publishing")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    assert(out.includes("publishing"), `child said: ${out}`);
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel().catch(() => {});
+    const { openDb } = await import("../db/db.ts");
+    const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
+    try {
+      const store = new LoopInSwapStore(db);
+      const [s] = await store.listSwaps();
+      assertEquals(s.state, "MonitorHtlcTimeoutSweep");
+      assert(s.timeoutSweep);
+      assertEquals(String(s.timeoutSweep.tx.length), out.trim().split(" ")[1]);
+      const lnd = new FakeSyncLnd();
+      lnd.tip = 1210;
+      lnd.feeRate = 99_000n; // a different estimate must not produce a different sweep
+      const r = await syncLoopIns(deps(db, lnd, null, { now: T0 }), { listenMs: 0 });
+      assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+      assertEquals(lnd.published, [s.timeoutSweep.tx]);
+      assertEquals(lnd.signCalls.length, 0);
+    } finally {
+      db.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
