@@ -644,3 +644,26 @@ Deno.test("kill -9 while the timeout sweep is being published: it was stored fir
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("without stored HTLC bytes the confirmed variant is rebuilt from the stored parameters and must match its txid", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  await f.t.db.client.execute(
+    "UPDATE loopin_swaps SET htlc_tx_standard = NULL, htlc_tx_high = NULL, htlc_tx_extreme = NULL",
+  );
+  f.lnd.confirmations.set(f.txids.extreme, 500);
+  f.lnd.tip = 1201;
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  assertEquals(hexOf(RawTx.decode(f.lnd.published[0]).inputs[0].txid), f.txids.extreme);
+  // A stored txid the parameters do not rebuild (tampered row): refused, nothing signed or published.
+  const g = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _u = g.t;
+  await g.t.db.client.execute("UPDATE loopin_swaps SET htlc_tx_high = NULL, fee_rate_high = 3000");
+  g.lnd.confirmations.set(g.txids.high, 500);
+  g.lnd.tip = 1201;
+  const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r2.swaps[0].state, r2.swaps[0].error?.code], ["SweepHtlcTimeout", "loopin_htlc_tx_mismatch"]);
+  assertEquals([g.lnd.published.length, g.lnd.signCalls.length], [0, 0]);
+});
