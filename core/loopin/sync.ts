@@ -493,7 +493,16 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
   const e: Eval = { swap: swap0, actions: [] };
   const before = swap0.state;
   try {
-    await step(c, e);
+    try {
+      await step(c, e);
+    } catch (err) {
+      // Another loopkit process moved the swap between our read and our write: nothing of ours was
+      // written; continue once from what it stored (e.g. publish the sweep it stored, never our own).
+      if (!(err instanceof LoopkitError && err.code === "loopin_state_changed")) throw err;
+      await reload(c, e);
+      e.actions.push(`another process moved the swap to ${e.swap.state}; continued from there`);
+      await step(c, e);
+    }
     return {
       swapHash: swap0.swapHashHex,
       stateBefore: before,

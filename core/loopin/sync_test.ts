@@ -667,3 +667,30 @@ Deno.test("without stored HTLC bytes the confirmed variant is rebuilt from the s
   assertEquals([r2.swaps[0].state, r2.swaps[0].error?.code], ["SweepHtlcTimeout", "loopin_htlc_tx_mismatch"]);
   assertEquals([g.lnd.published.length, g.lnd.signCalls.length], [0, 0]);
 });
+
+Deno.test("a concurrent run that stored its timeout sweep first wins: ours is never stored or published, theirs is republished", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  // Bring the swap to SweepHtlcTimeout, then let "another process" store its sweep while ours is being signed.
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  await f.t.db.client.execute(
+    "UPDATE loopin_swaps SET state = 'SweepHtlcTimeout', timeout_sweep_tx = NULL, timeout_sweep_txid = NULL",
+  );
+  const theirs = Uint8Array.of(1, 2, 3);
+  const sign = f.lnd.signOutputRaw.bind(f.lnd);
+  f.lnd.signOutputRaw = async (tx, d, p) => {
+    const sigs = await sign(tx, d, p);
+    await f.store.transition(f.hash, "SweepHtlcTimeout", "OnHtlcTimeoutSweepPublished", {
+      set: { timeoutSweep: { tx: theirs, txid: "ab".repeat(32) } },
+    });
+    return sigs;
+  };
+  f.lnd.published = [];
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  assertEquals(f.lnd.published, [theirs]);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep?.tx, theirs);
+});
