@@ -83,18 +83,25 @@ build "$lnd_dir" ./cmd/lnd lnd "$LND_VERSION" "$LND_TAGS"
 build "$lnd_dir" ./cmd/lncli lncli "$LND_VERSION" "$LND_TAGS"
 # loopd and loop build with their own go.mod, no build tags (the release build). Loop's go.mod replaces its two
 # nested modules (swapserverrpc, looprpc) with ./ directories that a module zip does not carry, so the build runs
-# in a writable copy of the module with those two modules (the versions its go.mod requires, from the proxy)
-# placed where the replace lines point.
+# in a writable copy of the module with those two modules placed where the replace lines point. The versions its
+# go.mod requires are older than its tree (the release does not compile against them), so versions.env pins the
+# newest ones the proxy serves.
 if [ ! -x "$bin_dir/loopd-$LOOP_VERSION" ] || [ ! -x "$bin_dir/loop-$LOOP_VERSION" ]; then
   loop_src="$tmp/loop-src"
   cp -r "$loop_dir" "$loop_src"
   for sub in swapserverrpc looprpc; do
-    sub_version="$(sed -n "s|^[[:space:]]*github.com/lightninglabs/loop/$sub \(v[^ ]*\).*|\1|p" "$loop_dir/go.mod" | head -1)"
+    case "$sub" in swapserverrpc) sub_version="$LOOP_SWAPSERVERRPC_VERSION" ;; *) sub_version="$LOOP_LOOPRPC_VERSION" ;; esac
     cp -r "$(module_dir "github.com/lightninglabs/loop/$sub@$sub_version")" "$loop_src/$sub"
   done
   chmod -R u+w "$loop_src"
-  build "$loop_src" ./cmd/loopd loopd "$LOOP_VERSION"
-  build "$loop_src" ./cmd/loop loop "$LOOP_VERSION"
+  # Two of Loop's replace targets are not served by the module proxy: dario.cat/mergo's GitHub path (the vanity
+  # path itself serves the same v1.0.1) and a pre-release lnd/sqldb revision (it only drops a pgx v4 dependency;
+  # the required v1.0.13 is served). Build against the served versions; go.sum gets their hashes from the
+  # checksum database.
+  (cd "$loop_src" && go mod edit -dropreplace=dario.cat/mergo -dropreplace=github.com/lightningnetwork/lnd/sqldb@v1.0.13 &&
+    GOFLAGS="$GOFLAGS -mod=mod" go mod tidy -e >/dev/null 2>&1 || true)
+  GOFLAGS="$GOFLAGS -mod=mod" build "$loop_src" ./cmd/loopd loopd "$LOOP_VERSION"
+  GOFLAGS="$GOFLAGS -mod=mod" build "$loop_src" ./cmd/loop loop "$LOOP_VERSION"
 fi
 
 echo "install-regtest: built into $bin_dir in $(($(date +%s) - start)) s"
