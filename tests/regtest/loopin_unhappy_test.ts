@@ -97,7 +97,7 @@ regtestTest(
     const { address } = await h.address();
     const op = (await h.deposit(address, 300_000n)).outpoint as string;
 
-    const r = await h.loopin(["--utxo", op, "--payment-timeout", "10s"]);
+    const r = await h.loopin(["--utxo", op, "--payment-timeout", "30s"]);
     assertEquals(r.code, 0, r.stdout + r.stderr);
     const hash = r.json!.swap_hash as string;
     const cltv = r.json!.htlc_cltv as number;
@@ -106,16 +106,27 @@ regtestTest(
     await t.step("the standard HTLC is published and confirmed before the deadline", async () => {
       const pub = await until(
         "the server to publish the HTLC",
-        async () => server.loopIn.records.htlcsPublished.find((p) => p.swapHash === hash),
+        () => Promise.resolve(server.loopIn.records.htlcsPublished.find((p) => p.swapHash === hash)),
         30_000,
       );
       assertEquals(pub.txid, txids.standard);
+      // The server sent its risk acceptance right after the push, while no `loopin sync` listened, and does
+      // not send it again to a later subscription once it has published the HTLC (tests/swapserver/loopin.ts
+      // SubscribeNotifications: `htlc_published` is not among the pending states). The deadline therefore
+      // starts on the legacy rule (spec §3.9): 6 confirmations of the deposit. The HTLC confirms meanwhile.
+      await h.sync("3s");
+      await net.mine(5);
       const started = await until("the payment deadline to start", async () => {
-        await h.sync("3s");
+        await h.sync();
         const s = await h.show(hash);
         return s.payment_deadline ? s : undefined;
-      });
-      await net.mine(3);
+      }, 30_000);
+      const s = await h.show(hash);
+      assertEquals([s.state, s.confirmed_htlc, s.invoice_canceled_at], [
+        "MonitorInvoiceAndHtlcTx",
+        null,
+        null,
+      ]);
       assert(Date.now() < Date.parse(started.payment_deadline as string), "the deadline passed too early");
       assertEquals(await h.depositState(op), "LoopingIn");
       const wait = Date.parse(started.payment_deadline as string) - Date.now();
