@@ -104,6 +104,15 @@ Deno.test({
           const loopdPkScript = OutScript.encode(Address(REGTEST).decode(created.address));
           assertEquals(hex.encode(loopdPkScript), hex.encode(expectedPkScript), "static address pkScript");
 
+          // loop terms asks for both loop-out and loop-in terms (text output); the server's default knobs.
+          const terms = await loopd.cli(["terms"]);
+          assertEquals(terms.code, 0, `loop terms: ${terms.stderr}`);
+          assertEquals(
+            terms.stdout.split("\n").filter((l) => /^(Amount|Cltv delta):/.test(l)),
+            ["Amount: 250000 - 10000000", "Cltv delta: 40 - 1000", "Amount: 50000 - 100000000"],
+            `loop terms output:\n${terms.stdout}`,
+          );
+
           // 2. Deposit from the miner; loopd polls lnd for it (every 10 s).
           const depositTxid = await net.sendToAddress(created.address, DEPOSIT_SAT);
           await net.mine(6);
