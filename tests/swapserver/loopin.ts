@@ -458,7 +458,7 @@ export class LoopInServer {
       if (swap.tokenId !== tokenId) continue;
       const decisionPending = swap.riskDecision !== undefined &&
         (swap.state === "initiated" || swap.state === "signed" || swap.state === "paying" ||
-          swap.state === "risk_rejected");
+          swap.state === "risk_rejected" || swap.state === "htlc_published");
       if (decisionPending) this.#sendRisk(swap, [call]);
       if (swap.sweep?.state === "pending") {
         swap.sweep.askAgain = false;

@@ -628,3 +628,41 @@ Deno.test("loop-in server: unpaid past the payment timeout, or a failed payment,
     await t.stop();
   }
 });
+
+Deno.test("loop-in server: a risk decision is re-sent to later subscriptions after the HTLC was published instead of paying", async () => {
+  // A cron client is not subscribed at push time; it must still learn the decision on its next run, also when
+  // the server went on to publish an HTLC variant (accepted or rejected).
+  const t = await setup({ risk: "accept", publishHtlc: "standard" });
+  try {
+    const accepted = await t.initiate([t.fund(100_000n)]);
+    await mustCall(
+      t.client,
+      "StaticAddressServer",
+      "PushStaticAddressHtlcSigs",
+      signHtlcs(t.addr, accepted).push,
+      t.md,
+    );
+    await t.server.loopIn.settled();
+    assertEquals(t.server.loopIn.swaps.get(hex.encode(accepted.swapHash))!.state, "htlc_published");
+    for (let i = 0; i < 2; i++) {
+      const s = t.subscribe();
+      await s.next(isRisk("Accepted", accepted.swapHash));
+      s.close();
+    }
+    t.server.loopIn.setKnobs({ risk: "reject", publishHtlc: "high" });
+    const rejected = await t.initiate([t.fund(100_000n)]);
+    await mustCall(
+      t.client,
+      "StaticAddressServer",
+      "PushStaticAddressHtlcSigs",
+      signHtlcs(t.addr, rejected).push,
+      t.md,
+    );
+    await t.server.loopIn.settled();
+    const s = t.subscribe();
+    await s.next(isRisk("Rejected", rejected.swapHash));
+    s.close();
+  } finally {
+    await t.stop();
+  }
+});
