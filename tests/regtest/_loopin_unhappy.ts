@@ -70,15 +70,12 @@ export function unhappy(ctx: RegtestContext) {
     depositState,
     /** `loopin show <hash> --json`. */
     show: (hash: string) => json("loopin", "show", hash),
-    /** `loopin sync` (optionally listening); exit 0 required unless `allowCode`. */
-    async sync(listen?: string, allowCode?: number[]): Promise<CliResult> {
-      const r = await run(
-        "--json",
-        "loopin",
-        "sync",
-        ...(listen ? ["--listen", listen] : []),
-        ...serverFlags,
-      );
+    /**
+     * `loopin sync --listen <listen>` (default 0: no listening; without the flag a run holds the stream 30 s
+     * while a swap waits); exit 0 required unless `allowCode`.
+     */
+    async sync(listen = "0", allowCode?: number[]): Promise<CliResult> {
+      const r = await run("--json", "loopin", "sync", "--listen", listen, ...serverFlags);
       assert(
         (allowCode ?? [0]).includes(r.code),
         `loopin sync exit ${r.code}: ${r.stdout}${r.stderr}`,

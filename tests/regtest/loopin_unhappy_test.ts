@@ -97,7 +97,7 @@ regtestTest(
     const { address } = await h.address();
     const op = (await h.deposit(address, 300_000n)).outpoint as string;
 
-    const r = await h.loopin(["--utxo", op, "--payment-timeout", "30s"]);
+    const r = await h.loopin(["--utxo", op, "--payment-timeout", "60s"]);
     assertEquals(r.code, 0, r.stdout + r.stderr);
     const hash = r.json!.swap_hash as string;
     const cltv = r.json!.htlc_cltv as number;
@@ -110,10 +110,9 @@ regtestTest(
         30_000,
       );
       assertEquals(pub.txid, txids.standard);
-      // The server sent its risk acceptance right after the push, while no `loopin sync` listened, and does
-      // not send it again to a later subscription once it has published the HTLC (tests/swapserver/loopin.ts
-      // SubscribeNotifications: `htlc_published` is not among the pending states). The deadline therefore
-      // starts on the legacy rule (spec §3.9): 6 confirmations of the deposit. The HTLC confirms meanwhile.
+      // The deadline starts on the risk acceptance (sent right after the push while no `loopin sync`
+      // listened, re-sent to the next subscription) or on the legacy rule (spec §3.9: 6 confirmations of the
+      // deposit), whichever comes first. The HTLC confirms meanwhile (5 blocks).
       await h.sync("3s");
       await net.mine(5);
       const started = await until("the payment deadline to start", async () => {
