@@ -932,6 +932,21 @@ function confirmedHtlcTx(c: Ctx, s: LoopInSwap, variant: HtlcVariant, htlcPkScri
   }).tx;
 }
 
+/** Most of the HTLC value a timeout sweep may pay as fee, in percent (the standard HTLC fee guard's 20 %). */
+export const TIMEOUT_SWEEP_FEE_CAP_PERCENT = 20;
+
+/**
+ * The highest fee the HTLC timeout sweep may pay: {@linkcode TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC output,
+ * rounded down. Above it `loopin sync` signs nothing and retries on the next run (exit 75): the stored sweep is
+ * never rebuilt, and after the acknowledged invoice cancel only the client can spend the HTLC, so waiting costs
+ * nothing (review §5).
+ * @param htlcValueSat value of the confirmed HTLC variant's output 0, sat
+ * @returns the cap, sat
+ */
+export function timeoutSweepFeeCapSat(htlcValueSat: bigint): bigint {
+  return htlcValueSat * BigInt(TIMEOUT_SWEEP_FEE_CAP_PERCENT) / 100n;
+}
+
 /** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
 async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
   const s = e.swap;
@@ -976,6 +991,19 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
     sweepPkScript: s.htlcTimeoutSweepPkScript,
     feeRateSatPerKw: rate,
   });
+  // The stored sweep is republished unchanged for ever, so a fee spike (or a broken estimate) must not be frozen
+  // into it. Waiting is free here: the sweep is only built after lnd acknowledged the invoice cancel, so the
+  // preimage can never be revealed and nobody else can spend the HTLC output (review §5: cap the sweep fee).
+  const feeCapSat = timeoutSweepFeeCapSat(out0.amount);
+  if (sweep.feeSat > feeCapSat) {
+    throw new LoopkitError(
+      "loopin_sweep_fee_too_high",
+      `loop-in ${s.swapHashHex}: timeout sweep fee ${sweep.feeSat} sat at ${rate} sat/kw is above the cap ` +
+        `${feeCapSat} sat (${TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC's ${out0.amount} sat); nothing signed, ` +
+        `the next run tries again`,
+      ExitCode.TempFail,
+    );
+  }
   let sigs: Uint8Array[];
   try {
     sigs = await c.deps.lnd.signOutputRaw(sweep.tx, [{

@@ -603,6 +603,35 @@ Deno.test("while listening, re-evaluations reuse this run's HTLC confirmation an
   assertEquals(f.lnd.calls.filter((x) => x === "registerConfirmation").length, 3);
 });
 
+Deno.test("timeout sweep: a fee estimate that would pay more than 20 % of the HTLC signs and stores nothing (exit 75); a sane estimate later sweeps", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1200;
+  const htlcValue = RawTx.decode(f.txs.standard).outputs[0].amount;
+  const cap = htlcValue * 20n / 100n;
+  // A rate at which the sweep's fee (at least 583 WU) is above the cap, computed from the rule: rate × 583 / 1000 > cap.
+  f.lnd.feeRate = (cap + 1n) * 1000n / 583n + 1_000n;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.code, r.swaps[0].error?.exitCode], [
+    "SweepHtlcTimeout",
+    "loopin_sweep_fee_too_high",
+    75,
+  ]);
+  assertEquals([f.lnd.signCalls.length, f.lnd.published.length], [0, 0]);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep, null);
+  assertEquals(syncExitCode(r), 75);
+  // The estimate comes down: the sweep is built with a fee within the cap, stored and published.
+  f.lnd.feeRate = 2_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  const stored = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  assert(stored.feeSat !== null && stored.feeSat <= cap, `fee ${stored.feeSat} within cap ${cap}`);
+  assertEquals(f.lnd.published.length, 1);
+});
+
 Deno.test("kill -9 while the timeout sweep is being published: it was stored first; the next run republishes the same bytes (subprocess)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "loopkit-sync-kill-" });
   try {
