@@ -745,6 +745,10 @@ export class LoopInSwapStore {
       // are chain facts about this swap's own HTLC spending the deposit.
       if (released && event !== "OnSweepingHtlcTimeout" && event !== "OnHtlcTimeoutSwept") continue;
       const path = depositPath(state, event);
+      // An HTLC of this swap on chain is a chain fact: a deposit whose row is final elsewhere (looped in by a later
+      // swap, expired, withdrawn) cannot take the HTLC event, but it must not block the swap from sweeping its
+      // own HTLC output after the CLTV (the funds are that output now). Its row is left as it is.
+      if (path === null && (event === "OnSweepingHtlcTimeout" || event === "OnHtlcTimeoutSwept")) continue;
       if (path === null) {
         throw new LoopkitError(
           "loopin_deposit_state",

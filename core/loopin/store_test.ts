@@ -143,6 +143,35 @@ Deno.test("transition: release gives deposits back in the same transaction; a re
   assertEquals(await depositStates(t.db.client), ["SweepHtlcTimeout"]);
 });
 
+Deno.test("an HTLC of an earlier swap confirmed for a deposit a later swap looped in: the earlier swap still goes to SweepHtlcTimeout (the deposit row stays LoopedIn)", async () => {
+  await using t = await tempLoopInDb({ amounts: [1_000_000n] });
+  const store = new LoopInSwapStore(t.db);
+  const a = newSwap([t.outpoints[0]], 1_000_000n, 1);
+  await store.createSwap(a);
+  await store.transition(a.swapHash, "InitHtlcTx", "OnHtlcInitiated");
+  await store.transition(a.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
+  // a's deadline: the cancel was acknowledged, the deposit released; then b loops it in and succeeds.
+  await store.transition(a.swapHash, "MonitorInvoiceAndHtlcTx", "OnError", { releaseDeposits: true });
+  assertEquals((await store.getSwap(a.swapHash))!.state, "UnlockDeposits");
+  await store.transition(a.swapHash, "UnlockDeposits", "OnError", { releaseDeposits: true });
+  const b = newSwap([t.outpoints[0]], 1_000_000n, 2);
+  await store.createSwap(b);
+  await store.transition(b.swapHash, "InitHtlcTx", "OnHtlcInitiated");
+  await store.transition(b.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
+  await store.transition(b.swapHash, "MonitorInvoiceAndHtlcTx", "OnPaymentReceived", {
+    depositEvent: "OnLoopedIn",
+  });
+  assertEquals(await depositStates(t.db.client), ["LoopedIn"]);
+  // The server publishes a's HTLC (it still holds a's signatures): a must reach its timeout sweep.
+  assertEquals(
+    await store.transition(a.swapHash, "Failed", "OnSweepHtlcTimeout", {
+      depositEvent: "OnSweepingHtlcTimeout",
+    }),
+    "SweepHtlcTimeout",
+  );
+  assertEquals(await depositStates(t.db.client), ["LoopedIn"]);
+});
+
 Deno.test("transition from a state the swap is not in changes nothing (exit 75); a rejected event changes nothing", async () => {
   await using t = await tempLoopInDb({ amounts: [1_000_000n] });
   const store = new LoopInSwapStore(t.db);
