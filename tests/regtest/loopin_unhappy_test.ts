@@ -198,3 +198,56 @@ regtestTest(
     });
   },
 );
+
+regtestTest(
+  "regtest unhappy 1b: never paid with a 0-conf deposit — released, then the HTLC spends it while a deposits sync runs: still swept",
+  { expiry: CSV },
+  async (ctx, t) => {
+    const { net, server } = ctx;
+    const h = unhappy(ctx);
+    server.loopIn.setKnobs({ pay: "never", htlcExpiryDelta: DELTA });
+    const { address } = await h.address();
+    // Loop-ins take 0-conf deposits (review §3 #949): this one is still in the mempool at the loop-in.
+    const op = (await h.deposit(address, 300_000n, 0)).outpoint as string;
+    assertEquals((await h.deposits()).find((d) => d.outpoint === op)?.confirmation_height, "0");
+
+    const r = await h.loopin(["--utxo", op, "--payment-timeout", "5s"]);
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    const hash = r.json!.swap_hash as string;
+    const txids = r.json!.htlc_txids as Record<string, string>;
+
+    await t.step("the deadline releases the deposit (still unconfirmed)", async () => {
+      const started = await until("the payment deadline to start", async () => {
+        await h.sync("3s");
+        const s = await h.show(hash);
+        return s.payment_deadline ? s : undefined;
+      });
+      const wait = Date.parse(started.payment_deadline as string) - Date.now();
+      if (wait > 0) await sleep(wait + 500);
+      await h.sync();
+      assertEquals(await h.invoiceState(hash), "CANCELED");
+      assertEquals(await h.depositState(op), "Deposited");
+    });
+
+    await t.step(
+      "the server publishes the standard HTLC; a deposits sync runs; the HTLC confirms",
+      async () => {
+        assertEquals(await server.loopIn.publishHtlc(hash, "standard"), txids.standard);
+        // A timer-driven `deposits sync` runs while the HTLC spends the released deposit in the mempool.
+        await h.json("deposits", "sync");
+        await net.mine(3);
+        await h.json("deposits", "sync");
+      },
+    );
+
+    await t.step("loopin sync recognises the HTLC: SweepHtlcTimeout (deposit SweepHtlcTimeout)", async () => {
+      const res = await h.run("--json", "loopin", "sync", "--listen", "0", ...h.serverFlags);
+      const s = await h.show(hash);
+      assertEquals(
+        [res.code, s.state, await h.depositState(op)],
+        [0, "SweepHtlcTimeout", "SweepHtlcTimeout"],
+        `${res.stdout}${res.stderr}\n${JSON.stringify(await h.deposits())}`,
+      );
+    });
+  },
+);
