@@ -212,6 +212,12 @@ export interface TransitionOpts {
   depositEvent?: DepositEvent;
   /** Swap fields set in the same transaction. */
   set?: SwapFieldUpdate;
+  /**
+   * Apply `depositEvent` to the deposits that can take it and leave the others as they are, instead of refusing
+   * the whole change. Only for Loop's `SucceededTransitioningFailed` (the invoice was paid: every deposit that
+   * can become `LoopedIn` must, so no expiry sweep takes back what the server paid for).
+   */
+  partialDeposits?: boolean;
 }
 
 /** One history row. */
@@ -640,7 +646,7 @@ export class LoopInSwapStore {
         if (actual === null) throw swapNotFound(hash);
         throw swapChanged(hash, from, actual);
       }
-      if (depositEvent) await this.#moveDeposits(tx, hash, depositEvent, now);
+      if (depositEvent) await this.#moveDeposits(tx, hash, depositEvent, now, opts.partialDeposits ?? false);
       const why = opts.reason ?? "";
       for (let i = 0; i < path.length; i++) {
         const last = i === path.length - 1;
@@ -727,7 +733,13 @@ export class LoopInSwapStore {
   }
 
   /** Applies `event` to every deposit of the swap inside `tx`; all or nothing (review §1.9). */
-  async #moveDeposits(tx: Transaction, hash: Uint8Array, event: DepositEvent, now: Date): Promise<void> {
+  async #moveDeposits(
+    tx: Transaction,
+    hash: Uint8Array,
+    event: DepositEvent,
+    now: Date,
+    partial = false,
+  ): Promise<void> {
     const rs = await tx.execute({
       sql: `SELECT sd.deposit_id, sd.tx_hash, sd.out_index, sd.released, d.state
               FROM loopin_swap_deposits sd JOIN deposits d ON d.deposit_id = sd.deposit_id
@@ -749,6 +761,7 @@ export class LoopInSwapStore {
       // swap, expired, withdrawn) cannot take the HTLC event, but it must not block the swap from sweeping its
       // own HTLC output after the CLTV (the funds are that output now). Its row is left as it is.
       if (path === null && (event === "OnSweepingHtlcTimeout" || event === "OnHtlcTimeoutSwept")) continue;
+      if (path === null && partial) continue;
       if (path === null) {
         throw new LoopkitError(
           "loopin_deposit_state",

@@ -678,8 +678,13 @@ async function succeed(c: Ctx, e: Eval, from: string): Promise<void> {
     const failEvents = from0 === "PaymentReceived"
       ? ["OnError" as const]
       : ["OnPaymentReceived" as const, "OnError" as const];
+    // The payment was received: every deposit that can become LoopedIn does (in the same transaction), so that
+    // no expiry sweep of `deposits sync` takes back a LoopingIn deposit the server paid for; the ones that
+    // cannot (named in the reason) stay as they are.
     await move(c, e, failEvents, {
-      reason: `invoice settled (${from}) but the deposits cannot be finalised: ${err.message}`,
+      depositEvent: "OnLoopedIn",
+      partialDeposits: true,
+      reason: `invoice settled (${from}) but not every deposit can be finalised: ${err.message}`,
       set: { invoiceState: "SETTLED", invoiceCheckedAt: c.now() },
     }, "invoice settled; deposits not finalised: SucceededTransitioningFailed");
   }
