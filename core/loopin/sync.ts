@@ -878,6 +878,9 @@ async function toSweep(
   }, `HTLC ${conf.variant} confirmed: SweepHtlcTimeout`);
 }
 
+/** Confirmations of a foreign spend of a deposit before the armed watch of its swap ends. */
+export const WATCH_END_CONFIRMATIONS = 6;
+
 /** An armed `Failed` swap: an HTLC variant confirmed ⇒ sweep; a deposit spent elsewhere ⇒ the watch ends. */
 async function watchFailed(c: Ctx, e: Eval): Promise<void> {
   const conf = await confirmedHtlc(c, e.swap);
@@ -902,8 +905,11 @@ async function watchFailed(c: Ctx, e: Eval): Promise<void> {
       throw retryable(err, `lnd RegisterSpendNtfn (${d.outpoint})`);
     }
   }));
+  // A foreign spend ends the watch for good only once it is buried: a reorg could still bring back the deposit,
+  // and with it the server's HTLC signatures (review §1.1: only a chain fact ends the watch).
   const other = spends.find((x) =>
-    x.spend && x.spend.spendingHeight > 0 && !htlcTxids.has(x.spend.spendingTxid)
+    x.spend && x.spend.spendingHeight > 0 && !htlcTxids.has(x.spend.spendingTxid) &&
+    c.tip - x.spend.spendingHeight + 1 >= WATCH_END_CONFIRMATIONS
   );
   if (other) {
     const txid = other.spend!.spendingTxid;

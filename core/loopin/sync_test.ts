@@ -349,7 +349,7 @@ Deno.test("a signing failure at the CLTV stores nothing; the next run signs (lnd
   assertEquals(f.lnd.published.length, 1);
 });
 
-Deno.test("the armed watch ends only when a deposit is spent by a transaction that is not an HTLC variant", async () => {
+Deno.test("the armed watch ends only when a deposit is spent by a transaction that is not an HTLC variant, buried under 6 blocks", async () => {
   const clock = { now: T0 };
   const f = await armedSwap({ now: () => clock.now });
   await using _t = f.t;
@@ -368,7 +368,12 @@ Deno.test("the armed watch ends only when a deposit is spent by a transaction th
   f.lnd.spends.set(f.t.outpoints[0], { spendingTxid: other, spendingHeight: 0, spendingInputIndex: 0 });
   await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
   assertEquals((await f.store.getSwap(f.hash))!.watchEndedAt, null);
+  // Confirmed, but not yet buried under 6 blocks (a reorg could bring the deposit back): still watched.
   f.lnd.spends.set(f.t.outpoints[0], { spendingTxid: other, spendingHeight: 301, spendingInputIndex: 0 });
+  f.lnd.tip = 301 + 6 - 2;
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals((await f.store.getSwap(f.hash))!.watchEndedAt, null);
+  f.lnd.tip = 301 + 6 - 1;
   await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
   const s = (await f.store.getSwap(f.hash))!;
   assertEquals(s.watchEndTxid, other);
