@@ -16,6 +16,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { join } from "node:path";
 import { hex } from "@scure/base";
 import { Address, OutScript } from "@scure/btc-signer";
+import { decode as decodeBolt11 } from "light-bolt11-decoder";
 import { regtestBinaries, startRegtest } from "./harness.ts";
 import { callLnd } from "./lnd_node.ts";
 import { startLoopd } from "./loopd.ts";
@@ -193,6 +194,28 @@ Deno.test({
             "risk acceptance delivered on loopd's notification stream",
           );
           assert(server.loopIn.records.subscriptions.every((s) => s.version === 1), "listener version V1");
+          // What loopd put on the wire, against spec/static-loop-in.md §1.7 and §3.12.
+          assertEquals(srv.paymentTimeoutSeconds, 60, "payment_timeout_seconds (CLI default 60 s)");
+          const sections = decodeBolt11(srv.invoice).sections;
+          assertEquals(sections.find((x) => x.name === "description")?.value, "static address loop-in");
+          assertEquals(sections.find((x) => x.name === "expiry")?.value, 31_536_000, "swap invoice expiry");
+          assertEquals(
+            BigInt(String(sections.find((x) => x.name === "amount")?.value)),
+            (DEPOSIT_SAT - expectedFee) * 1000n,
+            "swap invoice amount, msat",
+          );
+          const carolPubkey = net.carol.pubkey;
+          assert(server.loopIn.records.probes.length >= 1, "loopd probes before quoting");
+          for (const pr of server.loopIn.records.probes) {
+            assertEquals(pr.protocolVersion, 11, "Probe protocol_version MUSIG2");
+            assertEquals(hex.encode(pr.target), carolPubkey, "Probe target = own node pubkey");
+            assertEquals(pr.amtSat, DEPOSIT_SAT);
+          }
+          for (const q of server.loopIn.records.quotes) {
+            assertEquals([q.amtSat, q.numDeposits, q.fast], [DEPOSIT_SAT, 1, false], "LoopInQuote fields");
+          }
+          assertEquals(server.loopIn.records.abandons, [], "no abandon push");
+          assertEquals(started.state, "SignHtlcTx", "static in returns once the FSM entered SignHtlcTx");
           const balanceAfter = await waitFor(
             "carol's channel balance to include the swap payment",
             async () => {
@@ -237,9 +260,9 @@ Deno.test({
           timings.sweepConfirmed = ms();
 
           console.log(
-            `loopd interop: ${JSON.stringify(timings)} ms; server calls ${
+            `loopd interop: ${JSON.stringify(timings)} ms; server calls in first-call order ${
               JSON.stringify(server.calls.methods)
-            }; ` +
+            }; L402 challenges ${server.calls.challenges}, subscriptions ${server.loopIn.records.subscriptions.length}; ` +
               `sweep requests sent ${server.loopIn.swaps.get(swapHash)?.sweep?.requestsSent}, pushes ${
                 JSON.stringify(server.loopIn.records.sweepPushes.map((p) => p.errorMessage || "signed"))
               }`,
