@@ -9,6 +9,8 @@
  * 2. The HTLC published (and confirmed) before the deadline: the deposits are never released; swept at the CLTV.
  * 3. Risk rejected after signing: invoice cancelled, deposits released, the watch stays; a later extreme-fee
  *    HTLC is still swept.
+ * 1b. Never paid with a 0-conf deposit: released at the deadline, then the HTLC spends it while a `deposits
+ *    sync` runs (the deposit's stored height is still 0); `loopin sync` still moves it to `SweepHtlcTimeout`.
  *
  * The server's `htlcExpiryDelta` is 100 (the lowest the client accepts) so the CLTV is ~100 blocks away.
  * Ignored without the regtest binaries unless CI=true (then missing binaries fail).
