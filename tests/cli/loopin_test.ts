@@ -346,6 +346,11 @@ async function checkInvariants(t: Setup) {
   for (const [op, state] of Object.entries(states)) {
     if (state === "LoopingIn") assert(owner.has(op), `deposit ${op} LoopingIn without a live swap`);
   }
+  // No live invoice nobody knows: every swap invoice lnd holds belongs to a stored swap.
+  const known = new Set(all.map((s) => s.swap_hash as string));
+  for (const [hash, inv] of t.lnd.invoices) {
+    if (inv.memo === "static address loop-in") assert(known.has(hash), `invoice ${hash} without a swap row`);
+  }
   for (const s of all) {
     const inv = t.lnd.invoices.get(s.swap_hash as string);
     if (s.state === "Failed" && !armedOf(s)) {
