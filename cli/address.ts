@@ -12,7 +12,7 @@ import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_addres
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
-import { action } from "./main.ts";
+import { action } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { writeGenerationBackup, writeResultJson, writeResultText } from "./backup.ts";
 import type { WriteBackupResult } from "../core/backup/write.ts";

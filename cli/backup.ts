@@ -12,8 +12,7 @@ import type { BackupAddressParams } from "../core/backup/types.ts";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { LndClient } from "../lnd/types.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action, type Context } from "./context.ts";
 import { out, toHex, toJson } from "./output.ts";
 
 /**

@@ -4,11 +4,13 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import { type Config, type GlobalFlags, resolveConfig } from "../core/config/config.ts";
 import { type Db, openDb } from "../core/db/db.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
 import { connectLnd } from "../lnd/connect.ts";
-import { usageError } from "../core/errors.ts";
+import { ExitCode, usageError } from "../core/errors.ts";
+import { reportError } from "./output.ts";
 
 /** What a subcommand gets. */
 export interface Context {
@@ -86,5 +88,40 @@ export function makeContext(flags: GlobalFlags): Context {
       await lndP?.then((c) => c.lnd.close(), () => {});
       await dbP?.then((d) => d.close(), () => {});
     },
+  };
+}
+
+/** A subcommand body: returns the exit code. */
+export type Action<O> = (ctx: Context, opts: O, args: string[]) => Promise<number>;
+
+/** Exit code of the last subcommand body run through {@linkcode action}. */
+let lastExitCode: number = ExitCode.Ok;
+
+/** Exit code of the last action, and resets it to 0 (read by `cli/main.ts` after parsing). */
+export function takeExitCode(): number {
+  const code = lastExitCode;
+  lastExitCode = ExitCode.Ok;
+  return code;
+}
+
+/**
+ * Wraps a subcommand body for commander's `.action()`: builds the context from the global flags, maps errors
+ * to exit codes (README "Exit codes") and always releases lnd and the database. The code is read back with
+ * {@linkcode takeExitCode}.
+ */
+export function action<O>(body: Action<O>): (...params: unknown[]) => Promise<void> {
+  return async (...params: unknown[]) => {
+    const cmd = params[params.length - 1] as Command;
+    const all = cmd.optsWithGlobals() as GlobalFlags & O;
+    const args = params.slice(0, -2).flat() as string[];
+    let ctx: Context | undefined;
+    try {
+      ctx = makeContext(all);
+      lastExitCode = await body(ctx, all, args);
+    } catch (err) {
+      lastExitCode = reportError(err, ctx?.config.json ?? Boolean(all.json));
+    } finally {
+      await ctx?.close();
+    }
   };
 }

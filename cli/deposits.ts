@@ -19,8 +19,7 @@ import { dbError } from "../core/db/db.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/errors.ts";
 import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
 import { addressOfRow } from "../core/staticaddr/new_address.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { syncLnd } from "./lnd_adapters.ts";
 

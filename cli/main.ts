@@ -7,8 +7,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
-import type { GlobalFlags } from "../core/config/config.ts";
-import { type Context, makeContext } from "./context.ts";
+import { takeExitCode } from "./context.ts";
 import { reportError } from "./output.ts";
 import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
@@ -17,33 +16,6 @@ import { registerRecover } from "./recover.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
-
-/** Exit code of the last subcommand run by {@linkcode main}. */
-let exitCode: number = ExitCode.Ok;
-
-/** A subcommand body: returns the exit code. */
-export type Action<O> = (ctx: Context, opts: O, args: string[]) => Promise<number>;
-
-/**
- * Wraps a subcommand body: builds the context from the global flags, maps errors to exit codes
- * (README "Exit codes") and always releases lnd and the database.
- */
-export function action<O>(body: Action<O>) {
-  return async (...params: unknown[]) => {
-    const cmd = params[params.length - 1] as Command;
-    const all = cmd.optsWithGlobals() as GlobalFlags & O;
-    const args = params.slice(0, -2).flat() as string[];
-    let ctx: Context | undefined;
-    try {
-      ctx = makeContext(all);
-      exitCode = await body(ctx, all, args);
-    } catch (err) {
-      exitCode = reportError(err, ctx?.config.json ?? Boolean(all.json));
-    } finally {
-      await ctx?.close();
-    }
-  };
-}
 
 /** Builds the command tree (exported for tests that inspect the help). */
 export function buildProgram(opts: { json?: boolean } = {}): Command {
@@ -79,7 +51,7 @@ function silenceCommander(cmd: Command): void {
 
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  exitCode = ExitCode.Ok;
+  takeExitCode();
   const json = wantsJson(argv);
   const program = buildProgram({ json });
   if (argv.length === 0) {
@@ -101,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return reportError(err, json);
   }
-  return exitCode;
+  return takeExitCode();
 }
 
 /** `--json` anywhere on the command line, or `LOOPKIT_JSON` set true. */
