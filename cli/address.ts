@@ -14,8 +14,8 @@ import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
-import { writeGenerationBackup, writeResultJson, writeResultText } from "./backup.ts";
-import type { WriteBackupResult } from "../core/backup/write.ts";
+import { writeBackupAfterAddress } from "../core/backup/generation.ts";
+import { generationBackupDeps, writeResultJson, writeResultText } from "./generation_backup.ts";
 
 interface AddressNewOpts {
   swapserver?: string;
@@ -122,13 +122,9 @@ export function registerAddress(program: Command): void {
       } finally {
         server.close();
       }
-      let backup: WriteBackupResult | undefined;
-      let backupError: string | undefined;
-      try {
-        backup = await writeGenerationBackup(ctx);
-      } catch (err) {
-        backupError = (err as Error).message;
-      }
+      const after = await writeBackupAfterAddress(generationBackupDeps(ctx));
+      const backup = after.ok ? after.backup : undefined;
+      const backupError = after.ok ? undefined : after.error;
       if (ctx.config.json) {
         out(toJson({
           created: result.created,

@@ -24,5 +24,6 @@ export * from "./atomic_write.ts";
 export * from "./inspect.ts";
 export * from "./select.ts";
 export * from "./write.ts";
+export * from "./generation.ts";
 export * from "./scan.ts";
 export * from "./restore.ts";
