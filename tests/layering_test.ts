@@ -56,3 +56,7 @@ Deno.test("cli: no file imports main.ts, and no subcommand file imports another 
     [],
   );
 });
+
+Deno.test("core/l402 does not import core/backup (the shared file helper is in core/fs, below both)", async () => {
+  assertEquals(await violations("core/l402", (t) => t.startsWith("core/backup/")), []);
+});
