@@ -7,12 +7,13 @@ import type { Command } from "commander";
 import { L402TokenStore } from "../core/l402/store.ts";
 import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
 import { parseBackupFileName } from "../core/backup/file_name.ts";
-import { openSwapServer, swapServerAddress } from "../core/swapserver/client.ts";
+import type * as SwapServerClient from "../core/swapserver/client.ts";
 import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
+import { lazyImport } from "./lazy.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { writeBackupAfterAddress } from "../core/backup/generation.ts";
 import { generationBackupDeps, writeResultJson, writeResultText } from "./generation_backup.ts";
@@ -88,6 +89,10 @@ export function registerAddress(program: Command): void {
     .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")
     .action(action<AddressNewOpts>(async (ctx, opts) => {
       const { network, dataDir } = ctx.config;
+      // The swap server's gRPC client loads only here: `address show` stays offline and light.
+      const { openSwapServer, swapServerAddress } = await lazyImport<typeof SwapServerClient>(
+        new URL("../core/swapserver/client.ts", import.meta.url),
+      );
       const serverAddress = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
       let tlsCert: Uint8Array | undefined;
       if (opts.swapserverTlscert) {

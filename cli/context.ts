@@ -1,16 +1,19 @@
 /**
  * Per-invocation context: resolved configuration plus lazily opened lnd connection and database.
- * Nothing is opened until a subcommand asks for it, so a no-op touches neither lnd nor the database.
+ * Nothing is opened until a subcommand asks for it, so a no-op touches neither lnd nor the database, and
+ * nothing is loaded either: the gRPC client and the libSQL driver are imported on first use, so an offline
+ * command never loads gRPC (bench/README.md "Start-up").
  *
  * @module
  */
 import type { Command } from "commander";
 import { type Config, type GlobalFlags, resolveConfig } from "../core/config/config.ts";
-import { type Db, openDb } from "../core/db/db.ts";
+import type { Db, openDb } from "../core/db/db.ts";
+import type { connectLnd } from "../lnd/connect.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
-import { connectLnd } from "../lnd/connect.ts";
 import { ExitCode, usageError } from "../core/errors.ts";
 import { reportError } from "./output.ts";
+import { lazyImport } from "./lazy.ts";
 
 /** What a subcommand gets. */
 export interface Context {
@@ -38,12 +41,15 @@ export function makeContext(flags: GlobalFlags): Context {
   return {
     config,
     lnd() {
-      lndP ??= connectLnd({
-        rpcServer: config.rpcServer,
-        tlsCertPath: config.tlsCertPath,
-        macaroonPath: config.macaroonPath,
-        network: config.network,
-      });
+      lndP ??= lazyImport<{ connectLnd: typeof connectLnd }>(new URL("../lnd/connect.ts", import.meta.url))
+        .then(({ connectLnd }) =>
+          connectLnd({
+            rpcServer: config.rpcServer,
+            tlsCertPath: config.tlsCertPath,
+            macaroonPath: config.macaroonPath,
+            network: config.network,
+          })
+        );
       return lndP;
     },
     db() {
@@ -67,6 +73,9 @@ export function makeContext(flags: GlobalFlags): Context {
             if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
           });
         }
+        const { openDb } = await lazyImport<{ openDb: typeof openDb }>(
+          new URL("../core/db/db.ts", import.meta.url),
+        );
         const db = await openDb({
           url: config.dbUrl,
           network: config.network,

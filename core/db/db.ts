@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { type Client, createClient, type InStatement, LibsqlError, type Transaction } from "@libsql/client";
+// Types only: the driver (a native addon) is imported by openDb() on first use, so code that merely
+// handles database errors, or a read-only command that finds no database file, never loads it.
+import type { Client, InStatement, Transaction } from "@libsql/client";
 import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 
@@ -37,11 +39,17 @@ export interface Db {
   close(): void;
 }
 
+/** A `LibsqlError` from `@libsql/client` (by its name and string code, without loading the driver). */
+function isLibsqlError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && err.name === "LibsqlError" &&
+    typeof (err as { code?: unknown }).code === "string";
+}
+
 /**
  * True for SQLite "database is locked/busy" failures, which are temporary (exit 75).
  */
 export function isBusyError(err: unknown): boolean {
-  if (err instanceof LibsqlError) {
+  if (isLibsqlError(err)) {
     return err.code === "SQLITE_BUSY" || err.code === "SQLITE_LOCKED" ||
       /database is locked/i.test(err.message);
   }
@@ -108,6 +116,9 @@ async function runWrite<T>(client: Client, fn: (tx: Transaction) => Promise<T>):
  */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   const migrations = opts.migrations ?? MIGRATIONS;
+  // Through a variable: Deno pre-loads the graph of a literal `import("…")` as soon as this module loads.
+  const driver = "@libsql/client";
+  const { createClient } = await import(driver) as typeof import("@libsql/client");
   let client: Client;
   try {
     client = createClient(
