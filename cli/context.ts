@@ -20,11 +20,15 @@ export interface Context {
   config: Config;
   /** Connects to lnd on first use (checks lnd's network against `--network`). */
   lnd(): Promise<{ lnd: LndClient; info: LndInfo }>;
-  /** Opens (and migrates) the database on first use; creates the data dir (0700) for a default `file:` URL. */
+  /**
+   * For commands that write: opens the database on first use, migrating it when its schema is behind;
+   * creates the data dir (0700) and the file (0600) for a `file:` URL.
+   */
   db(): Promise<Db>;
   /**
-   * For read-only commands: the database if it exists, else null (a local `file:` database that is not
-   * there is not created, so a mistyped `--loopdir` leaves nothing behind).
+   * For commands that only read: the database if it exists, else null (a local `file:` database that is not
+   * there is not created, so a mistyped `--loopdir` leaves nothing behind). Opened read-only: no migration,
+   * no write lock (core/db `readOnly`); an empty file counts as no database.
    */
   existingDb(): Promise<Db | null>;
   /** Releases whatever was opened (closes the database cleanly, so SQLite removes its WAL files). */
@@ -38,6 +42,7 @@ export function makeContext(flags: GlobalFlags): Context {
   const config = resolveConfig(flags, env, home);
   let lndP: Promise<{ lnd: LndClient; info: LndInfo }> | undefined;
   let dbP: Promise<Db> | undefined;
+  let roP: Promise<Db | null> | undefined;
   return {
     config,
     lnd() {
@@ -85,17 +90,36 @@ export function makeContext(flags: GlobalFlags): Context {
       })();
       return dbP;
     },
-    async existingDb() {
-      if (config.dbUrl.startsWith("file:")) {
-        const file = config.dbUrl.slice("file:".length);
-        const exists = await Deno.stat(file).then(() => true, () => false);
-        if (!exists) return null;
-      }
-      return await this.db();
+    existingDb() {
+      if (dbP) return dbP;
+      roP ??= (async () => {
+        if (config.dbUrl.startsWith("file:")) {
+          const file = config.dbUrl.slice("file:".length);
+          const exists = await Deno.stat(file).then(() => true, () => false);
+          if (!exists) return null;
+        }
+        const { openDb } = await lazyImport<{ openDb: typeof openDb }>(
+          new URL("../core/db/db.ts", import.meta.url),
+        );
+        // Read-only: no migration, no write transaction, so a reader never waits for another process's lock.
+        const db = await openDb({
+          url: config.dbUrl,
+          network: config.network,
+          authToken: env.LOOPKIT_DB_AUTH_TOKEN,
+          readOnly: true,
+        });
+        if (db.schemaVersion === 0) {
+          db.close(); // an empty file: no schema, so nothing stored yet
+          return null;
+        }
+        return db;
+      })();
+      return roP;
     },
     async close() {
       await lndP?.then((c) => c.lnd.close(), () => {});
       await dbP?.then((d) => d.close(), () => {});
+      await roP?.then((d) => d?.close(), () => {});
     },
   };
 }

@@ -17,7 +17,11 @@ export function generationBackupDeps(ctx: Context, copyTo: string[] = []): Gener
     network: ctx.config.network,
     copyTo,
     lnd: async () => (await ctx.lnd()).lnd,
-    staticAddress: async () => await getLegacyStaticAddress(await ctx.db()),
+    // Only read: a missing database means no address (a no-op), and is not created.
+    staticAddress: async () => {
+      const db = await ctx.existingDb();
+      return db && await getLegacyStaticAddress(db);
+    },
   };
 }
 

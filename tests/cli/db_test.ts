@@ -1,0 +1,42 @@
+/**
+ * The CLI and the database file: read-only commands take no lock (item 8), `--db` URLs (item 9), nothing
+ * created before the checks pass (item 10).
+ */
+import { assertEquals, assertStringIncludes } from "../assert.ts";
+import { openDb } from "../../core/db/db.ts";
+import { runCli } from "./_harness.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-clidb-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("deposits list --offline and address show do not wait behind another process's read transaction", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/regtest`);
+    const url = `file:${dir}/regtest/loopkit.db`;
+    const holder = await openDb({ url, network: "regtest" });
+    const tx = await holder.client.transaction("read");
+    try {
+      await tx.execute("SELECT COUNT(*) FROM deposits");
+      const base = ["--network", "regtest", "--loopdir", dir];
+      const t0 = Date.now();
+      const list = await runCli([...base, "deposits", "list", "--offline"]);
+      assertEquals(list.code, 0, list.stderr);
+      assertStringIncludes(list.stdout, "no deposits");
+      const show = await runCli([...base, "--json", "address", "show"]);
+      assertEquals(show.code, 1, show.stderr);
+      assertStringIncludes(show.stderr, "no_static_address");
+      // Before: each waited the 10 s busy timeout for a migration's write lock and exited 75.
+      assertEquals(Date.now() - t0 < 8_000, true, `took ${Date.now() - t0} ms`);
+    } finally {
+      await tx.rollback();
+      tx.close();
+      holder.close();
+    }
+  });
+});
