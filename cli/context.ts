@@ -59,7 +59,7 @@ export function makeContext(flags: GlobalFlags): Context {
     },
     db() {
       dbP ??= (async () => {
-        const file = config.dbUrl.startsWith("file:") ? config.dbUrl.slice("file:".length) : undefined;
+        const file = config.dbFile ?? undefined;
         if (file !== undefined) {
           const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
           try {
@@ -93,9 +93,8 @@ export function makeContext(flags: GlobalFlags): Context {
     existingDb() {
       if (dbP) return dbP;
       roP ??= (async () => {
-        if (config.dbUrl.startsWith("file:")) {
-          const file = config.dbUrl.slice("file:".length);
-          const exists = await Deno.stat(file).then(() => true, () => false);
+        if (config.dbFile !== null) {
+          const exists = await Deno.stat(config.dbFile).then(() => true, () => false);
           if (!exists) return null;
         }
         const { openDb } = await lazyImport<{ openDb: typeof openDb }>(

@@ -5,6 +5,7 @@
  */
 import { usageError } from "../errors.ts";
 import { isNetworkName, NETWORK_NAMES, type NetworkName } from "../staticaddr/network.ts";
+import { parseDbUrl } from "../db/url.ts";
 
 /** A network loopkit accepts for `--network` (spec/static-address-and-deposits.md §2.6). */
 export type Network = NetworkName;
@@ -31,6 +32,8 @@ export interface Config {
   dataDir: string;
   /** libSQL URL of the loopkit database (`file:` by default). */
   dbUrl: string;
+  /** The local file `dbUrl` names (what libSQL opens), or null for a remote or in-memory database. */
+  dbFile: string | null;
   /** lnd gRPC `host:port`. */
   rpcServer: string;
   /** lnd base directory. */
@@ -92,7 +95,8 @@ function joinPath(...parts: string[]): string {
  * @param flags flags given on the command line
  * @param env environment variables (e.g. `Deno.env.toObject()`)
  * @param home the user's home directory, for `~`
- * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value
+ * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value; `config_invalid` (exit 2)
+ *   for a malformed `--rpcserver` or `--db` (see `core/db/url.ts`: a `file:` URL takes no query parameters)
  */
 export function resolveConfig(
   flags: GlobalFlags,
@@ -119,7 +123,10 @@ export function resolveConfig(
   const network: Network = networkRaw;
   const loopDir = expandHome(get("loopdir") ?? "~/.loop", home);
   const dataDir = joinPath(loopDir, network);
-  const dbUrl = get("db") ?? `file:${joinPath(dataDir, "loopkit.db")}`;
+  // The default URL percent-encodes the characters a URL would read otherwise (`%`, `?`, `#` in --loopdir).
+  const dbUrl = get("db") ?? `file:${joinPath(dataDir, "loopkit.db").replace(/[%?#]/g, encodeURIComponent)}`;
+  const db = parseDbUrl(dbUrl);
+  const dbFile = db.kind === "file" ? db.path : null;
   const lndDir = expandHome(get("lnddir") ?? "~/.lnd", home);
   const rpcServer = get("rpcserver") ?? "localhost:10009";
   if (!/^[^\s:]+:\d{1,5}$/.test(rpcServer) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(rpcServer)) {
@@ -133,5 +140,5 @@ export function resolveConfig(
   );
   const jsonEnv = env[envVarName("json")];
   const json = flags.json ?? (jsonEnv !== undefined && ["1", "true", "yes"].includes(jsonEnv.toLowerCase()));
-  return { network, loopDir, dataDir, dbUrl, rpcServer, lndDir, tlsCertPath, macaroonPath, json };
+  return { network, loopDir, dataDir, dbUrl, dbFile, rpcServer, lndDir, tlsCertPath, macaroonPath, json };
 }

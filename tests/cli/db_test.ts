@@ -40,3 +40,19 @@ Deno.test("deposits list --offline and address show do not wait behind another p
     }
   });
 });
+
+Deno.test("--db file:…?mode=ro is refused (exit 2 naming --db) by reads and writes, and no file named after the query appears", async () => {
+  await withDir(async (dir) => {
+    const url = `file:${dir}/loopkit.db`;
+    (await openDb({ url, network: "regtest" })).close();
+    for (const args of [["deposits", "list", "--offline"], ["address", "show"], ["deposits", "sync"]]) {
+      const r = await runCli(["--network", "regtest", "--loopdir", dir, "--db", `${url}?mode=ro`, ...args]);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertStringIncludes(r.stderr, "--db");
+      assertStringIncludes(r.stderr, "?mode=ro");
+    }
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assertEquals(names, ["loopkit.db"]);
+  });
+});
