@@ -8,8 +8,9 @@
  */
 import type { Command } from "commander";
 import { type Config, type GlobalFlags, resolveConfig } from "../core/config/config.ts";
-import type { Db, openDb } from "../core/db/db.ts";
-import type { connectLnd } from "../lnd/connect.ts";
+import type * as DbModule from "../core/db/db.ts";
+import type { Db } from "../core/db/db.ts";
+import type * as ConnectModule from "../lnd/connect.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
 import { ExitCode, usageError } from "../core/errors.ts";
 import { reportError } from "./output.ts";
@@ -46,7 +47,7 @@ export function makeContext(flags: GlobalFlags): Context {
   return {
     config,
     lnd() {
-      lndP ??= lazyImport<{ connectLnd: typeof connectLnd }>(new URL("../lnd/connect.ts", import.meta.url))
+      lndP ??= lazyImport<typeof ConnectModule>(new URL("../lnd/connect.ts", import.meta.url))
         .then(({ connectLnd }) =>
           connectLnd({
             rpcServer: config.rpcServer,
@@ -78,7 +79,7 @@ export function makeContext(flags: GlobalFlags): Context {
             if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
           });
         }
-        const { openDb } = await lazyImport<{ openDb: typeof openDb }>(
+        const { openDb } = await lazyImport<typeof DbModule>(
           new URL("../core/db/db.ts", import.meta.url),
         );
         const db = await openDb({
@@ -94,10 +95,17 @@ export function makeContext(flags: GlobalFlags): Context {
       if (dbP) return dbP;
       roP ??= (async () => {
         if (config.dbFile !== null) {
-          const exists = await Deno.stat(config.dbFile).then(() => true, () => false);
-          if (!exists) return null;
+          try {
+            await Deno.stat(config.dbFile);
+          } catch (err) {
+            if (err instanceof Deno.errors.NotFound) return null;
+            throw usageError(
+              `Cannot use the database file "${config.dbFile}" (--loopdir / --db): ${(err as Error).message}`,
+              "data_dir_unusable",
+            );
+          }
         }
-        const { openDb } = await lazyImport<{ openDb: typeof openDb }>(
+        const { openDb } = await lazyImport<typeof DbModule>(
           new URL("../core/db/db.ts", import.meta.url),
         );
         // Read-only: no migration, no write transaction, so a reader never waits for another process's lock.

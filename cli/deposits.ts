@@ -121,6 +121,23 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** True when the database exists and holds a static address (read-only; an older schema is migrated). */
+async function hasStaticAddress(ctx: Context): Promise<boolean> {
+  let db;
+  try {
+    db = await ctx.existingDb();
+  } catch (err) {
+    if (!(err instanceof LoopkitError && err.code === "db_schema_outdated")) throw err;
+    db = await ctx.db(); // sync writes anyway: upgrade the schema now
+  }
+  if (!db) return false;
+  try {
+    return (await listStaticAddresses(db)).length > 0;
+  } catch (err) {
+    throw dbError(err, "reading the static addresses");
+  }
+}
+
 async function readAll(ctx: Context): Promise<{ deposits: Deposit[]; addresses: StaticAddressRow[] }> {
   const db = await ctx.existingDb();
   if (!db) return { deposits: [], addresses: [] };
@@ -205,8 +222,26 @@ export function registerDeposits(program: Command): void {
       const sweepConfTarget = opts.sweepConfTarget === undefined
         ? DEFAULT_SWEEP_CONF_TARGET
         : parseConfTarget(opts.sweepConfTarget);
-      const db = await ctx.db();
+      // No static address (or no database): nothing to sync. Decided before contacting lnd or creating
+      // anything, so a wrong --network or --loopdir leaves no file behind (README "Usage").
+      if (!(await hasStaticAddress(ctx))) {
+        if (ctx.config.json) {
+          out(
+            toJson({
+              tip_height: null,
+              wallet_deposits: 0,
+              changes: [],
+              sweeps: [],
+              reason: "no_static_address",
+            }),
+          );
+        } else {
+          out("no static address: nothing to sync (run `loopkit address new` or `loopkit recover`)");
+        }
+        return ExitCode.Ok;
+      }
       const { lnd } = await ctx.lnd();
+      const db = await ctx.db();
       const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
       if (ctx.config.json) {
         out(toJson({

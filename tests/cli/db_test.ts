@@ -56,3 +56,56 @@ Deno.test("--db file:…?mode=ro is refused (exit 2 naming --db) by reads and wr
     assertEquals(names, ["loopkit.db"]);
   });
 });
+
+Deno.test("deposits sync without a static address is a no-op before lnd: exit 0, nothing created, no lnd contacted", async () => {
+  await withDir(async (dir) => {
+    // lnd's files do not exist: contacting lnd would fail with exit 2.
+    const lnd = [
+      "--rpcserver",
+      "127.0.0.1:1",
+      "--tlscertpath",
+      `${dir}/none.cert`,
+      "--macaroonpath",
+      `${dir}/none`,
+    ];
+    const text = await runCli(["--network", "regtest", "--loopdir", dir, ...lnd, "deposits", "sync"]);
+    assertEquals(text.code, 0, text.stderr);
+    assertStringIncludes(text.stdout, "no static address");
+    const json = await runCli([
+      "--network",
+      "testnet",
+      "--loopdir",
+      dir,
+      ...lnd,
+      "--json",
+      "deposits",
+      "sync",
+    ]);
+    assertEquals(json.code, 0, json.stderr);
+    assertEquals(json.json?.reason, "no_static_address");
+    assertEquals(json.json?.tip_height, null);
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assertEquals(names, []); // before: <loopdir>/regtest/loopkit.db and <loopdir>/testnet/loopkit.db
+  });
+});
+
+Deno.test("deposits sync with an empty database (no address) also stays away from lnd and writes nothing", async () => {
+  await withDir(async (dir) => {
+    const url = `file:${dir}/loopkit.db`;
+    (await openDb({ url, network: "regtest" })).close();
+    const before = await Deno.readFile(`${dir}/loopkit.db`);
+    const r = await runCli([
+      "--network",
+      "regtest",
+      "--db",
+      url,
+      "--tlscertpath",
+      `${dir}/none`,
+      "deposits",
+      "sync",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await Deno.readFile(`${dir}/loopkit.db`), before);
+  });
+});
