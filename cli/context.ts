@@ -12,7 +12,7 @@ import type * as DbModule from "../core/db/db.ts";
 import type { Db } from "../core/db/db.ts";
 import type * as ConnectModule from "../lnd/connect.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
-import { ExitCode, usageError } from "../core/errors.ts";
+import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { reportError } from "./output.ts";
 import { lazyImport } from "./lazy.ts";
 
@@ -34,6 +34,28 @@ export interface Context {
   existingDb(): Promise<Db | null>;
   /** Releases whatever was opened (closes the database cleanly, so SQLite removes its WAL files). */
   close(): Promise<void>;
+}
+
+/**
+ * Whether the database file exists; refuses a path that is a directory (SQLite would fail with "unable to
+ * open database file", code 14).
+ * @throws {LoopkitError} `config_invalid` (exit 2) naming `--db`; the stat error when the path is unreadable
+ */
+async function dbFileExists(file: string): Promise<boolean> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+  if (st.isDirectory) {
+    throw usageError(
+      `The database "${file}" (--db / --loopdir) is a directory, not a database file: give the file's path`,
+      "config_invalid",
+    );
+  }
+  return true;
 }
 
 /** Builds the context from the global flags and the process environment. */
@@ -73,6 +95,7 @@ export function makeContext(flags: GlobalFlags): Context {
           }
         }
         if (file !== undefined) {
+          await dbFileExists(file);
           // The database holds key locators and deposit history: private (0600) from its first byte, like
           // the token and backups. SQLite takes an empty file as a new database.
           await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 }).catch((err) => {
@@ -95,15 +118,17 @@ export function makeContext(flags: GlobalFlags): Context {
       if (dbP) return dbP;
       roP ??= (async () => {
         if (config.dbFile !== null) {
+          let exists: boolean;
           try {
-            await Deno.stat(config.dbFile);
+            exists = await dbFileExists(config.dbFile);
           } catch (err) {
-            if (err instanceof Deno.errors.NotFound) return null;
+            if (err instanceof LoopkitError) throw err;
             throw usageError(
               `Cannot use the database file "${config.dbFile}" (--loopdir / --db): ${(err as Error).message}`,
               "data_dir_unusable",
             );
           }
+          if (!exists) return null;
         }
         const { openDb } = await lazyImport<typeof DbModule>(
           new URL("../core/db/db.ts", import.meta.url),

@@ -9,7 +9,7 @@
  * | connection refused / no route / no answer before the connect deadline / connection lost | `lnd_unreachable` | 75 |
  * | lnd up but not ready (wallet locked, still starting) | `lnd_not_ready` | 75 |
  * | a call timed out after the connection worked | `lnd_timeout` | 75 |
- * | TLS certificate does not verify | `lnd_tls` | 2 |
+ * | TLS certificate does not verify, or `--rpcserver` is not a TLS port | `lnd_tls` | 2 |
  * | macaroon missing, invalid or lacking permission | `lnd_auth` | 2 |
  * | anything else lnd answers | `lnd_rpc` ({@linkcode LndRpcError}) | 1 |
  *
@@ -138,6 +138,23 @@ const TLS_PATTERNS = [
   /invalid peer cert/i,
 ];
 
+/**
+ * The part of a gRPC error text worth showing: grpc-js appends ". Resolution note: " with an empty note to
+ * connection failures, which ends the message in nothing.
+ */
+export function cleanGrpcDetails(details: string): string {
+  return details.replace(/\.?\s*Resolution note:\s*$/, "").trim();
+}
+
+/** A TLS client met a peer that does not speak TLS (a plaintext port): OpenSSL's and rustls's words. */
+const NOT_TLS_PATTERNS = [
+  /wrong version number/i,
+  /InvalidContentType/,
+  /received corrupt message/i,
+  /packet length too long/i,
+  /http request/i,
+];
+
 function grpcParts(err: unknown): { code: number | undefined; details: string } {
   if (err && typeof err === "object") {
     const e = err as { code?: unknown; details?: unknown; message?: unknown };
@@ -147,7 +164,7 @@ function grpcParts(err: unknown): { code: number | undefined; details: string } 
       : typeof e.message === "string"
       ? e.message
       : String(err);
-    return { code, details };
+    return { code, details: cleanGrpcDetails(details) };
   }
   return { code: undefined, details: String(err) };
 }
@@ -170,6 +187,15 @@ export function lndError(err: unknown, ctx: LndErrorContext): LoopkitError {
     code === GrpcStatus.UNAVAILABLE ||
     (code === undefined && /ECONNREFUSED|connection refused/i.test(details))
   ) {
+    if (NOT_TLS_PATTERNS.some((p) => p.test(details))) {
+      return fail(
+        "tls",
+        "lnd_tls",
+        ExitCode.Usage,
+        `${where} did not answer with TLS (${details}): is --rpcserver lnd's gRPC port (rpclisten, ` +
+          `default 10009), not its REST port or another service?`,
+      );
+    }
     if (TLS_PATTERNS.some((p) => p.test(details))) {
       return fail(
         "tls",

@@ -77,7 +77,8 @@ function usage(message: string): LoopkitError {
  * @param outpoint `--outpoint TXID:VOUT`
  * @param heightHint `--height-hint` as typed
  * @param pkScriptHex `--pkscript`, hex with an optional `0x`
- * @throws {LoopkitError} exit 2: `invalid_outpoint`, `--height-hint must be positive …`,
+ * @throws {LoopkitError} exit 2: `invalid_outpoint`, `--height-hint must be positive …` (0 or negative),
+ *   `… must be a whole block height` (not digits: `1.5`), `… is above the highest block height` (> 2^31 − 1),
  *   `invalid --pkscript …`, `--pkscript must encode a P2TR pkScript …`
  */
 export function parseRecoverDepositRequest(
@@ -86,9 +87,16 @@ export function parseRecoverDepositRequest(
   pkScriptHex?: string,
 ): RecoverDepositRequest {
   const op = parseOutpoint(outpoint);
-  if (!/^[0-9]+$/.test(heightHint) || Number(heightHint) <= 0 || Number(heightHint) > MAX_HEIGHT) {
+  const give = "give a block height at or before the deposit's block";
+  if (/^-?0*$/.test(heightHint) || /^-[0-9]+$/.test(heightHint)) {
+    throw usage(`--height-hint must be positive: got "${heightHint}"; ${give}`);
+  }
+  if (!/^[0-9]+$/.test(heightHint)) {
+    throw usage(`--height-hint must be a whole block height (digits only): got "${heightHint}"; ${give}`);
+  }
+  if (Number(heightHint) > MAX_HEIGHT) {
     throw usage(
-      `--height-hint must be positive: got "${heightHint}"; give a block height at or before the deposit's block`,
+      `--height-hint ${heightHint} is above the highest block height loopkit accepts (${MAX_HEIGHT}); ${give}`,
     );
   }
   const req: RecoverDepositRequest = { outpoint: op, heightHint: Number(heightHint) };

@@ -111,7 +111,10 @@ Deno.test("parseRecoverDepositRequest() checks outpoint, height hint and P2TR pk
   const cases: [string, string, string | undefined, string][] = [
     [`${txid}:1`, "0", undefined, "--height-hint must be positive"],
     [`${txid}:1`, "-5", undefined, "--height-hint must be positive"],
-    [`${txid}:1`, "12x", undefined, "--height-hint must be positive"],
+    [`${txid}:1`, "12x", undefined, "--height-hint must be a whole block height"],
+    [`${txid}:1`, "1.5", undefined, "--height-hint must be a whole block height"],
+    [`${txid}:1`, "", undefined, "--height-hint must be positive"],
+    [`${txid}:1`, "99999999999", undefined, "above the highest block height loopkit accepts (2147483647)"],
     [`${txid}:1`, "10", bytesToHex(P2WPKH), "must encode a P2TR pkScript"],
     [`${txid}:1`, "10", "5120zz", "invalid --pkscript"],
     [`${txid}:1`, "10", "", "invalid --pkscript"],

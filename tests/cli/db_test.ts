@@ -109,3 +109,14 @@ Deno.test("deposits sync with an empty database (no address) also stays away fro
     assertEquals(await Deno.readFile(`${dir}/loopkit.db`), before);
   });
 });
+
+Deno.test("--db file:<a directory> is exit 2 saying it is a directory (before: ConnectionFailed(…: 14))", async () => {
+  await withDir(async (dir) => {
+    for (const args of [["deposits", "list", "--offline"], ["deposits", "sync"], ["address", "show"]]) {
+      const r = await runCli(["--network", "regtest", "--db", `file:${dir}`, "--json", ...args]);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertStringIncludes(r.stderr, "is a directory, not a database file");
+      assertStringIncludes(r.stderr, "--db");
+    }
+  });
+});
