@@ -86,7 +86,7 @@ export function registerAddress(program: Command): void {
     .option("--swapserver-tls", "use TLS to the swap server", true)
     .option("--no-swapserver-tls", "plaintext to a local swap server on a loopback address")
     .option("--swapserver-tlscert <path>", "PEM certificate to trust for the swap server")
-    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")
+    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default: 1000)")
     .action(action<AddressNewOpts>(async (ctx, opts) => {
       const { network, dataDir } = ctx.config;
       // The swap server's gRPC client loads only here: `address show` stays offline and light.

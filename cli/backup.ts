@@ -8,6 +8,7 @@ import { deriveBackupKey } from "../core/backup/envelope.ts";
 import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
 import { selectLatest } from "../core/backup/select.ts";
 import { writeGenerationBackup } from "../core/backup/generation.ts";
+import { parsePathListEnv } from "../core/config/config.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
 import { out, toHex, toJson } from "./output.ts";
@@ -57,8 +58,15 @@ export function registerBackup(program: Command): void {
 
   backup.command("write")
     .description("write this generation's backup unless a valid one exists (immutable, 0600, atomic)")
-    .option("--copy-to <dir>", "also place the identical file in this directory (repeatable)", collect, [])
+    .option(
+      "--copy-to <dir>",
+      "also place the identical file in this directory (repeatable; default: LOOPKIT_COPY_TO, ':'-separated)",
+      collect,
+      [],
+    )
     .action(action<{ copyTo: string[] }>(async (ctx, opts) => {
+      // --copy-to given: the flags; else LOOPKIT_COPY_TO (":"-separated), like every flag's LOOPKIT_<FLAG>.
+      opts.copyTo = opts.copyTo.length ? opts.copyTo : parsePathListEnv(Deno.env.get("LOOPKIT_COPY_TO"));
       for (const d of opts.copyTo) {
         const st = await statOrNull(d);
         if (!st?.isDirectory) throw usageError(`Invalid --copy-to "${d}": not an existing directory`);

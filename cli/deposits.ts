@@ -140,12 +140,28 @@ async function hasStaticAddress(ctx: Context): Promise<boolean> {
 
 async function readAll(ctx: Context): Promise<{ deposits: Deposit[]; addresses: StaticAddressRow[] }> {
   const db = await ctx.existingDb();
-  if (!db) return { deposits: [], addresses: [] };
-  try {
-    return { deposits: await listDeposits(db.client), addresses: await listStaticAddresses(db) };
-  } catch (err) {
-    throw dbError(err, "listing deposits");
+  let addresses: StaticAddressRow[] = [];
+  let deposits: Deposit[] = [];
+  if (db) {
+    try {
+      addresses = await listStaticAddresses(db);
+      deposits = await listDeposits(db.client);
+    } catch (err) {
+      throw dbError(err, "listing deposits");
+    }
   }
+  // The empty state is the same for every report (README "Empty state"): no static address ⇒ exit 1.
+  if (!addresses.length) throw noStaticAddress();
+  return { deposits, addresses };
+}
+
+/** `no_static_address` (exit 1): what the reports say before `address new` or `recover` ran. */
+function noStaticAddress(): LoopkitError {
+  return new LoopkitError(
+    "no_static_address",
+    "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
+    ExitCode.Failure,
+  );
 }
 
 function pad(cells: string[][]): string[] {
@@ -216,7 +232,7 @@ export function registerDeposits(program: Command): void {
     )
     .option(
       "--sweep-conf-target <blocks>",
-      `confirmation target for the expiry sweep's fee estimate (default ${DEFAULT_SWEEP_CONF_TARGET})`,
+      `confirmation target for the expiry sweep's fee estimate (default: ${DEFAULT_SWEEP_CONF_TARGET})`,
     )
     .action(action<{ sweepConfTarget?: string }>(async (ctx, opts) => {
       const sweepConfTarget = opts.sweepConfTarget === undefined
@@ -325,13 +341,6 @@ export function registerDeposits(program: Command): void {
     .description("totals of the deposits by state, like Loop's static address summary (works offline)")
     .action(action(async (ctx) => {
       const { deposits: all, addresses } = await readAll(ctx);
-      if (!addresses.length) {
-        throw new LoopkitError(
-          "no_static_address",
-          "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
-          ExitCode.Failure,
-        );
-      }
       const legacy = addresses[0];
       const address = addressOfRow(legacy, ctx.config.network).address;
       const s = summarizeDeposits(all);

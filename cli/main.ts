@@ -9,6 +9,7 @@
  */
 import type { Command, CommanderError, Help } from "commander";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
+import { parseBooleanEnv } from "../core/config/config.ts";
 import { COMMANDS } from "./commands.ts";
 import { GLOBAL_OPTIONS, PROGRAM_DESCRIPTION, rootHelp, scanArgv, VERSION } from "./help.ts";
 import { lazyImport } from "./lazy.ts";
@@ -39,11 +40,18 @@ export async function buildProgram(
   for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
   program.showHelpAfterError().exitOverride();
   const defaultFormat = Help.prototype.formatHelp;
+  const defaultOptionDescription = Help.prototype.optionDescription;
   program.configureHelp({
     formatHelp: (
       cmd,
       helper,
     ) => (cmd === program ? rootHelp(COMMANDS) : defaultFormat.call(helper, cmd, helper)),
+    // One format for defaults everywhere: "(default: 20)", as the global flags write it; commander would
+    // print string defaults quoted ("20") and empty lists as [].
+    optionDescription: (option) =>
+      defaultOptionDescription.call(new Help(), option)
+        .replace(/ ?\(default: \[\]\)/, "")
+        .replace(/\(default: "([^"]*)"\)/, "(default: $1)"),
   });
   for (const c of COMMANDS) {
     if (opts.load === "all" || opts.load === c.name) (await c.load())(program);
@@ -101,10 +109,14 @@ export async function main(argv: string[]): Promise<number> {
   return takeExitCode();
 }
 
-/** `--json` anywhere on the command line, or `LOOPKIT_JSON` set true. */
+/**
+ * `--json` anywhere on the command line, or `LOOPKIT_JSON` true. Also checks `LOOPKIT_DEBUG`.
+ * @throws {LoopkitError} exit 2 for a `LOOPKIT_JSON` or `LOOPKIT_DEBUG` that is not a boolean word
+ */
 function wantsJson(argv: string[]): boolean {
-  const env = Deno.env.get("LOOPKIT_JSON")?.toLowerCase();
-  return argv.includes("--json") || env === "1" || env === "true" || env === "yes";
+  parseBooleanEnv("LOOPKIT_DEBUG", Deno.env.get("LOOPKIT_DEBUG"));
+  const env = parseBooleanEnv("LOOPKIT_JSON", Deno.env.get("LOOPKIT_JSON"));
+  return argv.includes("--json") || env === true;
 }
 
 function onSignal(): void {

@@ -65,6 +65,35 @@ export function envVarName(flag: string): string {
   return "LOOPKIT_" + flag.replace(/^-+/, "").replace(/-/g, "_").toUpperCase();
 }
 
+const TRUE_WORDS = ["1", "true", "yes", "on"];
+const FALSE_WORDS = ["0", "false", "no", "off"];
+
+/**
+ * A boolean environment variable (`LOOPKIT_JSON`, `LOOPKIT_DEBUG`): `1`, `true`, `yes`, `on` or `0`, `false`,
+ * `no`, `off` (any case); unset or empty is undefined.
+ * @throws {LoopkitError} `config_invalid` (exit 2) naming the variable for any other value (`banana`)
+ */
+export function parseBooleanEnv(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined || value === "") return undefined;
+  const v = value.trim().toLowerCase();
+  if (TRUE_WORDS.includes(v)) return true;
+  if (FALSE_WORDS.includes(v)) return false;
+  throw usageError(
+    `Invalid ${name} "${value}": expected one of ${[...TRUE_WORDS, ...FALSE_WORDS].join(", ")}`,
+    "config_invalid",
+  );
+}
+
+/**
+ * A list of directories from an environment variable (`LOOPKIT_COPY_TO=/mnt/a:/mnt/b`), separated like
+ * `PATH` (`:`, `;` on Windows); empty entries are dropped. Unset or empty is `[]`.
+ */
+export function parsePathListEnv(value: string | undefined): string[] {
+  if (!value) return [];
+  const sep = Deno.build.os === "windows" ? ";" : ":";
+  return value.split(sep).filter((p) => p !== "");
+}
+
 /**
  * lnd's chain directory name for a network (`<lnddir>/data/chain/bitcoin/<name>/`).
  * lnd names testnet3 `testnet`.
@@ -96,6 +125,7 @@ function joinPath(...parts: string[]): string {
  * @param env environment variables (e.g. `Deno.env.toObject()`)
  * @param home the user's home directory, for `~`
  * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value; `config_invalid` (exit 2)
+ *   for a `LOOPKIT_JSON` that is not a boolean word ({@linkcode parseBooleanEnv}),
  *   for a malformed `--rpcserver` or `--db` (see `core/db/url.ts`: a `file:` URL takes no query parameters)
  */
 export function resolveConfig(
@@ -138,7 +168,6 @@ export function resolveConfig(
       joinPath(lndDir, "data/chain/bitcoin", lndNetworkDirName(network), "admin.macaroon"),
     home,
   );
-  const jsonEnv = env[envVarName("json")];
-  const json = flags.json ?? (jsonEnv !== undefined && ["1", "true", "yes"].includes(jsonEnv.toLowerCase()));
+  const json = flags.json ?? parseBooleanEnv(envVarName("json"), env[envVarName("json")]) ?? false;
   return { network, loopDir, dataDir, dbUrl, dbFile, rpcServer, lndDir, tlsCertPath, macaroonPath, json };
 }

@@ -46,7 +46,7 @@ Deno.test("read-only commands do not create a data directory or database", async
   const dir = await Deno.makeTempDir({ prefix: "loopkit-usage-" });
   try {
     const base = ["--network", "regtest", "--loopdir", `${dir}/typo`];
-    assertEquals((await runCli([...base, "deposits", "list", "--offline"])).code, 0);
+    assertEquals((await runCli([...base, "deposits", "list", "--offline"])).code, 1);
     assertEquals((await runCli([...base, "address", "show"])).code, 1);
     const entries = [];
     for await (const e of Deno.readDir(dir)) entries.push(e.name);
