@@ -4,10 +4,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { type SweepReport, syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
+import type { SweepReport, SyncResult } from "../core/deposits/sync.ts";
+import type * as SyncModule from "../core/deposits/sync.ts";
+import type * as AdaptersModule from "./lnd_adapters.ts";
+import type * as NewAddressModule from "../core/staticaddr/new_address.ts";
 import { listDeposits } from "../core/deposits/store.ts";
 import { type Deposit, DEPOSIT_STATES, outpointOf } from "../core/deposits/types.ts";
-import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/sweep.ts";
+import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/expiry.ts";
 import {
   type DepositSummary,
   isVisible,
@@ -18,10 +21,16 @@ import { listStaticAddresses, type StaticAddressRow } from "../core/db/static_ad
 import { dbError } from "../core/db/db.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/errors.ts";
 import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
-import { addressOfRow } from "../core/staticaddr/new_address.ts";
 import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
-import { syncLnd } from "./lnd_adapters.ts";
+import { lazyImport } from "./lazy.ts";
+
+// Only `sync` needs the sweep code and `summary` the address encoding (both load the Bitcoin libraries):
+// imported in those actions, so `deposits list --offline` starts light (bench/README.md "Start-up").
+const loadSync = () => lazyImport<typeof SyncModule>(new URL("../core/deposits/sync.ts", import.meta.url));
+const loadAdapters = () => lazyImport<typeof AdaptersModule>(new URL("./lnd_adapters.ts", import.meta.url));
+const loadNewAddress = () =>
+  lazyImport<typeof NewAddressModule>(new URL("../core/staticaddr/new_address.ts", import.meta.url));
 
 const hexOf = (b: Uint8Array) => toHex(b);
 
@@ -258,6 +267,7 @@ export function registerDeposits(program: Command): void {
       }
       const { lnd } = await ctx.lnd();
       const db = await ctx.db();
+      const [{ syncDeposits }, { syncLnd }] = await Promise.all([loadSync(), loadAdapters()]);
       const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
       if (ctx.config.json) {
         out(toJson({
@@ -342,6 +352,7 @@ export function registerDeposits(program: Command): void {
     .action(action(async (ctx) => {
       const { deposits: all, addresses } = await readAll(ctx);
       const legacy = addresses[0];
+      const { addressOfRow } = await loadNewAddress();
       const address = addressOfRow(legacy, ctx.config.network).address;
       const s = summarizeDeposits(all);
       if (ctx.config.json) {
