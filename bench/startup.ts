@@ -3,7 +3,8 @@
  * `loopkit deposits list --offline` on an empty data directory (issue "Running it for years", item 3).
  *
  * Runs the commands in turns (a, b, c, a, b, c, …) so machine load hits each alike; prints min / median /
- * max wall time in ms and the ratio of the medians and of the minimums. `loopkit` runs from source exactly as
+ * max wall time in ms and the ratio of the medians and of the minimums. Two floors are timed beside them: `deno run`
+ * of an empty file, and of a file that only imports commander (what every parsed command pays). `loopkit` runs from source exactly as
  * `deno task loopkit` and the CLI tests run it (`deno run` with the CLI's permissions).
  *
  * Usage: `deno run --allow-all bench/startup.ts [--runs 30] [--lncli PATH] [--json]`
@@ -18,6 +19,8 @@ interface Case {
   cmd: string;
   args: string[];
   env?: Record<string, string>;
+  /** Expected exit code (default 0). */
+  expect?: number;
 }
 
 function flag(name: string): string | undefined {
@@ -71,15 +74,25 @@ if (import.meta.main) {
         name: "loopkit deposits list --offline (empty data dir)",
         cmd: deno,
         args: [...CLI_RUN_ARGS, "--network", "regtest", "--loopdir", empty, "deposits", "list", "--offline"],
+        expect: 1, // the empty state: no static address (README "Usage")
       },
     ];
+    const floor = (name: string, file: string): Case => ({
+      name,
+      cmd: deno,
+      args: ["run", "--quiet", "--allow-all", new URL(file, import.meta.url).pathname],
+    });
+    cases.push(
+      floor("floor: deno run of an empty file", "./_floor_empty.ts"),
+      floor("floor: deno run importing commander only", "./_floor_commander.ts"),
+    );
     const lncli = await findLncli();
     if (lncli) cases.unshift({ name: "lncli --help", cmd: lncli, args: ["--help"] });
     else console.error("bench/startup: no lncli found (--lncli PATH); measuring loopkit only");
     const times = new Map(cases.map((c) => [c.name, [] as number[]]));
-    for (const c of cases) await timeOnce(c, 0); // warm the module cache and the page cache
+    for (const c of cases) await timeOnce(c, c.expect ?? 0); // warm the module cache and the page cache
     for (let i = 0; i < runs; i++) {
-      for (const c of cases) times.get(c.name)!.push(await timeOnce(c, 0));
+      for (const c of cases) times.get(c.name)!.push(await timeOnce(c, c.expect ?? 0));
     }
     const rows = cases.map((c) => ({ name: c.name, ...stats(times.get(c.name)!) }));
     const lncliRow = rows.find((r) => r.name === "lncli --help");
