@@ -7,7 +7,7 @@
  * of an empty file, and of a file that only imports commander (what every parsed command pays). `loopkit` runs from source exactly as
  * `deno task loopkit` and the CLI tests run it (`deno run` with the CLI's permissions).
  *
- * Usage: `deno run --allow-all bench/startup.ts [--runs 30] [--lncli PATH] [--json]`
+ * Usage: `deno run --allow-all bench/startup.ts [--runs 30] [--lncli PATH] [--compare OTHER/cli/main.ts] [--json]`
  * (default lncli: `~/.cache/loopkit/bin/lncli-v0.21.3-beta`, then `lncli` on PATH; skipped when absent).
  *
  * @module
@@ -86,6 +86,19 @@ if (import.meta.main) {
       floor("floor: deno run of an empty file", "./_floor_empty.ts"),
       floor("floor: deno run importing commander only", "./_floor_commander.ts"),
     );
+    const before = flag("--compare");
+    if (before) {
+      // Another checkout's CLI (e.g. the commit before a change), run the same way.
+      const args = [...CLI_RUN_ARGS.slice(0, -1), before];
+      cases.push(
+        { name: `before: loopkit --help (${before})`, cmd: deno, args: [...args, "--help"] },
+        {
+          name: `before: deposits list --offline (${before})`,
+          cmd: deno,
+          args: [...args, "--network", "regtest", "--loopdir", empty, "deposits", "list", "--offline"],
+        },
+      );
+    }
     const lncli = await findLncli();
     if (lncli) cases.unshift({ name: "lncli --help", cmd: lncli, args: ["--help"] });
     else console.error("bench/startup: no lncli found (--lncli PATH); measuring loopkit only");
