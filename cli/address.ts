@@ -7,15 +7,16 @@ import type { Command } from "commander";
 import { L402TokenStore } from "../core/l402/store.ts";
 import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
 import { parseBackupFileName } from "../core/backup/file_name.ts";
-import { openSwapServer, swapServerAddress } from "../core/swapserver/client.ts";
+import type * as SwapServerClient from "../core/swapserver/client.ts";
 import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
-import { action } from "./main.ts";
+import { action } from "./context.ts";
+import { lazyImport } from "./lazy.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
-import { writeGenerationBackup, writeResultJson, writeResultText } from "./backup.ts";
-import type { WriteBackupResult } from "../core/backup/write.ts";
+import { writeBackupAfterAddress } from "../core/backup/generation.ts";
+import { generationBackupDeps, writeResultJson, writeResultText } from "./generation_backup.ts";
 
 interface AddressNewOpts {
   swapserver?: string;
@@ -85,9 +86,13 @@ export function registerAddress(program: Command): void {
     .option("--swapserver-tls", "use TLS to the swap server", true)
     .option("--no-swapserver-tls", "plaintext to a local swap server on a loopback address")
     .option("--swapserver-tlscert <path>", "PEM certificate to trust for the swap server")
-    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")
+    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default: 1000)")
     .action(action<AddressNewOpts>(async (ctx, opts) => {
       const { network, dataDir } = ctx.config;
+      // The swap server's gRPC client loads only here: `address show` stays offline and light.
+      const { openSwapServer, swapServerAddress } = await lazyImport<typeof SwapServerClient>(
+        new URL("../core/swapserver/client.ts", import.meta.url),
+      );
       const serverAddress = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
       let tlsCert: Uint8Array | undefined;
       if (opts.swapserverTlscert) {
@@ -122,13 +127,9 @@ export function registerAddress(program: Command): void {
       } finally {
         server.close();
       }
-      let backup: WriteBackupResult | undefined;
-      let backupError: string | undefined;
-      try {
-        backup = await writeGenerationBackup(ctx);
-      } catch (err) {
-        backupError = (err as Error).message;
-      }
+      const after = await writeBackupAfterAddress(generationBackupDeps(ctx));
+      const backup = after.ok ? after.backup : undefined;
+      const backupError = after.ok ? undefined : after.error;
       if (ctx.config.json) {
         out(toJson({
           created: result.created,

@@ -7,99 +7,12 @@ import type { Command } from "commander";
 import { deriveBackupKey } from "../core/backup/envelope.ts";
 import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
 import { selectLatest } from "../core/backup/select.ts";
-import { writeBackup, type WriteBackupResult } from "../core/backup/write.ts";
-import type { BackupAddressParams } from "../core/backup/types.ts";
-import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
-import type { LndClient } from "../lnd/types.ts";
+import { writeGenerationBackup } from "../core/backup/generation.ts";
+import { parsePathListEnv } from "../core/config/config.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action } from "./context.ts";
 import { out, toHex, toJson } from "./output.ts";
-
-/**
- * Writes the generation's backup for the current paid L402 token and the legacy static address
- * (spec/backup-and-recovery.md §5.2). Shared by `backup write` and `address new`.
- *
- * No paid token or no address: returns a no-op result without contacting lnd or opening the database
- * more than needed.
- */
-export async function writeGenerationBackup(ctx: Context, copyTo: string[] = []): Promise<WriteBackupResult> {
-  const { dataDir, network } = ctx.config;
-  let lndInfo: Awaited<ReturnType<Context["lnd"]>> | undefined;
-  const lnd = async () => (lndInfo ??= await ctx.lnd());
-  return await writeBackup({
-    dataDir,
-    network,
-    copyTo,
-    lnd: { deriveSharedKey: async (p, loc) => (await lnd()).lnd.deriveSharedKey(p, loc) },
-    staticAddress: async (): Promise<BackupAddressParams | null> => {
-      const row = await getLegacyStaticAddress(await ctx.db());
-      if (row) await assertLndHoldsClientKey((await lnd()).lnd, row);
-      return row && {
-        clientPubkey: row.clientPubkey,
-        serverPubkey: row.serverPubkey,
-        expiry: row.expiry,
-        protocolVersion: row.protocolVersion,
-        clientKeyFamily: row.clientKeyFamily,
-        clientKeyIndex: row.clientKeyIndex,
-        initiationHeight: row.initiationHeight,
-        pkScript: row.pkScript,
-      };
-    },
-    currentHeight: async () => (await (await lnd()).lnd.getInfo()).blockHeight,
-  });
-}
-
-/**
- * Refuses an lnd that does not hold the static address's client key (a different seed than the node that
- * created it): a backup sealed by that lnd would be useless to the real node. `DeriveKey` is read-only.
- * @throws {LoopkitError} `wrong_lnd` (exit 2)
- */
-export async function assertLndHoldsClientKey(lnd: LndClient, row: StaticAddressRow): Promise<void> {
-  const key = await lnd.deriveKey({ family: row.clientKeyFamily, index: row.clientKeyIndex });
-  if (toHex(key.rawKeyBytes) !== toHex(row.clientPubkey)) {
-    throw new LoopkitError(
-      "wrong_lnd",
-      `lnd at --rpcserver does not hold the static address's client key (family ${row.clientKeyFamily}, ` +
-        `index ${row.clientKeyIndex}): it is not the node that created this address; point --rpcserver, ` +
-        `--tlscertpath and --macaroonpath at that node`,
-      ExitCode.Usage,
-    );
-  }
-}
-
-const SKIP_TEXT: Record<string, string> = {
-  no_token: "no L402 token in the data directory: nothing to back up",
-  pending_only: "only a pending (unpaid) L402 token exists: nothing to back up",
-  token_unpaid: "the L402 token is not paid: nothing to back up",
-  no_static_address: "no static address yet: nothing to back up",
-  already_backed_up: "a valid backup of this generation already exists",
-};
-
-/** JSON shape of `backup write`. */
-export function writeResultJson(r: WriteBackupResult) {
-  return {
-    written: r.written,
-    path: r.path ?? null,
-    copies: r.copies.map((c) => ({ dir: c.dir, path: c.path, status: c.status, error: c.error })),
-    reason: r.reason ?? null,
-    token_id: r.tokenId ?? null,
-    token_created_at: r.createdAtNs?.toString() ?? null,
-    replaced_corrupt: r.corrupt,
-  };
-}
-
-/** Human lines of `backup write`. */
-export function writeResultText(r: WriteBackupResult): string[] {
-  const lines: string[] = [];
-  if (r.written) lines.push(`backup written: ${r.path}`);
-  else lines.push(`${SKIP_TEXT[r.reason ?? ""] ?? r.reason}${r.path ? `: ${r.path}` : ""}`);
-  for (const c of r.copies) {
-    lines.push(`copy ${c.status}: ${c.path}${c.error ? ` (${c.error})` : ""}`);
-  }
-  for (const p of r.corrupt) lines.push(`replaced an invalid file: ${p}`);
-  return lines;
-}
+import { generationBackupDeps, writeResultJson, writeResultText } from "./generation_backup.ts";
 
 function inspectionJson(r: BackupInspection, selected: boolean) {
   const s = r.staticAddress;
@@ -145,13 +58,20 @@ export function registerBackup(program: Command): void {
 
   backup.command("write")
     .description("write this generation's backup unless a valid one exists (immutable, 0600, atomic)")
-    .option("--copy-to <dir>", "also place the identical file in this directory (repeatable)", collect, [])
+    .option(
+      "--copy-to <dir>",
+      "also place the identical file in this directory (repeatable; default: LOOPKIT_COPY_TO, ':'-separated)",
+      collect,
+      [],
+    )
     .action(action<{ copyTo: string[] }>(async (ctx, opts) => {
+      // --copy-to given: the flags; else LOOPKIT_COPY_TO (":"-separated), like every flag's LOOPKIT_<FLAG>.
+      opts.copyTo = opts.copyTo.length ? opts.copyTo : parsePathListEnv(Deno.env.get("LOOPKIT_COPY_TO"));
       for (const d of opts.copyTo) {
         const st = await statOrNull(d);
         if (!st?.isDirectory) throw usageError(`Invalid --copy-to "${d}": not an existing directory`);
       }
-      const r = await writeGenerationBackup(ctx, opts.copyTo);
+      const r = await writeGenerationBackup(generationBackupDeps(ctx, opts.copyTo));
       if (ctx.config.json) out(toJson(writeResultJson(r)));
       else for (const l of writeResultText(r)) out(l);
       return r.copies.some((c) => c.status === "failed") ? ExitCode.Partial : ExitCode.Ok;

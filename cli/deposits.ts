@@ -4,10 +4,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { type SweepReport, syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
+import type { SweepReport, SyncResult } from "../core/deposits/sync.ts";
+import type * as SyncModule from "../core/deposits/sync.ts";
+import type * as AdaptersModule from "./lnd_adapters.ts";
+import type * as NewAddressModule from "../core/staticaddr/new_address.ts";
 import { listDeposits } from "../core/deposits/store.ts";
 import { type Deposit, DEPOSIT_STATES, outpointOf } from "../core/deposits/types.ts";
-import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/sweep.ts";
+import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/expiry.ts";
 import {
   type DepositSummary,
   isVisible,
@@ -18,11 +21,16 @@ import { listStaticAddresses, type StaticAddressRow } from "../core/db/static_ad
 import { dbError } from "../core/db/db.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/errors.ts";
 import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
-import { addressOfRow } from "../core/staticaddr/new_address.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
-import { syncLnd } from "./lnd_adapters.ts";
+import { lazyImport } from "./lazy.ts";
+
+// Only `sync` needs the sweep code and `summary` the address encoding (both load the Bitcoin libraries):
+// imported in those actions, so `deposits list --offline` starts light (bench/README.md "Start-up").
+const loadSync = () => lazyImport<typeof SyncModule>(new URL("../core/deposits/sync.ts", import.meta.url));
+const loadAdapters = () => lazyImport<typeof AdaptersModule>(new URL("./lnd_adapters.ts", import.meta.url));
+const loadNewAddress = () =>
+  lazyImport<typeof NewAddressModule>(new URL("../core/staticaddr/new_address.ts", import.meta.url));
 
 const hexOf = (b: Uint8Array) => toHex(b);
 
@@ -122,14 +130,47 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** True when the database exists and holds a static address (read-only; an older schema is migrated). */
+async function hasStaticAddress(ctx: Context): Promise<boolean> {
+  let db;
+  try {
+    db = await ctx.existingDb();
+  } catch (err) {
+    if (!(err instanceof LoopkitError && err.code === "db_schema_outdated")) throw err;
+    db = await ctx.db(); // sync writes anyway: upgrade the schema now
+  }
+  if (!db) return false;
+  try {
+    return (await listStaticAddresses(db)).length > 0;
+  } catch (err) {
+    throw dbError(err, "reading the static addresses");
+  }
+}
+
 async function readAll(ctx: Context): Promise<{ deposits: Deposit[]; addresses: StaticAddressRow[] }> {
   const db = await ctx.existingDb();
-  if (!db) return { deposits: [], addresses: [] };
-  try {
-    return { deposits: await listDeposits(db.client), addresses: await listStaticAddresses(db) };
-  } catch (err) {
-    throw dbError(err, "listing deposits");
+  let addresses: StaticAddressRow[] = [];
+  let deposits: Deposit[] = [];
+  if (db) {
+    try {
+      addresses = await listStaticAddresses(db);
+      deposits = await listDeposits(db.client);
+    } catch (err) {
+      throw dbError(err, "listing deposits");
+    }
   }
+  // The empty state is the same for every report (README "Empty state"): no static address ⇒ exit 1.
+  if (!addresses.length) throw noStaticAddress();
+  return { deposits, addresses };
+}
+
+/** `no_static_address` (exit 1): what the reports say before `address new` or `recover` ran. */
+function noStaticAddress(): LoopkitError {
+  return new LoopkitError(
+    "no_static_address",
+    "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
+    ExitCode.Failure,
+  );
 }
 
 function pad(cells: string[][]): string[] {
@@ -200,14 +241,33 @@ export function registerDeposits(program: Command): void {
     )
     .option(
       "--sweep-conf-target <blocks>",
-      `confirmation target for the expiry sweep's fee estimate (default ${DEFAULT_SWEEP_CONF_TARGET})`,
+      `confirmation target for the expiry sweep's fee estimate (default: ${DEFAULT_SWEEP_CONF_TARGET})`,
     )
     .action(action<{ sweepConfTarget?: string }>(async (ctx, opts) => {
       const sweepConfTarget = opts.sweepConfTarget === undefined
         ? DEFAULT_SWEEP_CONF_TARGET
         : parseConfTarget(opts.sweepConfTarget);
-      const db = await ctx.db();
+      // No static address (or no database): nothing to sync. Decided before contacting lnd or creating
+      // anything, so a wrong --network or --loopdir leaves no file behind (README "Usage").
+      if (!(await hasStaticAddress(ctx))) {
+        if (ctx.config.json) {
+          out(
+            toJson({
+              tip_height: null,
+              wallet_deposits: 0,
+              changes: [],
+              sweeps: [],
+              reason: "no_static_address",
+            }),
+          );
+        } else {
+          out("no static address: nothing to sync (run `loopkit address new` or `loopkit recover`)");
+        }
+        return ExitCode.Ok;
+      }
       const { lnd } = await ctx.lnd();
+      const db = await ctx.db();
+      const [{ syncDeposits }, { syncLnd }] = await Promise.all([loadSync(), loadAdapters()]);
       const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
       if (ctx.config.json) {
         out(toJson({
@@ -291,14 +351,8 @@ export function registerDeposits(program: Command): void {
     .description("totals of the deposits by state, like Loop's static address summary (works offline)")
     .action(action(async (ctx) => {
       const { deposits: all, addresses } = await readAll(ctx);
-      if (!addresses.length) {
-        throw new LoopkitError(
-          "no_static_address",
-          "No static address in the database: run `loopkit address new` (or `loopkit recover`)",
-          ExitCode.Failure,
-        );
-      }
       const legacy = addresses[0];
+      const { addressOfRow } = await loadNewAddress();
       const address = addressOfRow(legacy, ctx.config.network).address;
       const s = summarizeDeposits(all);
       if (ctx.config.json) {

@@ -1,93 +1,98 @@
 /**
- * loopkit command-line entry. Thin: parses flags, calls core, renders; every subcommand lives in its own file.
+ * loopkit command-line entry. Thin: parses flags, calls core, renders; every subcommand lives in its own file,
+ * loaded only when it runs (`cli/commands.ts`). `loopkit --help` prints the top-level help without loading
+ * commander or any command file.
  *
  * Usage: `loopkit [global flags] <command> [flags]`; `loopkit --help` lists everything.
  *
  * @module
  */
-import { Command, CommanderError } from "commander";
+import type { Command, CommanderError, Help } from "commander";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
-import type { GlobalFlags } from "../core/config/config.ts";
-import { type Context, makeContext } from "./context.ts";
-import { reportError } from "./output.ts";
-import { registerBackup } from "./backup.ts";
-import { registerDeposits } from "./deposits.ts";
-import { registerAddress } from "./address.ts";
-import { registerRecover } from "./recover.ts";
-import { registerLoopIn, takeInterrupt } from "./loopin.ts";
+import { parseBooleanEnv } from "../core/config/config.ts";
+import { COMMANDS } from "./commands.ts";
+import { GLOBAL_OPTIONS, PROGRAM_DESCRIPTION, rootHelp, scanArgv, VERSION } from "./help.ts";
+import { lazyImport } from "./lazy.ts";
+import { reportError } from "./report.ts";
 
-/** Version printed by `--version`. */
-export const VERSION = "0.1.0";
+export { VERSION };
 
-/** Exit code of the last subcommand run by {@linkcode main}. */
-let exitCode: number = ExitCode.Ok;
-
-/** A subcommand body: returns the exit code. */
-export type Action<O> = (ctx: Context, opts: O, args: string[]) => Promise<number>;
+/** What main.ts uses of commander (types only here; the package is imported when a command runs). */
+interface Commander {
+  Command: typeof Command;
+  CommanderError: typeof CommanderError;
+  Help: typeof Help;
+}
+type Program = Command;
 
 /**
- * Wraps a subcommand body: builds the context from the global flags, maps errors to exit codes
- * (README "Exit codes") and always releases lnd and the database.
+ * Builds the command tree with commander. Only the command named by `load` is imported and registered;
+ * every other command is a placeholder carrying its `--help` summary (so the root help and "unknown command"
+ * errors know them all). `load: "all"` registers every command (tests that inspect the help).
  */
-export function action<O>(body: Action<O>) {
-  return async (...params: unknown[]) => {
-    const cmd = params[params.length - 1] as Command;
-    const all = cmd.optsWithGlobals() as GlobalFlags & O;
-    const args = params.slice(0, -2).flat() as string[];
-    let ctx: Context | undefined;
-    try {
-      ctx = makeContext(all);
-      exitCode = await body(ctx, all, args);
-    } catch (err) {
-      exitCode = reportError(err, ctx?.config.json ?? Boolean(all.json));
-    } finally {
-      await ctx?.close();
-    }
-  };
-}
-
-/** Builds the command tree (exported for tests that inspect the help). */
-export function buildProgram(opts: { json?: boolean } = {}): Command {
+export async function buildProgram(
+  opts: { json?: boolean; load?: string | "all" } = {},
+): Promise<Program> {
+  const { Command, Help } = await lazyImport<Commander>("commander");
   const program = new Command("loopkit")
-    .description("Keep Lightning Loop static-address funds safe and usable without the Loop daemon")
-    .version(VERSION)
-    .option("--network <name>", "mainnet, testnet, testnet4, signet, regtest or simnet (default mainnet)")
-    .option("--loopdir <dir>", "Loop base directory; the data dir is <loopdir>/<network> (default ~/.loop)")
-    .option("--db <url>", "libSQL database URL (default file:<datadir>/loopkit.db)")
-    .option("--rpcserver <host:port>", "lnd gRPC address (default localhost:10009)")
-    .option("--lnddir <dir>", "lnd base directory (default ~/.lnd)")
-    .option("--tlscertpath <path>", "lnd TLS certificate (default <lnddir>/tls.cert)")
-    .option(
-      "--macaroonpath <path>",
-      "lnd macaroon (default <lnddir>/data/chain/bitcoin/<network>/admin.macaroon)",
-    )
-    .option("--json", "print stable snake_case JSON on stdout")
-    .showHelpAfterError()
-    .exitOverride();
-  registerBackup(program);
-  registerDeposits(program);
-  registerAddress(program);
-  registerRecover(program);
-  registerLoopIn(program);
+    .description(PROGRAM_DESCRIPTION)
+    .version(VERSION);
+  for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
+  program.showHelpAfterError().exitOverride();
+  const defaultFormat = Help.prototype.formatHelp;
+  const defaultOptionDescription = Help.prototype.optionDescription;
+  program.configureHelp({
+    formatHelp: (
+      cmd,
+      helper,
+    ) => (cmd === program ? rootHelp(COMMANDS) : defaultFormat.call(helper, cmd, helper)),
+    // One format for defaults everywhere: "(default: 20)", as the global flags write it; commander would
+    // print string defaults quoted ("20") and empty lists as [].
+    optionDescription: (option) =>
+      defaultOptionDescription.call(new Help(), option)
+        .replace(/ ?\(default: \[\]\)/, "")
+        .replace(/\(default: "([^"]*)"\)/, "(default: $1)"),
+  });
+  for (const c of COMMANDS) {
+    if (opts.load === "all" || opts.load === c.name) (await c.load())(program);
+    else program.command(c.name).description(c.summary);
+  }
   if (opts.json) silenceCommander(program);
   return program;
 }
 
 /** With `--json`, usage errors are reported once, as the JSON error object on stderr (see {@linkcode main}). */
-function silenceCommander(cmd: Command): void {
+function silenceCommander(cmd: Program): void {
   cmd.configureOutput({ writeErr: () => {}, outputError: () => {} }).showHelpAfterError(false);
   for (const c of cmd.commands) silenceCommander(c);
 }
 
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  exitCode = ExitCode.Ok;
-  const json = wantsJson(argv);
-  const program = buildProgram({ json });
-  if (argv.length === 0) {
-    program.outputHelp({ error: true });
-    return ExitCode.Usage;
+  let json: boolean;
+  try {
+    json = wantsJson(argv);
+  } catch (err) {
+    return reportError(err, argv.includes("--json"));
   }
+  const scan = scanArgv(argv);
+  if (scan.help) {
+    // No arguments: the help on stderr and exit 2 (a usage error); --help: on stdout, exit 0.
+    if (argv.length === 0) {
+      await Deno.stderr.write(new TextEncoder().encode(rootHelp(COMMANDS)));
+      return ExitCode.Usage;
+    }
+    await Deno.stdout.write(new TextEncoder().encode(rootHelp(COMMANDS)));
+    return ExitCode.Ok;
+  }
+  // Commander, the context and the command's own file load in parallel (one wait, not three).
+  const [{ CommanderError }, { takeExitCode }] = await Promise.all([
+    lazyImport<Commander>("commander"),
+    lazyImport<{ takeExitCode: () => number }>(new URL("./context.ts", import.meta.url)),
+    COMMANDS.find((c) => c.name === scan.command)?.load().catch(() => undefined),
+  ]);
+  takeExitCode();
+  const program = await buildProgram({ json, load: scan.command });
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (err) {
@@ -103,20 +108,29 @@ export async function main(argv: string[]): Promise<number> {
     }
     return reportError(err, json);
   }
-  return exitCode;
+  return takeExitCode();
 }
 
-/** `--json` anywhere on the command line, or `LOOPKIT_JSON` set true. */
+/**
+ * `--json` anywhere on the command line, or `LOOPKIT_JSON` true. Also checks `LOOPKIT_DEBUG`.
+ * @throws {LoopkitError} exit 2 for a `LOOPKIT_JSON` or `LOOPKIT_DEBUG` that is not a boolean word
+ */
 function wantsJson(argv: string[]): boolean {
-  const env = Deno.env.get("LOOPKIT_JSON")?.toLowerCase();
-  return argv.includes("--json") || env === "1" || env === "true" || env === "yes";
+  parseBooleanEnv("LOOPKIT_DEBUG", Deno.env.get("LOOPKIT_DEBUG"));
+  const env = parseBooleanEnv("LOOPKIT_JSON", Deno.env.get("LOOPKIT_JSON"));
+  return argv.includes("--json") || env === true;
 }
 
 function onSignal(): void {
-  if (takeInterrupt()) return; // a loop-in initiation unwinds first, then exits 130 (cli/loopin.ts)
+  let json = false;
+  try {
+    json = wantsJson(Deno.args);
+  } catch {
+    // An invalid LOOPKIT_JSON was already reported; the interruption is reported as text.
+  }
   reportError(
     new LoopkitError("interrupted", "Interrupted; nothing half-written is kept", ExitCode.Interrupted),
-    wantsJson(Deno.args),
+    json,
   );
   Deno.exit(ExitCode.Interrupted);
 }

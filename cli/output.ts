@@ -5,7 +5,6 @@
  * @module
  */
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { exitCodeOf, LoopkitError } from "../core/errors.ts";
 
 /** Lower-case hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
@@ -34,21 +33,4 @@ export function diag(line: string): void {
   console.error(line);
 }
 
-/**
- * Reports an error: a single JSON object on stderr with `--json`, else `loopkit: <message>`.
- * @returns the process exit code for the error
- */
-export function reportError(err: unknown, json: boolean): number {
-  const code = exitCodeOf(err);
-  const message = err instanceof Error ? err.message : String(err);
-  if (json) {
-    const errCode = err instanceof LoopkitError ? err.code : "internal_error";
-    console.error(JSON.stringify({ error: { code: errCode, message, exit_code: code } }));
-  } else {
-    console.error(`loopkit: ${message}`);
-    if (!(err instanceof LoopkitError) && err instanceof Error && Deno.env.get("LOOPKIT_DEBUG")) {
-      console.error(err.stack);
-    }
-  }
-  return code;
-}
+export { reportError } from "./report.ts";

@@ -21,8 +21,7 @@ import {
   RECOVERY_SCAN_LIMIT,
 } from "../core/deposits/recover_deposit.ts";
 import { ExitCode, usageError } from "../core/errors.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action, type Context } from "./context.ts";
 import { out, toHex, toJson } from "./output.ts";
 import { syncLnd } from "./lnd_adapters.ts";
 

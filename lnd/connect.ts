@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { X509Certificate } from "node:crypto";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { GrpcLndClient } from "./grpc_client.ts";
 import { openLndRpc } from "./rpc.ts";
@@ -68,18 +69,43 @@ async function readFlagFile(path: string, flag: string, what: string): Promise<U
 }
 
 /**
+ * Checks that `pem` holds at least one PEM certificate that parses (lnd's `tls.cert`), so a wrong file is named
+ * as such instead of surfacing as a TLS verification failure ("self-signed certificate") at connect time.
+ * @throws {LoopkitError} `config_invalid` (exit 2) naming `--tlscertpath` and the file
+ */
+export function checkTlsCertificate(pem: Uint8Array, path: string): void {
+  const text = new TextDecoder().decode(pem);
+  const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)];
+  const bad = (why: string) =>
+    usageError(`lnd TLS certificate "${path}" (--tlscertpath) ${why}`, "config_invalid");
+  if (blocks.length === 0) {
+    throw bad("is not a PEM certificate (no -----BEGIN CERTIFICATE----- block): point it at lnd's tls.cert");
+  }
+  for (const b of blocks) {
+    try {
+      new X509Certificate(b[0]);
+    } catch (err) {
+      throw bad(
+        `holds a certificate that does not parse (${(err as Error).message}): point it at lnd's tls.cert`,
+      );
+    }
+  }
+}
+
+/**
  * Reads lnd's TLS certificate and macaroon, connects, calls `GetInfo` and checks the network.
  *
  * Permissions: `--allow-read` (the two files and lnd's `.proto` files), `--allow-net`.
  *
  * @returns the client (caller closes it) and lnd's `GetInfo`
  * @throws {LoopkitError} `config_invalid` (exit 2) when a file is missing, unreadable or empty,
- *   naming the flag and path; `network_mismatch` (exit 2) when lnd runs on another network;
+ *   naming the flag and path, or a certificate file that holds no parsable PEM certificate; `network_mismatch` (exit 2) when lnd runs on another network;
  *   `lnd_unreachable`/`lnd_not_ready` (exit 75), `lnd_auth`/`lnd_tls` (exit 2) from the first
  *   call (see `lnd/errors.ts`)
  */
 export async function connectLnd(cfg: ConnectLndConfig): Promise<{ lnd: LndClient; info: LndInfo }> {
   const tlsCert = await readFlagFile(cfg.tlsCertPath, "--tlscertpath", "lnd TLS certificate");
+  checkTlsCertificate(tlsCert, cfg.tlsCertPath);
   const macaroon = await readFlagFile(cfg.macaroonPath, "--macaroonpath", "lnd macaroon");
   const rpc = openLndRpc({ rpcServer: cfg.rpcServer, tlsCert, macaroon, tlsServerName: cfg.tlsServerName });
   const lnd = new GrpcLndClient(rpc, { callTimeoutMs: cfg.callTimeoutMs });

@@ -203,3 +203,59 @@ Deno.test("connectLnd() to a host that never answers gives up at the connect dea
     for (const c of conns) c.close();
   }
 });
+
+Deno.test("connectLnd() with a --tlscertpath file that is no certificate names the file (exit 2), never 'self-signed certificate'", async () => {
+  await withFake({}, async (fake) => {
+    for (
+      const [name, text, why] of [
+        ["garbage.cert", "this is not a certificate\n", /not a PEM certificate/],
+        ["broken.cert", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", /does not parse/],
+      ] as const
+    ) {
+      const path = `${fake.dir}/${name}`;
+      await Deno.writeTextFile(path, text);
+      const e = await rejectsWith(
+        connectLnd({ ...fake, tlsCertPath: path, network: "regtest" }),
+        "config_invalid",
+        ExitCode.Usage,
+      );
+      assert.match(e.message, /--tlscertpath/);
+      assert.ok(e.message.includes(path));
+      assert.match(e.message, why);
+      assert.doesNotMatch(e.message, /self[- ]signed/);
+    }
+    assert.equal(fake.calls["Lightning.GetInfo"], undefined);
+  });
+});
+
+Deno.test("connectLnd() to a plaintext port is a configuration error (lnd_tls, exit 2) asking for lnd's gRPC port, with no empty 'Resolution note'", async () => {
+  await withFake({}, async (fake) => {
+    const http = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("not grpc"),
+    );
+    try {
+      const e = await rejectsWith(
+        connectLnd({ ...fake, rpcServer: `127.0.0.1:${http.addr.port}`, network: "regtest" }),
+        "lnd_tls",
+        ExitCode.Usage,
+      );
+      assert.match(e.message, /did not answer with TLS/);
+      assert.match(e.message, /--rpcserver/);
+      assert.doesNotMatch(e.message, /Resolution note/);
+    } finally {
+      await http.shutdown();
+    }
+  });
+});
+
+Deno.test("connectLnd() to a closed port: the message does not end in an empty 'Resolution note:'", async () => {
+  await withFake({}, async (fake) => {
+    const e = await rejectsWith(
+      connectLnd({ ...fake, rpcServer: `127.0.0.1:${closedPort()}`, network: "regtest" }),
+      "lnd_unreachable",
+      ExitCode.TempFail,
+    );
+    assert.doesNotMatch(e.message, /Resolution note:\s*$/);
+  });
+});

@@ -9,39 +9,71 @@
  * | connection refused / no route / no answer before the connect deadline / connection lost | `lnd_unreachable` | 75 |
  * | lnd up but not ready (wallet locked, still starting) | `lnd_not_ready` | 75 |
  * | a call timed out after the connection worked | `lnd_timeout` | 75 |
- * | TLS certificate does not verify | `lnd_tls` | 2 |
+ * | TLS certificate does not verify, or `--rpcserver` is not a TLS port | `lnd_tls` | 2 |
  * | macaroon missing, invalid or lacking permission | `lnd_auth` | 2 |
  * | anything else lnd answers | `lnd_rpc` ({@linkcode LndRpcError}) | 1 |
  *
+ * Every error made here is an {@linkcode LndError} (`lnd/lnd_error.ts`) with a transport-neutral `kind`;
+ * lnd's answers are its subclass {@linkcode LndRpcError}, which also keeps the gRPC status.
+ *
  * @module
  */
-import { ExitCode, type ExitCodeValue, LoopkitError, tempFailure } from "../core/errors.ts";
+import { ExitCode, type ExitCodeValue, LoopkitError } from "../core/errors.ts";
+import { LndError, type LndErrorKind } from "./lnd_error.ts";
+
+export { LndError, type LndErrorKind } from "./lnd_error.ts";
 
 /** gRPC status codes used here (from the gRPC spec). */
 export const GrpcStatus = {
   CANCELLED: 1,
   UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
+  FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
 } as const;
 
+/** The transport-neutral kind of a gRPC status (`lnd_bad_response` is always `bad_response`). */
+export function lndErrorKindOf(grpcCode: number | undefined, code = "lnd_rpc"): LndErrorKind {
+  if (code === "lnd_bad_response") return "bad_response";
+  switch (grpcCode) {
+    case GrpcStatus.CANCELLED:
+      return "cancelled";
+    case GrpcStatus.INVALID_ARGUMENT:
+      return "invalid_argument";
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return "deadline";
+    case GrpcStatus.NOT_FOUND:
+      return "not_found";
+    case GrpcStatus.ALREADY_EXISTS:
+      return "already_exists";
+    case GrpcStatus.PERMISSION_DENIED:
+    case GrpcStatus.UNAUTHENTICATED:
+      return "permission_denied";
+    case GrpcStatus.FAILED_PRECONDITION:
+      return "failed_precondition";
+    case GrpcStatus.UNIMPLEMENTED:
+      return "unimplemented";
+    case GrpcStatus.UNAVAILABLE:
+      return "unavailable";
+    default:
+      return "unknown";
+  }
+}
+
 /**
- * lnd answered an RPC with an error (exit 1). Callers may branch on {@linkcode details}
- * (lnd's error text) or {@linkcode grpcCode}.
+ * lnd answered an RPC with an error (exit 1): an {@linkcode LndError} that also keeps the gRPC status.
+ * Callers may branch on `kind`, `details` (lnd's error text) or {@linkcode grpcCode}.
  */
-export class LndRpcError extends LoopkitError {
-  /** The RPC, e.g. `WalletKit.ImportTapscript`. */
-  readonly rpc: string;
+export class LndRpcError extends LndError {
   /** gRPC status code, or undefined when the failure was not a gRPC status. */
   readonly grpcCode: number | undefined;
-  /** lnd's error text. */
-  readonly details: string;
 
   /**
    * @param rpc service and method, e.g. `Signer.DeriveSharedKey`
@@ -58,11 +90,9 @@ export class LndRpcError extends LoopkitError {
     exitCode: ExitCodeValue = ExitCode.Failure,
     options?: ErrorOptions,
   ) {
-    super(code, `lnd ${rpc} failed: ${details}`, exitCode, options);
+    super(rpc, lndErrorKindOf(grpcCode, code), details, { code, exitCode, cause: options?.cause });
     this.name = "LndRpcError";
-    this.rpc = rpc;
     this.grpcCode = grpcCode;
-    this.details = details;
   }
 }
 
@@ -125,6 +155,23 @@ const TLS_PATTERNS = [
   /invalid peer cert/i,
 ];
 
+/**
+ * The part of a gRPC error text worth showing: grpc-js appends ". Resolution note: " with an empty note to
+ * connection failures, which ends the message in nothing.
+ */
+export function cleanGrpcDetails(details: string): string {
+  return details.replace(/\.?\s*Resolution note:\s*$/, "").trim();
+}
+
+/** A TLS client met a peer that does not speak TLS (a plaintext port): OpenSSL's and rustls's words. */
+const NOT_TLS_PATTERNS = [
+  /wrong version number/i,
+  /InvalidContentType/,
+  /received corrupt message/i,
+  /packet length too long/i,
+  /http request/i,
+];
+
 function grpcParts(err: unknown): { code: number | undefined; details: string } {
   if (err && typeof err === "object") {
     const e = err as { code?: unknown; details?: unknown; message?: unknown };
@@ -134,7 +181,7 @@ function grpcParts(err: unknown): { code: number | undefined; details: string } 
       : typeof e.message === "string"
       ? e.message
       : String(err);
-    return { code, details };
+    return { code, details: cleanGrpcDetails(details) };
   }
   return { code: undefined, details: String(err) };
 }
@@ -150,44 +197,70 @@ export function lndError(err: unknown, ctx: LndErrorContext): LoopkitError {
   if (err instanceof LoopkitError) return err;
   const { code, details } = grpcParts(err);
   const where = `lnd at ${ctx.rpcServer} (--rpcserver)`;
+  const fail = (kind: LndErrorKind, errCode: string, exitCode: ExitCodeValue, message: string) =>
+    new LndError(ctx.rpc, kind, details, { code: errCode, exitCode, message, cause: err });
 
   if (
     code === GrpcStatus.UNAVAILABLE ||
     (code === undefined && /ECONNREFUSED|connection refused/i.test(details))
   ) {
-    if (TLS_PATTERNS.some((p) => p.test(details))) {
-      return new LoopkitError(
+    if (NOT_TLS_PATTERNS.some((p) => p.test(details))) {
+      return fail(
+        "tls",
         "lnd_tls",
-        `Cannot verify the TLS certificate of ${where}: ${details}; check --tlscertpath`,
         ExitCode.Usage,
-        { cause: err },
+        `${where} did not answer with TLS (${details}): is --rpcserver lnd's gRPC port (rpclisten, ` +
+          `default 10009), not its REST port or another service?`,
       );
     }
-    return tempFailure(`Cannot reach ${where}: ${details}`, "lnd_unreachable", err);
+    if (TLS_PATTERNS.some((p) => p.test(details))) {
+      return fail(
+        "tls",
+        "lnd_tls",
+        ExitCode.Usage,
+        `Cannot verify the TLS certificate of ${where}: ${details}; check --tlscertpath`,
+      );
+    }
+    return fail("unavailable", "lnd_unreachable", ExitCode.TempFail, `Cannot reach ${where}: ${details}`);
   }
   if (code === GrpcStatus.INTERNAL && TRANSPORT_PATTERNS.some((p) => p.test(details))) {
-    return tempFailure(`Lost the connection to ${where}: ${details}`, "lnd_unreachable", err);
+    return fail(
+      "unavailable",
+      "lnd_unreachable",
+      ExitCode.TempFail,
+      `Lost the connection to ${where}: ${details}`,
+    );
   }
   if (code === GrpcStatus.DEADLINE_EXCEEDED) {
     if (ctx.phase === "connect") {
-      return tempFailure(`Cannot reach ${where}: no answer before the deadline`, "lnd_unreachable", err);
+      return fail(
+        "unavailable",
+        "lnd_unreachable",
+        ExitCode.TempFail,
+        `Cannot reach ${where}: no answer before the deadline`,
+      );
     }
-    return tempFailure(`lnd ${ctx.rpc} timed out at ${ctx.rpcServer}: ${details}`, "lnd_timeout", err);
+    return fail(
+      "deadline",
+      "lnd_timeout",
+      ExitCode.TempFail,
+      `lnd ${ctx.rpc} timed out at ${ctx.rpcServer}: ${details}`,
+    );
   }
   if (
     code === GrpcStatus.UNAUTHENTICATED || code === GrpcStatus.PERMISSION_DENIED ||
     (code === GrpcStatus.UNKNOWN && AUTH_PATTERNS.some((p) => p.test(details)))
   ) {
-    return new LoopkitError(
+    return fail(
+      "permission_denied",
       "lnd_auth",
+      ExitCode.Usage,
       `lnd at ${ctx.rpcServer} refused the macaroon for ${ctx.rpc}: ${details}; ` +
         `check --macaroonpath (admin.macaroon of the same lnd and network)`,
-      ExitCode.Usage,
-      { cause: err },
     );
   }
   if (code === GrpcStatus.UNKNOWN && NOT_READY_PATTERNS.some((p) => p.test(details))) {
-    return tempFailure(`${where} is not ready: ${details}`, "lnd_not_ready", err);
+    return fail("not_ready", "lnd_not_ready", ExitCode.TempFail, `${where} is not ready: ${details}`);
   }
   if (code === GrpcStatus.UNIMPLEMENTED) {
     return new LndRpcError(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ExitCode, LoopkitError } from "../core/errors.ts";
 import { GrpcStatus, lndError, LndRpcError } from "./errors.ts";
+import { isLndError, LndError, type LndErrorKind } from "./lnd_error.ts";
 
 const ctx = { rpc: "Signer.DeriveSharedKey", rpcServer: "localhost:10009" };
 
@@ -115,4 +116,31 @@ Deno.test("lndError() explains UNIMPLEMENTED with the sub-server build tags", ()
 Deno.test("lndError() passes a LoopkitError through unchanged", () => {
   const original = new LoopkitError("network_mismatch", "x", ExitCode.Usage);
   assert.equal(lndError(original, ctx), original);
+});
+
+Deno.test("every lndError() result is an LndError whose kind matches its code (core branches on kind, not gRPC)", () => {
+  const cases: [number | undefined, string, string, string][] = [
+    [GrpcStatus.UNAVAILABLE, "connect ECONNREFUSED 127.0.0.1:1", "unavailable", "lnd_unreachable"],
+    [GrpcStatus.UNAVAILABLE, "self-signed certificate", "tls", "lnd_tls"],
+    [GrpcStatus.INTERNAL, "write EPIPE", "unavailable", "lnd_unreachable"],
+    [GrpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded", "deadline", "lnd_timeout"],
+    [GrpcStatus.UNAUTHENTICATED, "no macaroon", "permission_denied", "lnd_auth"],
+    [GrpcStatus.UNKNOWN, "verification failed: signature mismatch", "permission_denied", "lnd_auth"],
+    [GrpcStatus.UNKNOWN, "wallet locked, unlock it to enable full RPC access", "not_ready", "lnd_not_ready"],
+    [GrpcStatus.NOT_FOUND, "unable to locate invoice", "not_found", "lnd_rpc"],
+    [GrpcStatus.ALREADY_EXISTS, "invoice with payment hash already exists", "already_exists", "lnd_rpc"],
+    [GrpcStatus.INVALID_ARGUMENT, "bad key family", "invalid_argument", "lnd_rpc"],
+    [GrpcStatus.UNIMPLEMENTED, "unknown service", "unimplemented", "lnd_rpc"],
+    [GrpcStatus.UNKNOWN, "boom", "unknown", "lnd_rpc"],
+  ];
+  for (const [code, details, kind, errCode] of cases) {
+    const e = lndError(status(code!, details), { ...ctx, phase: "call" });
+    assert.ok(e instanceof LndError, details);
+    assert.equal(e.kind, kind, details);
+    assert.equal(e.code, errCode, details);
+    assert.ok(isLndError(e, kind as LndErrorKind), details);
+  }
+  assert.ok(
+    new LndRpcError("X.Y", undefined, "unexpected response: z", "lnd_bad_response").kind === "bad_response",
+  );
 });

@@ -326,7 +326,7 @@ export interface LndClient {
    * @param invoice BOLT 11 payment request
    * @param feeLimitSat maximum routing fee, sat
    * @param timeoutSec lnd's `timeout_seconds` for finding routes
-   * @throws {LndRpcError} when lnd refuses the payment, e.g. "invoice is already paid" or
+   * @throws {LndError} (gRPC client: `LndRpcError`) when lnd refuses the payment, e.g. "invoice is already paid" or
    *   "payment is in transition" (then track it with {@linkcode LndClient.trackPaymentV2})
    */
   sendPaymentV2(invoice: string, feeLimitSat: bigint, timeoutSec: number): Promise<PaymentResult>;

@@ -20,7 +20,7 @@ import type {
 import { HDKey } from "@scure/bip32";
 import { Transaction } from "@scure/btc-signer";
 import { FakeKeyRing } from "../../tests/fakelnd/keyring.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import { treeHash } from "../../tests/fs.ts";
 import { staticAddress } from "../staticaddr/script.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
@@ -209,14 +209,11 @@ export function utxoFor(pkScript: Uint8Array, n: number, confirmations = 3, amou
 }
 
 /** An lnd error as the gRPC client raises it (exit 1), or an unreachable lnd (exit 75). */
-export function lndFailure(rpc: string, details: string, unreachable = false): LndRpcError {
-  return new LndRpcError(
-    rpc,
-    unreachable ? 14 : 2,
-    details,
-    unreachable ? "lnd_unreachable" : "lnd_rpc",
-    unreachable ? 75 : 1,
-  );
+export function lndFailure(rpc: string, details: string, unreachable = false): LndError {
+  return new LndError(rpc, unreachable ? "unavailable" : "unknown", details, {
+    code: unreachable ? "lnd_unreachable" : "lnd_rpc",
+    exitCode: unreachable ? 75 : 1,
+  });
 }
 
 /**

@@ -7,7 +7,7 @@
 import { basename, join } from "node:path";
 import type { L402TokenFile } from "../l402/token_file.ts";
 import { parseBackupFileName } from "./file_name.ts";
-import { type BackupFs, denoBackupFs } from "./fs.ts";
+import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
 import type { BackupPayload, BackupReason, StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
 

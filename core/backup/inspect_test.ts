@@ -5,7 +5,7 @@ import { withTempDir } from "../../tests/fs.ts";
 import { sealBackup } from "./envelope.ts";
 import { backupFileName } from "./file_name.ts";
 import { inspectBackupDir, inspectBackupFile } from "./inspect.ts";
-import { MAX_READ_BYTES } from "./fs.ts";
+import { MAX_READ_BYTES } from "../fs/fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
 import type { BackupPayload } from "./types.ts";
 import { payloadFor, seededTokenId, TEST_KEY, treeHash, vector } from "./_testing.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type BackupFs, denoBackupFs } from "./fs.ts";
+import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
 import { type BackupInspection, inspectBackupDir } from "./inspect.ts";
 
 /** Outcome of {@linkcode selectLatest}. */

@@ -15,10 +15,10 @@ import {
   PENDING_TOKEN_FILE_NAME,
   TokenFileError,
 } from "../l402/token_file.ts";
-import { atomicWriteFile } from "./atomic_write.ts";
+import { atomicWriteFile } from "../fs/atomic_write.ts";
 import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
-import { type BackupFs, denoBackupFs } from "./fs.ts";
+import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
 import type { BackupAddressParams, BackupPayload } from "./types.ts";
 import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";

@@ -6,7 +6,7 @@ import { LoopkitError } from "../errors.ts";
 import { PAID_TOKEN_FILE_NAME, PENDING_TOKEN_FILE_NAME } from "../l402/token_file.ts";
 import { openBackup, sealBackup } from "./envelope.ts";
 import { backupFileName } from "./file_name.ts";
-import { denoBackupFs } from "./fs.ts";
+import { denoBackupFs } from "../fs/fs.ts";
 import { inspectBackupDir } from "./inspect.ts";
 import { decodeBackupPayload, encodeBackupPayload } from "./payload.ts";
 import type { BackupAddressParams } from "./types.ts";

@@ -5,6 +5,7 @@
  */
 import { usageError } from "../errors.ts";
 import { isNetworkName, NETWORK_NAMES, type NetworkName } from "../staticaddr/network.ts";
+import { parseDbUrl } from "../db/url.ts";
 
 /** A network loopkit accepts for `--network` (spec/static-address-and-deposits.md §2.6). */
 export type Network = NetworkName;
@@ -31,6 +32,8 @@ export interface Config {
   dataDir: string;
   /** libSQL URL of the loopkit database (`file:` by default). */
   dbUrl: string;
+  /** The local file `dbUrl` names (what libSQL opens), or null for a remote or in-memory database. */
+  dbFile: string | null;
   /** lnd gRPC `host:port`. */
   rpcServer: string;
   /** lnd base directory. */
@@ -60,6 +63,35 @@ const STRING_FLAGS = [
  */
 export function envVarName(flag: string): string {
   return "LOOPKIT_" + flag.replace(/^-+/, "").replace(/-/g, "_").toUpperCase();
+}
+
+const TRUE_WORDS = ["1", "true", "yes", "on"];
+const FALSE_WORDS = ["0", "false", "no", "off"];
+
+/**
+ * A boolean environment variable (`LOOPKIT_JSON`, `LOOPKIT_DEBUG`): `1`, `true`, `yes`, `on` or `0`, `false`,
+ * `no`, `off` (any case); unset or empty is undefined.
+ * @throws {LoopkitError} `config_invalid` (exit 2) naming the variable for any other value (`banana`)
+ */
+export function parseBooleanEnv(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined || value === "") return undefined;
+  const v = value.trim().toLowerCase();
+  if (TRUE_WORDS.includes(v)) return true;
+  if (FALSE_WORDS.includes(v)) return false;
+  throw usageError(
+    `Invalid ${name} "${value}": expected one of ${[...TRUE_WORDS, ...FALSE_WORDS].join(", ")}`,
+    "config_invalid",
+  );
+}
+
+/**
+ * A list of directories from an environment variable (`LOOPKIT_COPY_TO=/mnt/a:/mnt/b`), separated like
+ * `PATH` (`:`, `;` on Windows); empty entries are dropped. Unset or empty is `[]`.
+ */
+export function parsePathListEnv(value: string | undefined): string[] {
+  if (!value) return [];
+  const sep = Deno.build.os === "windows" ? ";" : ":";
+  return value.split(sep).filter((p) => p !== "");
 }
 
 /**
@@ -92,7 +124,9 @@ function joinPath(...parts: string[]): string {
  * @param flags flags given on the command line
  * @param env environment variables (e.g. `Deno.env.toObject()`)
  * @param home the user's home directory, for `~`
- * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value
+ * @throws {LoopkitError} `usage` (exit 2) for an unknown network or an empty value; `config_invalid` (exit 2)
+ *   for a `LOOPKIT_JSON` that is not a boolean word ({@linkcode parseBooleanEnv}),
+ *   for a malformed `--rpcserver` or `--db` (see `core/db/url.ts`: a `file:` URL takes no query parameters)
  */
 export function resolveConfig(
   flags: GlobalFlags,
@@ -119,7 +153,10 @@ export function resolveConfig(
   const network: Network = networkRaw;
   const loopDir = expandHome(get("loopdir") ?? "~/.loop", home);
   const dataDir = joinPath(loopDir, network);
-  const dbUrl = get("db") ?? `file:${joinPath(dataDir, "loopkit.db")}`;
+  // The default URL percent-encodes the characters a URL would read otherwise (`%`, `?`, `#` in --loopdir).
+  const dbUrl = get("db") ?? `file:${joinPath(dataDir, "loopkit.db").replace(/[%?#]/g, encodeURIComponent)}`;
+  const db = parseDbUrl(dbUrl);
+  const dbFile = db.kind === "file" ? db.path : null;
   const lndDir = expandHome(get("lnddir") ?? "~/.lnd", home);
   const rpcServer = get("rpcserver") ?? "localhost:10009";
   if (!/^[^\s:]+:\d{1,5}$/.test(rpcServer) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(rpcServer)) {
@@ -131,7 +168,6 @@ export function resolveConfig(
       joinPath(lndDir, "data/chain/bitcoin", lndNetworkDirName(network), "admin.macaroon"),
     home,
   );
-  const jsonEnv = env[envVarName("json")];
-  const json = flags.json ?? (jsonEnv !== undefined && ["1", "true", "yes"].includes(jsonEnv.toLowerCase()));
-  return { network, loopDir, dataDir, dbUrl, rpcServer, lndDir, tlsCertPath, macaroonPath, json };
+  const json = flags.json ?? parseBooleanEnv(envVarName("json"), env[envVarName("json")]) ?? false;
+  return { network, loopDir, dataDir, dbUrl, dbFile, rpcServer, lndDir, tlsCertPath, macaroonPath, json };
 }

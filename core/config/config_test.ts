@@ -1,6 +1,7 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { LoopkitError } from "../errors.ts";
 import { envVarName, resolveConfig } from "./config.ts";
+import { parseDbUrl } from "../db/url.ts";
 
 Deno.test("resolveConfig() applies loopd/lncli defaults under the home directory", () => {
   const c = resolveConfig({}, {}, "/home/op");
@@ -40,4 +41,18 @@ Deno.test("resolveConfig() rejects a malformed --rpcserver", () => {
 
 Deno.test("envVarName() maps dashed flags", () => {
   assertEquals(envVarName("--copy-to"), "LOOPKIT_COPY_TO");
+});
+
+Deno.test("resolveConfig(): the default database is the file inside --loopdir even when it holds %, ? or #", () => {
+  const c = resolveConfig({ network: "regtest", loopdir: "/x/a%20b?c#d" }, {}, "/home/u");
+  assertEquals(c.dbFile, "/x/a%20b?c#d/regtest/loopkit.db");
+  assertEquals(parseDbUrl(c.dbUrl).kind === "file" && parseDbUrl(c.dbUrl).url === c.dbUrl, true);
+});
+
+Deno.test("resolveConfig(): --db file: with query parameters is exit 2 naming --db; the decoded path is dbFile", () => {
+  const e = assertThrows(() => resolveConfig({ db: "file:/x/loopkit.db?mode=ro" }, {}, "/h"), LoopkitError);
+  assertEquals(e.exitCode, 2);
+  assertEquals(e.message.includes("--db"), true);
+  assertEquals(resolveConfig({ db: "file:///x/my%20db.db" }, {}, "/h").dbFile, "/x/my db.db");
+  assertEquals(resolveConfig({ db: "libsql://db.example" }, {}, "/h").dbFile, null);
 });

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { type Client, createClient, type InStatement, LibsqlError, type Transaction } from "@libsql/client";
+// Types only: the driver (a native addon) is imported by openDb() on first use, so code that merely
+// handles database errors, or a read-only command that finds no database file, never loads it.
+import type { Client, InStatement, Transaction } from "@libsql/client";
 import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 
@@ -23,25 +25,39 @@ export interface OpenDbOptions {
   authToken?: string;
   /** Migrations to apply (tests only; default {@linkcode MIGRATIONS}). */
   migrations?: readonly Migration[];
+  /**
+   * For commands that only read: never write, not even a migration (so a reader never waits for, or
+   * blocks, another process's lock). An empty database (no schema yet) opens with `schemaVersion` 0; an
+   * older schema is refused (`db_schema_outdated`), since reading it would need the migration.
+   */
+  readOnly?: boolean;
 }
 
 /** An open, migrated database. */
 export interface Db {
   /** The underlying libSQL client (integers come back as `bigint`). */
   client: Client;
-  /** The schema version after migration. */
+  /** The schema version after migration (0: an empty database opened read-only). */
   schemaVersion: number;
+  /** True when opened with `readOnly`: {@linkcode Db.write} then throws. */
+  readOnly: boolean;
   /** Runs `fn` in one write transaction; commits on success, rolls back on any error. */
   write<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Closes the client. Idempotent. */
   close(): void;
 }
 
+/** A `LibsqlError` from `@libsql/client` (by its name and string code, without loading the driver). */
+function isLibsqlError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && err.name === "LibsqlError" &&
+    typeof (err as { code?: unknown }).code === "string";
+}
+
 /**
  * True for SQLite "database is locked/busy" failures, which are temporary (exit 75).
  */
 export function isBusyError(err: unknown): boolean {
-  if (err instanceof LibsqlError) {
+  if (isLibsqlError(err)) {
     return err.code === "SQLITE_BUSY" || err.code === "SQLITE_LOCKED" ||
       /database is locked/i.test(err.message);
   }
@@ -96,18 +112,24 @@ async function runWrite<T>(client: Client, fn: (tx: Transaction) => Promise<T>):
 }
 
 /**
- * Opens the database at `url`, applies pending migrations in one write transaction and checks
- * (or, on a new database, records) its network.
+ * Opens the database at `url`: reads its schema version and network without a transaction (a reader takes no
+ * write lock), and only when the schema is behind applies the pending migrations in one write transaction
+ * (re-checked inside it, so two processes migrating at once apply each migration once). A new database
+ * records its network in that transaction. With `readOnly` nothing is ever written.
  *
  * Permissions: `--allow-ffi --allow-read --allow-write --allow-env --allow-sys` for a `file:` URL.
  *
  * @throws {LoopkitError} `db_busy` (exit 75) when another writer holds the lock past the timeout;
  *   `db_unreachable` (exit 75) when a remote libSQL server cannot be reached;
  *   `db_network_mismatch` (exit 2) when the database belongs to another network;
- *   `db_too_new` (exit 2) when the schema is newer than this loopkit; `db_error` (exit 1) otherwise.
+ *   `db_too_new` (exit 2) when the schema is newer than this loopkit; `db_schema_outdated` (exit 2) when a
+ *   read-only open finds an older schema; `db_error` (exit 1) otherwise.
  */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   const migrations = opts.migrations ?? MIGRATIONS;
+  // Through a variable: Deno pre-loads the graph of a literal `import("…")` as soon as this module loads.
+  const driver = "@libsql/client";
+  const { createClient } = await import(driver) as typeof import("@libsql/client");
   let client: Client;
   try {
     client = createClient(
@@ -133,16 +155,72 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
       await client.execute(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
     }
     await client.execute("PRAGMA foreign_keys = ON");
-    const schemaVersion = await runWrite(client, (tx) => migrate(tx, migrations, opts.network));
+    const latest = latestVersion(migrations);
+    const seen = await readSchema(client);
+    checkSchema(seen, latest, opts.network);
+    let schemaVersion = seen.version;
+    if (opts.readOnly) {
+      if (seen.version !== 0 && seen.version < latest) {
+        throw new LoopkitError(
+          "db_schema_outdated",
+          `Database ${opts.url} has schema version ${seen.version}, this loopkit reads version ${latest}: ` +
+            "run a command that writes (e.g. `loopkit deposits sync`) once to upgrade it",
+          ExitCode.Usage,
+        );
+      }
+    } else if (seen.version < latest || (latest >= 1 && seen.network === undefined)) {
+      schemaVersion = await runWrite(client, (tx) => migrate(tx, migrations, opts.network));
+    }
+    const readOnly = opts.readOnly ?? false;
     return {
       client,
       schemaVersion,
-      write: (fn) => runWrite(client, fn),
+      readOnly,
+      write: (fn) => {
+        if (readOnly) return Promise.reject(new Error(`Database ${opts.url} was opened read-only`));
+        return runWrite(client, fn);
+      },
       close: () => client.close(),
     };
   } catch (err) {
     client.close();
     throw dbError(err, `opening ${opts.url}`);
+  }
+}
+
+function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.length ? migrations[migrations.length - 1].version : 0;
+}
+
+/** Schema version (0 when there is no schema yet) and pinned network, read without a transaction. */
+async function readSchema(client: Client): Promise<{ version: number; network?: string }> {
+  const tables = await client.execute(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('schema_migrations', 'meta')",
+  );
+  const names = new Set(tables.rows.map((r) => String(r.name)));
+  if (!names.has("schema_migrations")) return { version: 0 };
+  const rs = await client.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations");
+  const version = Number(rs.rows[0].v);
+  if (!names.has("meta")) return { version };
+  const net = await client.execute("SELECT value FROM meta WHERE key = 'network'");
+  return { version, network: net.rows.length ? String(net.rows[0].value) : undefined };
+}
+
+/** Refuses a schema newer than `latest` and a database pinned to another network. */
+function checkSchema(seen: { version: number; network?: string }, latest: number, network: string): void {
+  if (seen.version > latest) {
+    throw new LoopkitError(
+      "db_too_new",
+      `Database schema version ${seen.version} is newer than this loopkit supports (${latest}): upgrade loopkit`,
+      ExitCode.Usage,
+    );
+  }
+  if (seen.network !== undefined && seen.network !== network) {
+    throw new LoopkitError(
+      "db_network_mismatch",
+      `Database belongs to network "${seen.network}", not --network "${network}": use the matching --network or --db`,
+      ExitCode.Usage,
+    );
   }
 }
 

@@ -102,3 +102,47 @@ Deno.test("openDb() reports an unreachable libSQL server as a temporary failure 
   assertEquals(err.code, "db_unreachable");
   assertEquals(err.exitCode, 75);
 });
+
+Deno.test("openDb() of an up-to-date database takes no write lock: it opens while another connection holds one", async () => {
+  await withTempDb(async (url) => {
+    (await openDb({ url, network: "regtest" })).close();
+    const holder = await openDb({ url, network: "regtest" });
+    const tx = await holder.client.transaction("write"); // BEGIN IMMEDIATE: the RESERVED lock
+    try {
+      await tx.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')");
+      for (const readOnly of [false, true]) {
+        const t0 = Date.now();
+        const db = await openDb({ url, network: "regtest", busyTimeoutMs: 300, readOnly });
+        assertEquals(db.schemaVersion, MIGRATIONS[MIGRATIONS.length - 1].version);
+        assertEquals(await listStaticAddresses(db), []);
+        db.close();
+        assertEquals(Date.now() - t0 < 300, true, `readOnly ${readOnly} waited for the lock`);
+      }
+    } finally {
+      await tx.rollback();
+      tx.close();
+      holder.close();
+    }
+  });
+});
+
+Deno.test("openDb({ readOnly }) writes nothing: an empty file stays empty (schema 0); an older schema is db_schema_outdated", async () => {
+  await withTempDb(async (url, dir) => {
+    await Deno.writeFile(`${dir}/loopkit.db`, new Uint8Array());
+    const empty = await openDb({ url, network: "regtest", readOnly: true });
+    assertEquals(empty.schemaVersion, 0);
+    await assertRejects(() => empty.write(() => Promise.resolve()), Error, "read-only");
+    empty.close();
+    assertEquals((await Deno.stat(`${dir}/loopkit.db`)).size, 0);
+    (await openDb({ url, network: "regtest", migrations: MIGRATIONS.slice(0, 1) })).close();
+    const err = await assertRejects(() => openDb({ url, network: "regtest", readOnly: true }), LoopkitError);
+    assertEquals(err.code, "db_schema_outdated");
+    assertEquals(err.exitCode, 2);
+    const v1 = await openDb({ url, network: "regtest", migrations: MIGRATIONS.slice(0, 1), readOnly: true });
+    assertEquals(v1.schemaVersion, 1);
+    v1.close();
+    const upgraded = await openDb({ url, network: "regtest" });
+    assertEquals(upgraded.schemaVersion, MIGRATIONS[MIGRATIONS.length - 1].version);
+    upgraded.close();
+  });
+});

@@ -8,7 +8,7 @@
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Transaction } from "@scure/btc-signer";
 import type { ConfirmationDetails, LndInfo, SignDescriptor, TxOut, Utxo } from "../../lnd/types.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import { type Db, openDb } from "../db/db.ts";
 import { insertStaticAddress, type StaticAddressRow } from "../db/static_addresses.ts";
 import { staticAddress } from "../staticaddr/script.ts";
@@ -68,7 +68,7 @@ export class WalletStandIn implements SyncLnd {
     const account = opts?.account ?? "";
     this.listUnspentAccounts.push(account);
     if (account && this.accountFilterError) {
-      return Promise.reject(new LndRpcError("WalletKit.ListUnspent", 2, this.accountFilterError));
+      return Promise.reject(new LndError("WalletKit.ListUnspent", "unknown", this.accountFilterError));
     }
     const imported = this.importedPkScripts;
     const accountOf = (u: Utxo) =>
@@ -95,7 +95,7 @@ export class WalletStandIn implements SyncLnd {
   publishTransaction(tx: Uint8Array): Promise<void> {
     this.published.push(tx);
     if (this.publishError) {
-      return Promise.reject(new LndRpcError("WalletKit.PublishTransaction", undefined, this.publishError));
+      return Promise.reject(new LndError("WalletKit.PublishTransaction", "unknown", this.publishError));
     }
     return Promise.resolve();
   }

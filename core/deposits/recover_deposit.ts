@@ -77,7 +77,8 @@ function usage(message: string): LoopkitError {
  * @param outpoint `--outpoint TXID:VOUT`
  * @param heightHint `--height-hint` as typed
  * @param pkScriptHex `--pkscript`, hex with an optional `0x`
- * @throws {LoopkitError} exit 2: `invalid_outpoint`, `--height-hint must be positive …`,
+ * @throws {LoopkitError} exit 2: `invalid_outpoint`, `--height-hint must be positive …` (0 or negative),
+ *   `… must be a whole block height` (not digits: `1.5`), `… is above the highest block height` (> 2^31 − 1),
  *   `invalid --pkscript …`, `--pkscript must encode a P2TR pkScript …`
  */
 export function parseRecoverDepositRequest(
@@ -86,9 +87,16 @@ export function parseRecoverDepositRequest(
   pkScriptHex?: string,
 ): RecoverDepositRequest {
   const op = parseOutpoint(outpoint);
-  if (!/^[0-9]+$/.test(heightHint) || Number(heightHint) <= 0 || Number(heightHint) > MAX_HEIGHT) {
+  const give = "give a block height at or before the deposit's block";
+  if (/^-?0*$/.test(heightHint) || /^-[0-9]+$/.test(heightHint)) {
+    throw usage(`--height-hint must be positive: got "${heightHint}"; ${give}`);
+  }
+  if (!/^[0-9]+$/.test(heightHint)) {
+    throw usage(`--height-hint must be a whole block height (digits only): got "${heightHint}"; ${give}`);
+  }
+  if (Number(heightHint) > MAX_HEIGHT) {
     throw usage(
-      `--height-hint must be positive: got "${heightHint}"; give a block height at or before the deposit's block`,
+      `--height-hint ${heightHint} is above the highest block height loopkit accepts (${MAX_HEIGHT}); ${give}`,
     );
   }
   const req: RecoverDepositRequest = { outpoint: op, heightHint: Number(heightHint) };
@@ -230,6 +238,72 @@ export async function findOurAddress(
   return null;
 }
 
+/**
+ * Every address `recover deposit` would match (spec §7.2 step 2), without a pkScript to look for: the stored
+ * rows, then each child `[legacy family, 42061, 42062]` × 0..`scanLimit` that is not stored (built like
+ * {@linkcode findOurAddress} builds it). Without `--pkscript` lnd is asked about all of them at once, so a
+ * deposit to a child the database does not hold confirms at once instead of after the whole wait.
+ *
+ * @throws {LoopkitError} `scan_derive_failed` as {@linkcode findOurAddress}
+ */
+export async function scanCandidates(
+  rows: readonly StaticAddressRow[],
+  lnd: Pick<LndClient, "deriveKey">,
+  network: NetworkName,
+  heightHint: number,
+  scanLimit: number = RECOVERY_SCAN_LIMIT,
+): Promise<MatchedAddress[]> {
+  const out: MatchedAddress[] = rows.map((r) => ({
+    row: r,
+    address: addressOfRow(r, network),
+    stored: true,
+  }));
+  const seen = new Set(out.map((m) => bytesToHex(m.address.pkScript)));
+  const seed = rows[0];
+  if (!seed) return out;
+  const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
+    .filter((f, i, all) => all.indexOf(f) === i);
+  for (const family of families) {
+    for (let index = 0; index <= scanLimit; index++) {
+      let key;
+      try {
+        key = await lnd.deriveKey({ family, index });
+      } catch (err) {
+        throw new LoopkitError(
+          "scan_derive_failed",
+          `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
+          err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
+          { cause: err },
+        );
+      }
+      const address = staticAddress({
+        clientPubkey: key.rawKeyBytes,
+        serverPubkey: seed.serverPubkey,
+        csvExpiry: seed.expiry,
+        network,
+      });
+      const hex = bytesToHex(address.pkScript);
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      out.push({
+        address,
+        stored: false,
+        row: {
+          clientPubkey: key.rawKeyBytes.slice(),
+          serverPubkey: seed.serverPubkey,
+          expiry: seed.expiry,
+          clientKeyFamily: family,
+          clientKeyIndex: index,
+          pkScript: address.pkScript,
+          protocolVersion: seed.protocolVersion,
+          initiationHeight: heightHint,
+        },
+      });
+    }
+  }
+  return out;
+}
+
 /** The confirmed output, read from lnd's confirmation event. */
 interface ConfirmedOutput {
   pkScript: Uint8Array;
@@ -326,6 +400,7 @@ export async function recoverDeposit(
 
   // Which of our scripts to ask lnd about: the given one (checked to be ours first), or every stored one.
   let matched: MatchedAddress | null = null;
+  let scanned: MatchedAddress[] = [];
   let candidates: Uint8Array[];
   if (req.pkScript) {
     matched = await findOurAddress(rows, req.pkScript, deps.lnd, deps.network, req.heightHint, scanLimit);
@@ -342,7 +417,9 @@ export async function recoverDeposit(
     }
     candidates = [req.pkScript];
   } else {
-    candidates = rows.map((r) => r.pkScript);
+    // The scan range is derived before lnd is asked: a child the database does not hold is a candidate too.
+    scanned = await scanCandidates(rows, deps.lnd, deps.network, req.heightHint, scanLimit);
+    candidates = scanned.map((m) => m.address.pkScript);
   }
 
   // Confirmation, from the chain notifier. Several candidates are asked at once; the first confirmation wins.
@@ -366,12 +443,15 @@ export async function recoverDeposit(
     throw refused(
       "deposit_unconfirmed",
       `lnd did not confirm ${op} ${
-        req.pkScript ? `paying ${bytesToHex(req.pkScript)} ` : "paying any stored static address "
+        req.pkScript
+          ? `paying ${bytesToHex(req.pkScript)} `
+          : `paying any stored static address or child 0..${scanLimit} of the scanned key families `
       }within ${Math.round(waitMs / 1000)} s from height hint ${req.heightHint}: check the outpoint, that ` +
-        "--height-hint is at or before its block" + (req.pkScript ? "" : ", or give --pkscript"),
+        "--height-hint is at or before its block" +
+        (req.pkScript ? "" : ", or give --pkscript (with a larger --scan-limit for a later child)"),
     );
   }
-  matched ??= await findOurAddress(
+  matched ??= scanned.find((m) => equalBytes(m.address.pkScript, confirmed.pkScript)) ?? await findOurAddress(
     rows,
     confirmed.pkScript,
     deps.lnd,

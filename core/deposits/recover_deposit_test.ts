@@ -108,14 +108,17 @@ Deno.test("parseRecoverDepositRequest() checks outpoint, height hint and P2TR pk
   const r = parseRecoverDepositRequest(`${txid}:1`, "450", "0x" + bytesToHex(OTHER_P2TR));
   assertEquals(r, { outpoint: { txid, vout: 1 }, heightHint: 450, pkScript: OTHER_P2TR });
   assertEquals(parseRecoverDepositRequest(`${txid}:0`, "1").pkScript, undefined);
+  assertEquals(parseRecoverDepositRequest(`${txid.toUpperCase()}:1`, "10").outpoint, { txid, vout: 1 });
   const cases: [string, string, string | undefined, string][] = [
     [`${txid}:1`, "0", undefined, "--height-hint must be positive"],
     [`${txid}:1`, "-5", undefined, "--height-hint must be positive"],
-    [`${txid}:1`, "12x", undefined, "--height-hint must be positive"],
+    [`${txid}:1`, "12x", undefined, "--height-hint must be a whole block height"],
+    [`${txid}:1`, "1.5", undefined, "--height-hint must be a whole block height"],
+    [`${txid}:1`, "", undefined, "--height-hint must be positive"],
+    [`${txid}:1`, "99999999999", undefined, "above the highest block height loopkit accepts (2147483647)"],
     [`${txid}:1`, "10", bytesToHex(P2WPKH), "must encode a P2TR pkScript"],
     [`${txid}:1`, "10", "5120zz", "invalid --pkscript"],
     [`${txid}:1`, "10", "", "invalid --pkscript"],
-    [`${txid.toUpperCase()}:1`, "10", undefined, "upper-case"],
     [`${txid}`, "10", undefined, "outpoint"],
   ];
   for (const [op, h, pk, want] of cases) {
@@ -176,6 +179,26 @@ Deno.test("recoverDeposit() without --pkscript tries the stored static addresses
   const r = await recoverDeposit(e.deps(), req(txid, 0, 400));
   assertEquals(r.confirmationHeight, 420);
   assertEquals(r.pkScript, e.legacy().pkScript);
+});
+
+Deno.test("recoverDeposit() without --pkscript asks lnd about the scan range too: a child the database does not hold is found at once", async () => {
+  await using e = await env();
+  const child = e.lnd.childAddress(42062, 7, SERVER, EXPIRY);
+  const txid = e.confirm([{ script: child.pkScript, amount: 55_000n }], 620);
+  // Real lnd answers a script that is not in the transaction only at the end of --timeout: before, only the
+  // stored script was asked about, so this waited the whole timeout and failed deposit_unconfirmed.
+  const r = await recoverDeposit(e.deps({ waitMs: 60_000 }), req(txid, 0, 600));
+  assertEquals(r.keyLocator, { family: 42062, index: 7 });
+  assertEquals(r.confirmationHeight, 620);
+  assertEquals(r.recoveredAddress, true);
+  const asked = new Set(e.lnd.registrations.map((x) => x.pkScript));
+  assert(asked.has(bytesToHex(e.legacy().pkScript)), "the stored address was asked about");
+  assert(asked.has(bytesToHex(child.pkScript)), "the child was asked about");
+  assertEquals(
+    asked.size,
+    1 + 2 * 21 + 20,
+    "stored, 42061/0..20, 42062/0..20, 42060/1..20 (42060/0 is stored)",
+  );
 });
 
 Deno.test("recoverDeposit() marks a deposit lnd's wallet lists as wallet-visible", async () => {

@@ -29,12 +29,11 @@ import {
   timeoutLeafScript,
 } from "../staticaddr/script.ts";
 import { equalBytes } from "@noble/curves/utils.js";
+// The expiry arithmetic lives in expiry.ts (no Bitcoin libraries, so `deposits list` loads light).
+export { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET, isExpired } from "./expiry.ts";
 
 /** Confirmations after which the expiry sweep is final and the deposit `Expired` (§4.8, Loop's value). */
 export const EXPIRY_SWEEP_CONFS = 3;
-
-/** Default `--sweep-conf-target` (blocks) for the sweep's fee estimate. Loop uses 3 (§4.8). */
-export const DEFAULT_SWEEP_CONF_TARGET = 6;
 
 /** P2TR dust limit in sat (`DustLimitForSize(34)`, §4.14). */
 export const P2TR_DUST_LIMIT_SAT = 330n;
@@ -47,25 +46,6 @@ export const MAX_SWEEP_FEE_PERCENT = 20n;
 
 /** BIP-341 `SIGHASH_DEFAULT`. */
 const SIGHASH_DEFAULT = 0;
-
-/**
- * Blocks until expiry as Loop's RPC reports it (§4.7, `Deposit.blocks_until_expiry`): `E` for an
- * unconfirmed deposit, else `C + E − tip` (0 or negative once expired).
- * @param confirmationHeight C, 0 while unconfirmed
- * @param csvExpiry E in blocks
- * @param tip the best block height lnd reports
- */
-export function blocksUntilExpiry(confirmationHeight: number, csvExpiry: number, tip: number): number {
-  return confirmationHeight > 0 ? confirmationHeight + csvExpiry - tip : csvExpiry;
-}
-
-/**
- * True iff the deposit has expired at `tip` (§4.7): `C > 0` and `tip ≥ C + E`. At tip `C + E` the sweep is
- * valid for the next block.
- */
-export function isExpired(confirmationHeight: number, csvExpiry: number, tip: number): boolean {
-  return confirmationHeight > 0 && tip >= confirmationHeight + csvExpiry;
-}
 
 /** What spending a static address through its timeout leaf needs (§2.7). */
 export interface TimeoutSpendInfo {

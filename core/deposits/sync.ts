@@ -17,7 +17,7 @@
  * @module
  */
 import type { LndClient, Utxo } from "../../lnd/types.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import type { Db } from "../db/db.ts";
 import { dbError } from "../db/db.ts";
 import { listStaticAddresses, type StaticAddressRow } from "../db/static_addresses.ts";
@@ -156,7 +156,7 @@ const marksAbsence = (u: ReconcilePlan["update"][number]) =>
  * the account, not a transport, readiness or permission failure): read the full listing instead.
  */
 export function isAccountFilterRefused(err: unknown): boolean {
-  return err instanceof LndRpcError && err.code === "lnd_rpc" && /account/i.test(err.details);
+  return err instanceof LndError && err.code === "lnd_rpc" && /account/i.test(err.details);
 }
 
 /** The wallet view one sync works from. */
@@ -351,7 +351,7 @@ const EXPIRABLE = new Set(["Deposited", "LoopingIn"]);
  * normally answers success for these; the texts are btcd's and bitcoind's in case one passes through.
  */
 export function isAlreadyKnownPublishError(err: unknown): boolean {
-  return err instanceof LndRpcError &&
+  return err instanceof LndError && err.code === "lnd_rpc" &&
     /already (have|exists|known|in (the )?(mempool|block ?chain|utxo set))|txn-already|already confirmed/i
       .test(err.details);
 }

@@ -1,7 +1,7 @@
 import { RawTx } from "@scure/btc-signer";
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { ExitCode, LoopkitError, tempFailure } from "../errors.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import { type Db, openDb } from "../db/db.ts";
 import { txidOf } from "./sweep.ts";
 import type { Utxo } from "../../lnd/types.ts";
@@ -444,10 +444,10 @@ Deno.test("an lnd that refuses the account filter gets the full read; an unreach
   // Another lnd error that does not name the account is not taken for a refused filter either.
   t.lnd.listUnspent = (min, max, opts) =>
     opts?.account
-      ? Promise.reject(new LndRpcError("WalletKit.ListUnspent", 2, "wallet not synced"))
+      ? Promise.reject(new LndError("WalletKit.ListUnspent", "unknown", "wallet not synced"))
       : base(min, max, opts);
   const other = await syncDeposits(t).then(() => null, (e) => e);
-  assert(other instanceof LndRpcError);
+  assert(other instanceof LndError);
   assertEquals(other.details, "wallet not synced");
 });
 

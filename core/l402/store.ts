@@ -23,7 +23,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { join } from "node:path";
-import { atomicWriteFile } from "../backup/atomic_write.ts";
+import { atomicWriteFile } from "../fs/atomic_write.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import {
   encodeTokenFile,

@@ -50,13 +50,13 @@ export function isTxid(txid: string): boolean {
 /**
  * Parses `"<txid>:<vout>"` strictly.
  *
- * Accepted: exactly one `:`; txid of 64 lower-case hex digits; vout in canonical decimal (no sign,
- * no leading zeros, no spaces) from 0 to 4294967295.
+ * Accepted: exactly one `:`; txid of 64 hex digits in any case, as lncli accepts them (returned in lower
+ * case); vout in canonical decimal (no sign, no leading zeros, no spaces) from 0 to 4294967295.
  *
  * @param input outpoint string, e.g. `"5f…c1:0"`
  * @returns the parsed outpoint
  * @throws {LoopkitError} code `invalid_outpoint` (exit 2) naming the input and the problem, e.g.
- *   `outpoint: cannot parse "AB…:1": txid has upper-case hex digits; write it in lower case`
+ *   `outpoint: cannot parse "ab…:01": output index "01" is not a decimal number without leading zeros`
  *
  * @example
  * ```ts
@@ -69,7 +69,9 @@ export function parseOutpoint(input: string): Outpoint {
   if (parts.length !== 2) {
     throw invalid(input, `want exactly one ":" between txid and output index, found ${parts.length - 1}`);
   }
-  const [txid, voutText] = parts;
+  const [typed, voutText] = parts;
+  // Upper- and mixed-case hex is accepted as lncli accepts it, and kept in loopkit's lower-case spelling.
+  const txid = /^[0-9a-fA-F]{64}$/.test(typed) ? typed.toLowerCase() : typed;
   const problem = txidProblem(txid);
   if (problem !== undefined) throw invalid(input, problem);
   if (!VOUT_RE.test(voutText)) {

@@ -80,11 +80,10 @@ Deno.test("parseOutpoint() parses txid and vout and formatOutpoint() gives the s
   assertEquals(parseOutpoint(`${GENESIS_TXID}:7`), { txid: GENESIS_TXID, vout: 7 });
 });
 
-Deno.test("parseOutpoint() rejects an upper-case txid and says to use lower case", () => {
-  assertInvalidOutpoint(
-    `${GENESIS_TXID.toUpperCase()}:0`,
-    "txid has upper-case hex digits; write it in lower case",
-  );
+Deno.test("parseOutpoint() accepts an upper- or mixed-case txid as lncli does, returning it in lower case", () => {
+  assertEquals(parseOutpoint(`${GENESIS_TXID.toUpperCase()}:0`), { txid: GENESIS_TXID, vout: 0 });
+  const mixed = GENESIS_TXID.slice(0, 32).toUpperCase() + GENESIS_TXID.slice(32);
+  assertEquals(parseOutpoint(`${mixed}:3`), { txid: GENESIS_TXID, vout: 3 });
 });
 
 Deno.test("parseOutpoint() rejects txids that are not 64 hex digits", () => {

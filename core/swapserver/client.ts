@@ -389,12 +389,31 @@ interface GrpcErrorLike {
   message?: string;
 }
 
+/** grpc-js's words for a peer that does not speak gRPC over HTTP/2. */
+const NOT_GRPC_PATTERNS = [/Protocol error/i, /Received HTTP status code/i, /RST_STREAM/i, /Bad HTTP\/2/i];
+
 function mapGrpcError(err: unknown, method: string, address: string): unknown {
   if (err instanceof LoopkitError) return err;
   const e = err as GrpcErrorLike;
   if (typeof e?.code !== "number") return err;
-  const details = e.details ?? e.message ?? "";
+  // grpc-js ends connection failures with an empty ". Resolution note: ": drop it.
+  const details = (e.details ?? e.message ?? "").replace(/\.?\s*Resolution note:\s*$/, "").trim();
   const where = `swap server ${address} (${SWAP_SERVER_FLAG})`;
+  if (
+    NOT_GRPC_PATTERNS.some((p) => p.test(details)) || e.code === grpc.status.CANCELLED ||
+    (e.code === grpc.status.RESOURCE_EXHAUSTED && /Received message larger than max/.test(details))
+  ) {
+    // An HTTP/2 (or HTTP/1, or raw) server that is not a gRPC server: the length prefix of a gRPC message is
+    // read from its HTML or text ("message larger than max"), its frames are refused ("Protocol error"), or
+    // it resets the stream ("CANCELLED"). Retrying does not help; the address is wrong.
+    return new LoopkitError(
+      "swap_server_protocol",
+      `The ${where} did not answer ${method} in gRPC (${grpc.status[e.code] ?? e.code}: ${details}): ` +
+        `is it a Loop swap server's gRPC address (TLS unless --no-swapserver-tls)?`,
+      ExitCode.Usage,
+      { cause: err },
+    );
+  }
   if (/certificate|ssl|tls|handshake|self[- ]signed/i.test(details)) {
     return new LoopkitError(
       "swap_server_tls",

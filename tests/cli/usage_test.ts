@@ -4,6 +4,7 @@
  */
 import { assertEquals, assertStringIncludes } from "../assert.ts";
 import { runCli } from "./_harness.ts";
+import { makeContext } from "../../cli/context.ts";
 
 Deno.test("no arguments prints help on stderr and exits 2", async () => {
   const r = await runCli([]);
@@ -45,7 +46,7 @@ Deno.test("read-only commands do not create a data directory or database", async
   const dir = await Deno.makeTempDir({ prefix: "loopkit-usage-" });
   try {
     const base = ["--network", "regtest", "--loopdir", `${dir}/typo`];
-    assertEquals((await runCli([...base, "deposits", "list", "--offline"])).code, 0);
+    assertEquals((await runCli([...base, "deposits", "list", "--offline"])).code, 1);
     assertEquals((await runCli([...base, "address", "show"])).code, 1);
     const entries = [];
     for await (const e of Deno.readDir(dir)) entries.push(e.name);
@@ -69,18 +70,12 @@ Deno.test("a --loopdir that is a file is exit 2 naming it", async () => {
 Deno.test("a new database file is private (0600)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "loopkit-usage-" });
   try {
-    // deposits sync opens the database before it needs lnd; lnd's absence then fails the run (exit 2).
-    await runCli([
-      "--network",
-      "regtest",
-      "--loopdir",
-      dir,
-      "--tlscertpath",
-      "/nonexistent",
-      "deposits",
-      "sync",
-    ]);
+    // The commands that create the database do so after lnd's checks; the context creates it the same way.
+    const ctx = makeContext({ network: "regtest", loopdir: dir });
+    await ctx.db();
+    await ctx.close();
     assertEquals((await Deno.stat(`${dir}/regtest/loopkit.db`)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.stat(`${dir}/regtest`)).mode! & 0o777, 0o700);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,6 +1,6 @@
 /**
- * The file-system operations the backup code uses, as a small interface so tests can inject a
- * fault at any step. {@linkcode denoBackupFs} is the real implementation.
+ * The file-system operations of loopkit's durable writes (backups, the L402 token), as a small
+ * interface so tests can inject a fault at any step. {@linkcode denoBackupFs} is the real implementation.
  *
  * @module
  */

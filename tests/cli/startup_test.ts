@@ -1,0 +1,104 @@
+/**
+ * Fast start (issue "Running it for years", item 3): `loopkit --help` loads no npm package at all (no
+ * commander, gRPC, protobuf or libSQL), an offline command loads no gRPC, and the lazily loaded command files
+ * stay in step with the help table and with `deno compile`. Times are in bench/startup.ts, not here.
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { CLI_RUN_ARGS, runCli } from "./_harness.ts";
+import { COMMANDS } from "../../cli/commands.ts";
+import { rootHelp } from "../../cli/help.ts";
+import { buildProgram } from "../../cli/main.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+interface InfoDep {
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+interface InfoModule {
+  specifier: string;
+  dependencies?: InfoDep[];
+}
+
+/**
+ * What Deno loads at start-up for `file`: the closure over static code imports (type-only and dynamic
+ * imports excluded), as repository paths plus `npm:`/`node:` specifiers, from `deno info --json`.
+ */
+async function startupClosure(file: string): Promise<string[]> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(file, ROOT).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(o.success, new TextDecoder().decode(o.stderr));
+  const g = JSON.parse(new TextDecoder().decode(o.stdout)) as { roots: string[]; modules: InfoModule[] };
+  const mods = new Map(g.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const stack = [...g.roots];
+  while (stack.length) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of mods.get(s)?.dependencies ?? []) {
+      if (d.code && !d.isDynamic) stack.push(d.code.specifier);
+    }
+  }
+  return [...seen].map((s) => s.startsWith(ROOT.href) ? s.slice(ROOT.href.length) : s).sort();
+}
+
+const GRPC = (s: string) =>
+  /^npm:\/?@grpc\/|^npm:\/?protobufjs|^npm:\/?lightning|^lnd\/(rpc|grpc_client|connect)\.ts$/.test(s);
+const LIBSQL = (s: string) => /^npm:\/?@?libsql/.test(s);
+
+Deno.test("cli/main.ts loads no npm package and no node: built-in at start-up", async () => {
+  const c = await startupClosure("cli/main.ts");
+  assertEquals(c.filter((s) => s.startsWith("npm:") || s.startsWith("node:")), []);
+});
+
+Deno.test("no command file, nor the context, loads gRPC or libSQL at start-up (lnd and the database are imported on first use)", async () => {
+  for (const f of ["cli/context.ts", ...COMMANDS.map((c) => `cli/${c.name}.ts`)]) {
+    const c = await startupClosure(f);
+    assertEquals(c.filter(GRPC), [], f);
+    assertEquals(c.filter(LIBSQL), [], f);
+  }
+});
+
+Deno.test("loopkit --help runs with npm disabled (nothing but loopkit's own help code loads) and prints the root help", async () => {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: [...CLI_RUN_ARGS.slice(0, 2), "--no-npm", ...CLI_RUN_ARGS.slice(2), "--help"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(o.code, 0, new TextDecoder().decode(o.stderr));
+  assertEquals(new TextDecoder().decode(o.stdout), rootHelp(COMMANDS));
+});
+
+Deno.test("commander's root help is the same text, and every command's summary is its registered description", async () => {
+  const program = await buildProgram({ load: "all" });
+  assertEquals(program.helpInformation(), rootHelp(COMMANDS));
+  for (const c of COMMANDS) {
+    const cmd = program.commands.find((x) => x.name() === c.name);
+    assertEquals(cmd?.description(), c.summary, c.name);
+  }
+  const help = await runCli(["deposits", "--help"]);
+  assertEquals(help.code, 0);
+  assert(help.stdout.startsWith("Usage: loopkit deposits"), help.stdout);
+});
+
+Deno.test("every lazily imported module is --include'd by deno.json's compile task", async () => {
+  const task: string = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks.compile;
+  const included = new Set([...task.matchAll(/--include (\S+)/g)].map((m) => m[1]));
+  const missing: string[] = [];
+  for await (const e of Deno.readDir(new URL("cli/", ROOT))) {
+    if (!e.name.endsWith(".ts")) continue;
+    const text = (await Deno.readTextFile(new URL(`cli/${e.name}`, ROOT)))
+      .split("\n").filter((l) => !/^\s*(\*|\/\/)/.test(l)).join("\n"); // code, not its docs
+    const targets = /lazyImport<[^(]*>\(\s*new URL\("([^"]+)", import\.meta\.url\)|fromFile\("([^"]+)"/g;
+    for (const m of text.matchAll(targets)) {
+      const path = new URL(m[1] ?? m[2], new URL(`cli/${e.name}`, ROOT)).href.slice(ROOT.href.length);
+      if (!included.has(path)) missing.push(`${path} (cli/${e.name})`);
+    }
+  }
+  assertEquals(missing, []);
+});
