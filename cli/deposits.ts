@@ -23,6 +23,7 @@ import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/
 import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
 import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
+import { depositJson } from "./deposit_json.ts";
 import { lazyImport } from "./lazy.ts";
 
 // Only `sync` needs the sweep code and `summary` the address encoding (both load the Bitcoin libraries):
@@ -38,31 +39,6 @@ const hexOf = (b: Uint8Array) => toHex(b);
 function expiryOf(addresses: StaticAddressRow[]): (d: Deposit) => number | undefined {
   const m = new Map(addresses.map((a) => [hexOf(a.pkScript), a.expiry]));
   return (d) => m.get(hexOf(d.pkScript));
-}
-
-/**
- * JSON shape of one deposit (stable, snake_case, 64-bit as strings). `blocks_until_expiry` is Loop's RPC
- * value (spec §4.7): E while unconfirmed, C + E − tip once confirmed; absent when the tip is unknown.
- */
-export function depositJson(d: Deposit, csvExpiry: number | undefined, tip: number | undefined) {
-  return {
-    outpoint: outpointOf(d),
-    deposit_id: toHex(d.depositId),
-    state: d.state,
-    value_sat: d.amountSat.toString(),
-    confirmation_height: String(d.confirmationHeight),
-    wallet_visible: d.walletVisible,
-    pk_script: toHex(d.pkScript),
-    blocks_until_expiry: csvExpiry === undefined || tip === undefined
-      ? undefined
-      : String(blocksUntilExpiry(d.confirmationHeight, csvExpiry, tip)),
-    expiry_height: csvExpiry !== undefined && d.confirmationHeight > 0
-      ? String(d.confirmationHeight + csvExpiry)
-      : undefined,
-    timeout_sweep_pk_script: toHex(d.timeoutSweepPkScript),
-    expiry_sweep_txid: d.expirySweepTxid ?? undefined,
-    swap_hash: d.swapHash ?? undefined,
-  };
 }
 
 function sweepJson(s: SweepReport) {

@@ -13,8 +13,10 @@
 import type { Command } from "commander";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { L402TokenStore } from "../core/l402/store.ts";
-import { openSwapServer, swapServerAddress, type SwapServerClient } from "../core/swapserver/client.ts";
-import { syncDeposits } from "../core/deposits/sync.ts";
+import type { SwapServerClient } from "../core/swapserver/client.ts";
+import type * as SwapServerModule from "../core/swapserver/client.ts";
+import type * as DepositsSyncModule from "../core/deposits/sync.ts";
+import { lazyImport } from "./lazy.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { formatLowConfirmationWarning } from "../core/loopin/warning.ts";
 import {
@@ -35,7 +37,7 @@ import type { Context } from "./context.ts";
 import { action } from "./main.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { pkScriptOfAddress, syncLnd } from "./lnd_adapters.ts";
-import { depositJson } from "./deposits.ts";
+import { depositJson } from "./deposit_json.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Interrupts: cli/main.ts asks here first; while a loop-in is being initiated the first SIGINT/SIGTERM
@@ -248,12 +250,18 @@ function loopInRequest(opts: LoopInFlags, args: string[]): LoopInRequest {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Swap server and dependencies
+// Swap server and dependencies (gRPC and the deposit sync load on first use: cli/commands.ts)
 // ---------------------------------------------------------------------------------------------------------
+
+const loadSwapServer = () =>
+  lazyImport<typeof SwapServerModule>(new URL("../core/swapserver/client.ts", import.meta.url));
+const loadDepositsSync = () =>
+  lazyImport<typeof DepositsSyncModule>(new URL("../core/deposits/sync.ts", import.meta.url));
 
 /** Opens the swap server like `address new` does (L402 through the token store, lnd pays). */
 async function openServer(ctx: Context, opts: SwapServerFlags): Promise<SwapServerClient> {
   const { network, dataDir } = ctx.config;
+  const { openSwapServer, swapServerAddress } = await loadSwapServer();
   const address = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
   let tlsCert: Uint8Array | undefined;
   if (opts.swapserverTlscert) {
@@ -301,6 +309,7 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
     signal,
     ...testHooks(signal),
     refreshDeposits: async () => {
+      const { syncDeposits } = await loadDepositsSync();
       await syncDeposits({ db, lnd: syncLnd(lnd, network) });
     },
     log: diag,

@@ -18,7 +18,7 @@ import type {
   SpendDetails,
   TxOut,
 } from "../../lnd/types.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification } from "../swapserver/client.ts";
 import type {
   PushStaticAddressHtlcSigsRequest,
@@ -37,7 +37,7 @@ export const SERVER_HTLC_PUBKEY = secp256k1.getPublicKey(new Uint8Array(32).fill
 
 /** An lnd error like the gRPC client raises for an unreachable lnd. */
 export const unavailable = (rpc: string) =>
-  new LndRpcError(rpc, 14, "connection refused", "lnd_unreachable", 75);
+  new LndError(rpc, "unavailable", "connection refused", { code: "lnd_unreachable", exitCode: 75 });
 
 /** Fake lnd for `loopin sync`. */
 export class FakeSyncLnd implements SyncLoopInLnd {
@@ -104,11 +104,15 @@ export class FakeSyncLnd implements SyncLoopInLnd {
     const state = this.invoices.get(k);
     if (state === undefined || state === null) {
       return Promise.reject(
-        new LndRpcError("Invoices.CancelInvoice", 5, "not found", "lnd_invoice_not_found"),
+        new LndError("Invoices.CancelInvoice", "not_found", "not found", { code: "lnd_invoice_not_found" }),
       );
     }
     if (state === "SETTLED") {
-      return Promise.reject(new LndRpcError("Invoices.CancelInvoice", 9, "settled", "lnd_invoice_settled"));
+      return Promise.reject(
+        new LndError("Invoices.CancelInvoice", "failed_precondition", "settled", {
+          code: "lnd_invoice_settled",
+        }),
+      );
     }
     this.invoices.set(k, this.cancelResult);
     return Promise.resolve();

@@ -53,7 +53,7 @@ import type {
   RouteHint,
   WalletTransaction,
 } from "../../lnd/types.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import {
   DEFAULT_PAYMENT_TIMEOUT_SEC,
   HTLC_KEY_FAMILY,
@@ -911,7 +911,7 @@ async function unwindSwap(
       await deps.lnd.cancelInvoice(s.swapHash);
       cancelled = true;
     } catch (err) {
-      if (err instanceof LndRpcError && err.code === "lnd_invoice_not_found") {
+      if (err instanceof LndError && err.code === "lnd_invoice_not_found") {
         cancelled = true; // lnd never stored it: nothing anyone could pay
       } else {
         notes.push(

@@ -15,7 +15,7 @@ import { type Db, openDb } from "../db/db.ts";
 import { insertStaticAddress } from "../db/static_addresses.ts";
 import { insertDeposit } from "../deposits/store.ts";
 import { staticAddress } from "../staticaddr/script.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import type { KeyDescriptor, LndInfo, MuSig2Session, WalletTransaction } from "../../lnd/types.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { ClientHtlcSigningInfo, ServerStaticAddressLoopInResponse } from "../swapserver/client.ts";
@@ -93,7 +93,7 @@ class StandInLnd implements LoopInLnd {
     this.events.push("cancelInvoice");
     if (this.cancelError) return Promise.reject(this.cancelError);
     if (!this.invoices.has(bytesToHex(hash))) {
-      return Promise.reject(new LndRpcError("Invoices.CancelInvoice", 5, "unable to locate invoice"));
+      return Promise.reject(new LndError("Invoices.CancelInvoice", "not_found", "unable to locate invoice"));
     }
     return Promise.resolve();
   }
@@ -494,7 +494,11 @@ Deno.test("a deposit gone before signing: no MuSig2 session, abandon, cancel, re
 Deno.test("a GetTransactions error: nothing signed, nothing armed, unwound, exit 75", async () => {
   await withTempDir(async (dir) => {
     using t = await setup(dir);
-    t.lnd.getTransactionsError = new LndRpcError("Lightning.GetTransactions", 14, "lnd is restarting");
+    t.lnd.getTransactionsError = new LndError(
+      "Lightning.GetTransactions",
+      "unavailable",
+      "lnd is restarting",
+    );
     const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
     assertEquals([err.state, err.exitCode], ["Failed", 75]);
     assert(!t.events.includes("muSig2CreateSession") && !t.events.includes("markArmed"));
@@ -539,7 +543,7 @@ Deno.test("an invoice cancel lnd does not acknowledge keeps the deposits locked 
   await withTempDir(async (dir) => {
     using t = await setup(dir);
     t.server.loopInError = new LoopkitError("swap_server_rpc", "refused");
-    t.lnd.cancelError = new LndRpcError("Invoices.CancelInvoice", 14, "connection reset");
+    t.lnd.cancelError = new LndError("Invoices.CancelInvoice", "unavailable", "connection reset");
     const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
     assertEquals(err.state, "UnlockDeposits");
     assert(err.message.includes("did not acknowledge"), err.message);

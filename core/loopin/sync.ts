@@ -47,7 +47,7 @@ import { addressOfRow } from "../staticaddr/new_address.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import { txidToBytes } from "../staticaddr/outpoint.ts";
 import type { LndClient } from "../../lnd/types.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification, SwapServerClient } from "../swapserver/client.ts";
 import { isAlreadyKnownPublishError } from "../deposits/sync.ts";
 import { type LoopInSwap, LoopInSwapStore } from "./store.ts";
@@ -167,7 +167,7 @@ export function syncExitCode(r: LoopInSyncResult): ExitCodeValue {
 
 /** A failure while monitoring: retryable (review §1.8), unless it is a loopkit refusal of its own. */
 function retryable(err: unknown, what: string): LoopkitError {
-  if (err instanceof LoopkitError && !(err instanceof LndRpcError)) return err;
+  if (err instanceof LoopkitError && !(err instanceof LndError)) return err;
   const detail = err instanceof Error ? err.message : String(err);
   return new LoopkitError(
     "loopin_sync_retry",
@@ -637,8 +637,8 @@ async function cancelAcknowledged(c: Ctx, s: LoopInSwap): Promise<"canceled" | "
   try {
     await c.deps.lnd.cancelInvoice(s.swapHash);
   } catch (err) {
-    if (err instanceof LndRpcError && err.code === "lnd_invoice_settled") return "settled";
-    if (!(err instanceof LndRpcError && err.code === "lnd_invoice_not_found")) {
+    if (err instanceof LndError && err.code === "lnd_invoice_settled") return "settled";
+    if (!(err instanceof LndError && err.code === "lnd_invoice_not_found")) {
       throw retryable(err, "lnd CancelInvoice (not acknowledged: deposits stay locked)");
     }
   }
@@ -1050,7 +1050,7 @@ async function publishSweep(c: Ctx, e: Eval): Promise<void> {
   try {
     await c.deps.lnd.publishTransaction(t.tx, timeoutSweepLabel(e.swap.swapHashHex));
   } catch (err) {
-    const details = err instanceof LndRpcError ? err.details : String(err);
+    const details = err instanceof LndError ? err.details : String(err);
     const known = isAlreadyKnownPublishError(err) ||
       (/output already spent/i.test(details) && !/insufficient fee/i.test(details));
     if (!known) throw retryable(err, `publishing timeout sweep ${t.txid}`);

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { RawTx, Transaction } from "@scure/btc-signer";
 import { listDeposits } from "../deposits/store.ts";
-import { LndRpcError } from "../../lnd/errors.ts";
+import { LndError } from "../../lnd/lnd_error.ts";
 import { syncExitCode, type SyncLoopInDeps, syncLoopIns } from "./sync.ts";
 import { txidOfRaw } from "./htlc_tx.ts";
 import { witnessV0Sighash } from "./timeout_sweep.ts";
@@ -558,7 +558,7 @@ Deno.test("a lookup error that is a refusal of lnd (not a transport error) is re
   const orig = f.lnd.lookupInvoice.bind(f.lnd);
   let n = 0;
   f.lnd.lookupInvoice = (h) =>
-    n++ === 0 ? Promise.reject(new LndRpcError("Lightning.LookupInvoice", 2, "boom")) : orig(h);
+    n++ === 0 ? Promise.reject(new LndError("Lightning.LookupInvoice", "unknown", "boom")) : orig(h);
   const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
   assertEquals(r.swaps[0].error?.exitCode, 75);
 });
