@@ -135,11 +135,13 @@ export function registerAddress(program: Command): void {
           ...addressJson(result.row, result.address),
           backup: backup ? writeResultJson(backup) : null,
           backup_error: backupError ?? null,
+          warnings: result.warnings,
         }));
       } else {
         out(result.created ? "created a new static address" : "static address already exists");
         for (const l of addressText(result.row, result.address)) out(l);
         if (backup) { for (const l of writeResultText(backup)) out(l); }
+        for (const w of result.warnings) out(`warning: ${w}`);
       }
       if (backupError) {
         diag(

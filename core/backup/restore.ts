@@ -31,7 +31,15 @@ import { ExitCode, LoopkitError } from "../errors.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import type { StaticAddress } from "../staticaddr/script.ts";
 import { deriveBackupKey } from "./envelope.ts";
-import { type BranchScan, checkScanGap, DEFAULT_MULTI_ADDRESS_SCAN_GAP, scanBranches } from "./scan.ts";
+import {
+  type BranchScan,
+  checkKeyScanLimit,
+  checkScanGap,
+  DEFAULT_CLIENT_KEY_SCAN_LIMIT,
+  DEFAULT_MULTI_ADDRESS_SCAN_GAP,
+  LEGACY_CLIENT_KEY_SCAN_LIMIT,
+  scanBranches,
+} from "./scan.ts";
 import {
   type AddressRole,
   loadBackup,
@@ -74,6 +82,8 @@ export interface RecoverDeps {
   backupFile?: string;
   /** Rolling gap of the branch scan (`--gap`, default 20). */
   gap?: number;
+  /** Highest client-key index searched (`--key-scan-limit`, default {@linkcode DEFAULT_CLIENT_KEY_SCAN_LIMIT}). */
+  keyScanLimit?: number;
   /** Compute and return the plan, write nothing (no token file, no import, no row, no sync). */
   dryRun?: boolean;
   /** File-system operations (default real). */
@@ -141,7 +151,8 @@ export interface RecoverResult {
  * 1. one `DeriveSharedKey(NUMS, {42060, 0})` for the backup key;
  * 2. resolve (explicit `backupFile`, else the latest valid backup of `dataDir`), decrypt, validate
  *    envelope and generation — exit 3 on any failure;
- * 3. prepare the legacy address: Loop's checks, client key by `DeriveKey(42060, 0..20)` — exit 3;
+ * 3. prepare the legacy address: Loop's checks, client key by `DeriveKey(42060, 0..keyScanLimit)`
+ *    pipelined — exit 3; an index past Loop's 20 is warned about;
  * 4. check the token store (pending token, different `l402.token` ⇒ refuse, exit 1);
  * 5. read the database (if one exists) and plan the legacy row (a different row ⇒ refuse, exit 1);
  * 6. one `ListUnspent(0, 0)` snapshot; rolling-gap scan of the receive/change families; plan their rows;
@@ -159,6 +170,8 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   const fs = deps.fs ?? denoRestoreFs;
   const gap = deps.gap ?? DEFAULT_MULTI_ADDRESS_SCAN_GAP;
   checkScanGap(gap);
+  const keyScanLimit = deps.keyScanLimit ?? DEFAULT_CLIENT_KEY_SCAN_LIMIT;
+  checkKeyScanLimit(keyScanLimit);
   const { lnd, network, dataDir } = deps;
 
   // 1–2. Key, file, full validation.
@@ -169,7 +182,10 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   const a = payload.staticAddress!;
 
   // 3. Legacy address and client key.
-  const legacyPrep = await prepareLegacy(a, lnd, network);
+  const legacyPrep = await prepareLegacy(a, lnd, network, keyScanLimit);
+  if (legacyPrep.keyLocator.index > LEGACY_CLIENT_KEY_SCAN_LIMIT) {
+    warnings.push(pastLoopWindowWarning(legacyPrep.keyLocator));
+  }
 
   // 4. Token store.
   const tokenPlan = await planTokenRestore(fs, dataDir, backup.tokenBytes);
@@ -375,4 +391,14 @@ export function noRescanWarning(firstHeight: number | null): string {
     "for imported scripts, so deposits confirmed before this import stay invisible to it. The backup's first " +
     `height is ${h}; recover each known deposit with: ` +
     `loopkit recover deposit --outpoint <txid:vout> --height-hint ${h}`;
+}
+
+/**
+ * The warning for a client key index past Loop's restore window (spec §0 `backupKeyScanLimit`): loopkit
+ * finds it, Loop's own restore would not.
+ */
+export function pastLoopWindowWarning(loc: KeyLocator): string {
+  return `the static address's client key is lnd's key ${loc.family}/${loc.index}, past index ` +
+    `${LEGACY_CLIENT_KEY_SCAN_LIMIT}: Loop's own restore searches ${loc.family}/0..${LEGACY_CLIENT_KEY_SCAN_LIMIT} ` +
+    `only and would not find it; restore this backup with loopkit (recover --key-scan-limit ≥ ${loc.index})`;
 }

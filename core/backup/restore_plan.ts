@@ -21,7 +21,7 @@ import type { BackupFs } from "./fs.ts";
 import { findLatestBackup } from "./select.ts";
 import { BackupInvalidError, type BackupPayload, type StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
-import { findClientKey, LEGACY_CLIENT_KEY_SCAN_LIMIT } from "./scan.ts";
+import { DEFAULT_CLIENT_KEY_SCAN_LIMIT, findClientKey } from "./scan.ts";
 
 /** Role of a restored address: the legacy (V0) address or a multi-address branch child. */
 export type AddressRole = "legacy" | "receive" | "change";
@@ -188,11 +188,13 @@ export interface PreparedLegacy {
  *   `backup file is missing the static address client pubkey`,
  *   `backup file is missing the legacy static address client key family`,
  *   `unable to derive static address client key from backup`; temporary lnd failures (exit 75)
+ * @param keyScanLimit highest client-key index searched (`--key-scan-limit`, default 1 000; Loop: 20)
  */
 export async function prepareLegacy(
   a: StaticAddressBackup,
   lnd: Pick<LndClient, "deriveKey">,
   network: NetworkName,
+  keyScanLimit: number = DEFAULT_CLIENT_KEY_SCAN_LIMIT,
 ): Promise<PreparedLegacy> {
   if (a.protocolVersion > STATIC_ADDRESS_PROTOCOL_V0) {
     throw addressInvalid(`invalid static address protocol version ${a.protocolVersion}`);
@@ -209,12 +211,12 @@ export async function prepareLegacy(
   if (!Number.isInteger(family) || family < 0) {
     throw addressInvalid(`invalid legacy static address client key family ${family}`);
   }
-  const key = await findClientKey(lnd, family, clientPubkey);
+  const key = await findClientKey(lnd, family, clientPubkey, keyScanLimit);
   if (!key) {
     throw addressInvalid(
       `unable to derive static address client key from backup: none of lnd's keys ${family}/0..` +
-        `${LEGACY_CLIENT_KEY_SCAN_LIMIT} is the backup's client key ${hex(clientPubkey)}; ` +
-        "is this lnd created from the same seed?",
+        `${keyScanLimit} is the backup's client key ${hex(clientPubkey)}; ` +
+        "is this lnd created from the same seed? (a key past that index needs a larger --key-scan-limit)",
     );
   }
   let address: StaticAddress;

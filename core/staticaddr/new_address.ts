@@ -70,6 +70,28 @@ export interface EnsureAddressResult {
   created: boolean;
   row: StaticAddressRow;
   address: StaticAddress;
+  /** Human warnings (a client key index past Loop's restore window). */
+  warnings: string[];
+}
+
+/**
+ * Highest client key index Loop's own restore finds (`backupKeyScanLimit`, spec/backup-and-recovery.md
+ * §0): Loop searches 42060/0..20 only.
+ */
+export const LOOP_CLIENT_KEY_SCAN_LIMIT = 20;
+
+/**
+ * Warnings about a stored address: a client key index past {@linkcode LOOP_CLIENT_KEY_SCAN_LIMIT} is
+ * restorable by loopkit's `recover` (default `--key-scan-limit` 1 000) but not by Loop's own restore.
+ */
+export function addressWarnings(row: StaticAddressRow): string[] {
+  if (row.clientKeyIndex <= LOOP_CLIENT_KEY_SCAN_LIMIT) return [];
+  return [
+    `the client key is lnd's key ${row.clientKeyFamily}/${row.clientKeyIndex}, past index ` +
+    `${LOOP_CLIENT_KEY_SCAN_LIMIT}: Loop's own restore searches ${row.clientKeyFamily}/0..` +
+    `${LOOP_CLIENT_KEY_SCAN_LIMIT} only and would not find it; its backup restores with \`loopkit recover\` ` +
+    `(--key-scan-limit ≥ ${row.clientKeyIndex}, the default is 1000)`,
+  ];
 }
 
 const CLAIM_KEY = "address_creation_claim";
@@ -119,7 +141,7 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
   if (existing) {
     const address = addressOfRow(existing, deps.network);
     await deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript);
-    return { created: false, row: existing, address };
+    return { created: false, row: existing, address, warnings: addressWarnings(existing) };
   }
 
   const backup = await deps.generationBackup?.();
@@ -151,7 +173,14 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
     await setMeta(tx, CLAIM_KEY, `${claimId}@${now().toISOString()}`);
     return null;
   });
-  if (raced) return { created: false, row: raced, address: addressOfRow(raced, deps.network) };
+  if (raced) {
+    return {
+      created: false,
+      row: raced,
+      address: addressOfRow(raced, deps.network),
+      warnings: addressWarnings(raced),
+    };
+  }
 
   try {
     await deps.server.ensurePaidToken();
@@ -187,7 +216,7 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
       await tx.execute({ sql: "DELETE FROM meta WHERE key IN (?, ?)", args: [CLAIM_KEY, PENDING_KEY] });
       return (await getLegacyStaticAddress(tx))!;
     });
-    return { created: true, row, address };
+    return { created: true, row, address, warnings: addressWarnings(row) };
   } catch (err) {
     await releaseClaim(deps.db, claimId).catch(() => {});
     throw err;

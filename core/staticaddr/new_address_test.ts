@@ -146,3 +146,20 @@ Deno.test("ensureStaticAddress() refuses to create an address when a backup of t
   assertEquals(t.lnd.derived, 0);
   assertEquals(t.server.paid, 0);
 });
+
+Deno.test("ensureStaticAddress() warns when lnd hands out client key index 21 (past Loop's restore window 0..20)", async () => {
+  await using t = await setup();
+  t.lnd.nextIndex = 21;
+  const r = await ensureStaticAddress(t.deps);
+  assertEquals(r.row.clientKeyIndex, 21);
+  assertEquals(r.warnings.length, 1);
+  assertEquals(r.warnings[0].includes("42060/21") && r.warnings[0].includes("Loop's own restore"), true);
+  const again = await ensureStaticAddress(t.deps);
+  assertEquals(again.warnings, r.warnings, "the stored address keeps the warning");
+});
+
+Deno.test("ensureStaticAddress() gives no warning at index 20, the last one Loop's restore finds", async () => {
+  await using t = await setup();
+  t.lnd.nextIndex = 20;
+  assertEquals((await ensureStaticAddress(t.deps)).warnings, []);
+});

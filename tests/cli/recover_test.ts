@@ -62,7 +62,7 @@ async function insertLegacyAddress(
 }
 
 /** The operator's node before the loss: token, address row, backup written by the CLI. */
-async function setup() {
+async function setup(clientIndex = CLIENT_INDEX) {
   const lnd = await startFakeLnd({ network: "regtest", blockHeight: 700 });
   const loopdir = await Deno.makeTempDir({ prefix: "loopkit-recover-" });
   const dataDir = `${loopdir}/regtest`;
@@ -75,8 +75,8 @@ async function setup() {
       csvExpiry: EXPIRY,
       network: "regtest",
     });
-  const legacy = child(42060, CLIENT_INDEX);
-  await insertLegacyAddress(dbPath, lnd.keyRing.publicKey(42060, CLIENT_INDEX), CLIENT_INDEX, 321);
+  const legacy = child(42060, clientIndex);
+  await insertLegacyAddress(dbPath, lnd.keyRing.publicKey(42060, clientIndex), clientIndex, 321);
   const token = makeTokenFile();
   await Deno.writeFile(`${dataDir}/l402.token`, token.bytes, { mode: 0o600 });
   const flags = lndFlags(lnd, loopdir);
@@ -168,6 +168,30 @@ Deno.test("recover after losing the database and the token restores the same pkS
     text.stdout,
     `static address ${t.legacy.address} (key 42060/${CLIENT_INDEX}): already stored`,
   );
+});
+
+Deno.test("recover finds a client key at 42060/22 (past Loop's 0..20), reports the index and warns; --key-scan-limit 20 refuses it", async () => {
+  await using t = await setup(22);
+  await t.lose();
+  const narrow = await t.cli("--json", "recover", "--key-scan-limit", "20");
+  assertEquals(narrow.code, 3, narrow.stderr);
+  assertStringIncludes(narrow.stderr, "none of lnd's keys 42060/0..20");
+  assertEquals(await exists(`${t.dataDir}/l402.token`), false);
+
+  const r = await t.cli("--json", "recover");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals([r.json?.client_key_family, r.json?.client_key_index], [42060, 22]);
+  assertEquals(r.json?.static_address, t.legacy.address);
+  const warnings = r.json?.warnings as string[];
+  assert(
+    warnings.some((w) => w.includes("42060/22") && w.includes("Loop's own restore")),
+    warnings.join("\n"),
+  );
+  assertEquals((await readRows(t.dbPath)).map((x) => x.clientKeyIndex), [22]);
+
+  const bad = await t.cli("--json", "recover", "--key-scan-limit", "19");
+  assertEquals(bad.code, 2, bad.stderr);
+  assertStringIncludes(bad.stderr, "--key-scan-limit");
 });
 
 Deno.test("recover with an lnd of another seed reports the backup undecryptable, exit 3, nothing written", async () => {

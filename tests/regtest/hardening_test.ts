@@ -1,0 +1,39 @@
+/**
+ * Hardening acceptance on a real regtest network (btcd + lnd alice and bob, the local swap server with bob's
+ * invoices): what needs lnd's real behaviour — lnd's `DeriveNextKey` counter past Loop's restore window,
+ * a paid token this database did not acquire, `backup verify` proving a backup restorable through lnd, and
+ * a pending L402 token whose payment lnd has never seen.
+ *
+ * Ignored without the regtest binaries unless CI=true (then missing binaries fail).
+ */
+import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import { GrpcLndClient } from "../../lnd/grpc_client.ts";
+import { regtestTest } from "./suite.ts";
+
+regtestTest(
+  "regtest: a client key index past 20 (lnd's DeriveNextKey counter advanced) is warned about and recovered",
+  { expiry: 144 },
+  async ({ net, loopdir, cli, newAddress }) => {
+    const dataDir = `${loopdir}/regtest`;
+    // Family 42060 is also where every loop-in HTLC key comes from: 22 keys already handed out.
+    const alice = new GrpcLndClient(net.alice.rpc);
+    for (let i = 0; i < 22; i++) await alice.deriveNextKey(42060);
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    assertEquals(created.json?.client_key_index, 22);
+    const warnings = created.json?.warnings as string[];
+    assert(warnings.some((w) => w.includes("42060/22") && w.includes("Loop's own restore")), created.stdout);
+
+    await Deno.remove(`${dataDir}/loopkit.db`);
+    await Deno.remove(`${dataDir}/l402.token`);
+    const narrow = await cli("--json", "recover", "--key-scan-limit", "20");
+    assertEquals(narrow.code, 3, narrow.stderr);
+    assertStringIncludes(narrow.stderr, "none of lnd's keys 42060/0..20");
+
+    const r = await cli("--json", "recover");
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals([r.json?.client_key_family, r.json?.client_key_index], [42060, 22]);
+    assertEquals(r.json?.static_address, created.json?.address);
+    assertEquals((await cli("--json", "address", "show")).json?.client_key_index, 22);
+  },
+);
