@@ -69,6 +69,16 @@ async function generationBackupPath(dataDir: string): Promise<string | null> {
   return null;
 }
 
+/** Token ID of the paid `l402.token` in `dataDir`, or null (none, unreadable, unparsable or unpaid). */
+async function paidTokenId(dataDir: string): Promise<string | null> {
+  try {
+    const t = parseTokenFile(await Deno.readFile(`${dataDir}/${PAID_TOKEN_FILE_NAME}`));
+    return t.paid ? t.tokenId : null;
+  } catch {
+    return null;
+  }
+}
+
 function parseSat(flag: string, v: string | undefined): bigint | undefined {
   if (v === undefined) return undefined;
   if (!/^\d{1,15}$/.test(v)) throw usageError(`Invalid ${flag} "${v}": expected a whole number of sat`);
@@ -118,6 +128,8 @@ export function registerAddress(program: Command): void {
           server,
           network,
           generationBackup: () => generationBackupPath(dataDir),
+          paidTokenId: () => paidTokenId(dataDir),
+          tokenPath: `${dataDir}/${PAID_TOKEN_FILE_NAME}`,
         });
       } finally {
         server.close();

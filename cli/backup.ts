@@ -154,7 +154,9 @@ export function registerBackup(program: Command): void {
       const r = await writeGenerationBackup(ctx, opts.copyTo);
       if (ctx.config.json) out(toJson(writeResultJson(r)));
       else for (const l of writeResultText(r)) out(l);
-      return r.copies.some((c) => c.status === "failed") ? ExitCode.Partial : ExitCode.Ok;
+      return r.copies.some((c) => c.status === "failed" || c.status === "conflict")
+        ? ExitCode.Partial
+        : ExitCode.Ok;
     }));
 
   backup.command("verify")

@@ -20,7 +20,8 @@ import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
-import type { BackupAddressParams, BackupPayload } from "./types.ts";
+import type { BackupAddressParams, BackupPayload, StaticAddressBackup } from "./types.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";
 
 /** Key family of multi-address receive keys, stored as `main_key_family`. */
@@ -71,8 +72,12 @@ export interface BackupCopyResult {
   dir: string;
   /** Target path inside it. */
   path: string;
-  /** `written`, `already_backed_up` (a valid file was there), or `failed` (see `error`). */
-  status: "written" | "already_backed_up" | "failed";
+  /**
+   * `written`, `already_backed_up` (a valid file of this generation with the database's static-address
+   * parameters was there), `conflict` (a valid file of this token for *another* static address is there:
+   * kept untouched, see `error`), or `failed` (see `error`).
+   */
+  status: "written" | "already_backed_up" | "conflict" | "failed";
   /** The failure, for `failed`. */
   error?: string;
 }
@@ -146,6 +151,21 @@ function checkAddress(a: BackupAddressParams): void {
   }
 }
 
+/**
+ * How a valid backup's static address differs from the database's (client key, server key, CSV expiry,
+ * protocol version, client key family: what defines the address); empty when it is the same address.
+ */
+export function addressDifferences(b: StaticAddressBackup | undefined, a: BackupAddressParams): string[] {
+  if (!b) return ["no static address"];
+  const d: string[] = [];
+  if (!b.clientPubkey || !equalBytes(b.clientPubkey, a.clientPubkey)) d.push("client key");
+  if (!b.serverPubkey || !equalBytes(b.serverPubkey, a.serverPubkey)) d.push("server key");
+  if (b.expiry !== a.expiry) d.push(`CSV expiry (${b.expiry} in the file, ${a.expiry} in the database)`);
+  if (b.protocolVersion !== a.protocolVersion) d.push("protocol version");
+  if (b.legacyClientKeyFamily !== a.clientKeyFamily) d.push("client key family");
+  return d;
+}
+
 /** True when `path` holds a valid backup for exactly this generation (Loop `findValidBackupFileForToken`). */
 function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: BackupFileName): boolean {
   return validateBackupBytes(bytes, key, network, name).reason === "ok";
@@ -158,8 +178,9 @@ function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: B
  * 2. static address (none → `no_static_address`); current height (≤ 0 → error);
  * 3. one `DeriveSharedKey(NUMS, {42060, 0})` call;
  * 4. if `<dataDir>/L402_backup_<created %019d>_<tokenId>.enc` already holds a valid backup of this
- *    generation → `already_backed_up`; a same-name file that fails validation does not block and
- *    is replaced (reported in `corrupt`);
+ *    generation with the database's static-address parameters → `already_backed_up`; a valid one for
+ *    another address → `backup_conflict` (exit 1; a copy: status `conflict`), the file kept; a same-name
+ *    file that fails validation does not block and is replaced (reported in `corrupt`);
  * 5. seal with a fresh nonce, check the sealed bytes validate, atomic write (0600, fsync, rename,
  *    directory fsync);
  * 6. place the identical bytes (the existing valid file's when already backed up) in every
@@ -279,7 +300,21 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
           `permission); move it away`,
       );
     }
-    if (validateBackupBytes(there, key, deps.network, name).reason === "ok") {
+    const v = validateBackupBytes(there, key, deps.network, name);
+    if (v.reason === "ok") {
+      const diff = addressDifferences(v.payload?.staticAddress, address);
+      if (diff.length) {
+        // The same token, another address: this file may be the only record of the address the funds
+        // are at. Never replaced, never called "backed up".
+        throw new LoopkitError(
+          "backup_conflict",
+          `"${path}" is a valid backup of L402 token ${token.tokenId} but for another static address ` +
+            `(differs in ${diff.join(", ")}): the database's address is not the one this token's backup ` +
+            "names. Kept untouched. If the database was rebuilt after a loss, restore the backed-up address " +
+            `with \`loopkit recover --backup-file "${path}"\` into an empty data directory`,
+          ExitCode.Failure,
+        );
+      }
       if (isPrimary) sealed = there;
       return false;
     }
@@ -313,7 +348,13 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       const wrote = await atomicWriteFile(path, sealed, fs, { shouldWrite: decide(path, false) });
       copies.push({ dir, path, status: wrote ? "written" : "already_backed_up" });
     } catch (e) {
-      copies.push({ dir, path, status: "failed", error: e instanceof Error ? e.message : String(e) });
+      const conflict = e instanceof LoopkitError && e.code === "backup_conflict";
+      copies.push({
+        dir,
+        path,
+        status: conflict ? "conflict" : "failed",
+        error: e instanceof Error ? e.message : String(e),
+      });
     }
   }
 

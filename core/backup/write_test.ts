@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../../tests/assert.ts";
 import { withTempDir } from "../../tests/fs.ts";
@@ -356,5 +357,44 @@ Deno.test("writeBackup() propagates an lnd failure and writes nothing", async ()
     await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
     await assertRejects(() => writeBackup(deps(dir, new FakeLnd({}))), Error, "no key at 42060/0");
     assertEquals(await backupNames(dir), []);
+  });
+});
+
+Deno.test("writeBackup() never calls a valid backup of the same token for another address backed up: primary refused, copy conflict, both kept", async () => {
+  await withTempDir(async (dir) => {
+    const off = join(dir, "offsite"), data = join(dir, "data");
+    await Promise.all([Deno.mkdir(off), Deno.mkdir(data)]);
+    await Deno.writeFile(join(data, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
+    // The original address's backup, off-site only.
+    const first = await writeBackup(deps(data, vectorLnd(), { copyTo: [off] }));
+    assertEquals(first.copies.map((c) => c.status), ["written"]);
+    const name = backupFileName(T123, seededTokenId(1));
+    const original = await Deno.readFile(join(off, name));
+    await Deno.remove(first.path!);
+    // A second address under the same token (other server key).
+    const other: BackupAddressParams = {
+      ...vectorAddress(),
+      serverPubkey: secp256k1.getPublicKey(seeded(77), true),
+    };
+    const r = await writeBackup(
+      deps(data, vectorLnd(), { copyTo: [off], staticAddress: () => Promise.resolve(other) }),
+    );
+    assertEquals(r.written, true, "the data directory had no file of this name");
+    assertEquals(r.copies.map((c) => c.status), ["conflict"]);
+    assert(
+      r.copies[0].error!.includes("another static address") && r.copies[0].error!.includes("server key"),
+    );
+    assertEquals(await Deno.readFile(join(off, name)), original, "the off-site original is untouched");
+
+    // And in the data directory itself: the original there, the database's address different: refused.
+    await Deno.writeFile(r.path!, original);
+    const err = await assertRejects(
+      () => writeBackup(deps(data, vectorLnd(), { staticAddress: () => Promise.resolve(other) })),
+      LoopkitError,
+      "another static address",
+    );
+    assertEquals((err as LoopkitError).code, "backup_conflict");
+    assertEquals(await Deno.readFile(r.path!), original);
+    assertEquals(await backupNames(data), [name], "nothing moved aside");
   });
 });

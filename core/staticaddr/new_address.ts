@@ -60,6 +60,13 @@ export interface NewAddressDeps {
    * (a second address would be paid into while the backup names the first).
    */
   generationBackup?: () => Promise<string | null>;
+  /**
+   * Token ID (hex) of the paid `l402.token` in the data directory, or null when there is none (or it is
+   * not paid). A paid token this database did not acquire is refused: see {@linkcode ensureStaticAddress}.
+   */
+  paidTokenId?: () => Promise<string | null>;
+  /** Where the token lives, for messages (`<dataDir>/l402.token`). */
+  tokenPath?: string;
   /** Clock (claims and staleness). */
   now?: () => Date;
 }
@@ -96,6 +103,10 @@ export function addressWarnings(row: StaticAddressRow): string[] {
 
 const CLAIM_KEY = "address_creation_claim";
 const PENDING_KEY = "address_pending_client_key";
+/** Token ID of the paid L402 token this database's address creation uses (set once it is paid). */
+const TOKEN_KEY = "address_l402_token_id";
+/** Set when a creation began without a paid token: the token that appears next was acquired by it. */
+const ACQUIRING_KEY = "address_l402_acquiring";
 
 /** Recomputes the address of a stored row (the address string is never stored, spec §3.1). */
 export function addressOfRow(row: StaticAddressRow, network: NetworkName): StaticAddress {
@@ -156,9 +167,11 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
 
   // Claim the creation, or find that another invocation finished it meanwhile.
   const claimId = bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
+  const tokenId = (await deps.paidTokenId?.()) ?? null;
   const raced = await write(deps.db, "claiming address creation", async (tx) => {
     const row = await getLegacyStaticAddress(tx);
     if (row) return row;
+    await checkTokenAcquiredHere(tx, tokenId, deps.tokenPath);
     const claim = await getMeta(tx, CLAIM_KEY);
     if (claim) {
       const [, at] = claim.split("@");
@@ -184,6 +197,10 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
 
   try {
     await deps.server.ensurePaidToken();
+    const paidId = (await deps.paidTokenId?.()) ?? null;
+    if (paidId !== null && paidId !== tokenId) {
+      await write(deps.db, "recording the L402 token", (tx) => setMeta(tx, TOKEN_KEY, paidId));
+    }
     const key = await pendingOrNextClientKey(deps);
     const params = validateServerAddressParams(await deps.server.serverNewAddress(key.rawKeyBytes));
     const address = staticAddress({
@@ -213,7 +230,10 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
         protocolVersion: STATIC_ADDRESS_PROTOCOL_V0,
         initiationHeight: height,
       });
-      await tx.execute({ sql: "DELETE FROM meta WHERE key IN (?, ?)", args: [CLAIM_KEY, PENDING_KEY] });
+      await tx.execute({
+        sql: "DELETE FROM meta WHERE key IN (?, ?, ?)",
+        args: [CLAIM_KEY, PENDING_KEY, ACQUIRING_KEY],
+      });
       return (await getLegacyStaticAddress(tx))!;
     });
     return { created: true, row, address, warnings: addressWarnings(row) };
@@ -221,6 +241,41 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
     await releaseClaim(deps.db, claimId).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Refuses a paid L402 token this database did not acquire (issue: a second static address for the same
+ * token). A token is this database's when its ID is recorded (`address_l402_token_id`), or when an
+ * earlier creation recorded here was under way (a claim, a pending client key, or the "acquiring" mark
+ * set before paying): that one is bound now and the creation resumes. Anything else — the database was
+ * lost with the backup off-site, or the token was copied in (e.g. from loopd) — already has an address at
+ * the server, bound to the token; a new one would be a second address under the same token.
+ * Without a paid token the "acquiring" mark is set, in the same transaction as the claim.
+ *
+ * @throws {LoopkitError} `l402_token_not_ours` (exit 1) naming the token and `recover --backup-file`
+ */
+async function checkTokenAcquiredHere(tx: Transaction, tokenId: string | null, tokenPath?: string) {
+  if (tokenId === null) {
+    await setMeta(tx, ACQUIRING_KEY, "1");
+    return;
+  }
+  const bound = await getMeta(tx, TOKEN_KEY);
+  if (bound === tokenId) return;
+  const recorded = (await getMeta(tx, ACQUIRING_KEY)) ?? (await getMeta(tx, CLAIM_KEY)) ??
+    (await getMeta(tx, PENDING_KEY));
+  if (bound === null && recorded !== null) {
+    await setMeta(tx, TOKEN_KEY, tokenId);
+    return;
+  }
+  throw new LoopkitError(
+    "l402_token_not_ours",
+    `The paid L402 token ${tokenId}${tokenPath ? ` ("${tokenPath}")` : ""} was not acquired by this ` +
+      "database (no address, claim or creation recorded for it): the database was lost, or the token was " +
+      "copied in. The swap server already bound a static address to this token; creating another would " +
+      "give the token a second address. Restore the first one from its backup: " +
+      "`loopkit recover --backup-file <the off-site L402_backup_*.enc>`",
+    ExitCode.Failure,
+  );
 }
 
 async function releaseClaim(db: Db, claimId: string): Promise<void> {

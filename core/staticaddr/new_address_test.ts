@@ -163,3 +163,51 @@ Deno.test("ensureStaticAddress() gives no warning at index 20, the last one Loop
   t.lnd.nextIndex = 20;
   assertEquals((await ensureStaticAddress(t.deps)).warnings, []);
 });
+
+Deno.test("ensureStaticAddress() refuses a paid token this database did not acquire: no server call, nothing stored", async () => {
+  await using t = await setup();
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve("ab".repeat(32)) };
+  const err = await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "recover --backup-file");
+  assertEquals((err as LoopkitError).code, "l402_token_not_ours");
+  assertEquals((err as LoopkitError).exitCode, 1);
+  assertEquals([t.server.paid, t.server.calls, t.lnd.derived, t.lnd.imports.length], [0, 0, 0, 0]);
+  assertEquals(await listStaticAddresses(t.db), []);
+  await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "was not acquired by this database");
+});
+
+Deno.test("ensureStaticAddress() resumes a creation interrupted after this database paid the token", async () => {
+  await using t = await setup();
+  let token: string | null = null;
+  t.server.ensurePaidToken = () => {
+    t.server.paid++;
+    token ??= "cd".repeat(32); // this run pays the token
+    return Promise.resolve();
+  };
+  t.server.answer = () => {
+    throw new LoopkitError("server_down", "swap server unreachable", 75);
+  };
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve(token) };
+  await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "unreachable");
+  assertEquals(token, "cd".repeat(32));
+  t.server.answer = () => ({ serverKey: pub(1000), expiry: 14400 });
+  const r = await ensureStaticAddress(deps);
+  assertEquals(r.created, true);
+  assertEquals(t.lnd.derived, 1, "the client key of the first attempt is reused");
+  // A different token later is another generation: the stored address is simply returned.
+  token = "ef".repeat(32);
+  assertEquals((await ensureStaticAddress(deps)).created, false);
+});
+
+Deno.test("ensureStaticAddress() resumes when the token was paid but the run died before recording it", async () => {
+  await using t = await setup();
+  let token: string | null = null;
+  // First run: claimed (the "acquiring" mark is set), paid, then died before anything else.
+  t.server.ensurePaidToken = () => {
+    token = "12".repeat(32);
+    return Promise.reject(new Error("killed"));
+  };
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve(token) };
+  await assertRejects(() => ensureStaticAddress(deps), Error, "killed");
+  t.server.ensurePaidToken = () => Promise.resolve();
+  assertEquals((await ensureStaticAddress(deps)).created, true);
+});

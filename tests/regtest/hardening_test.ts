@@ -37,3 +37,38 @@ regtestTest(
     assertEquals((await cli("--json", "address", "show")).json?.client_key_index, 22);
   },
 );
+
+regtestTest(
+  "regtest: with l402.token kept but the database and the backup gone, address new refuses a second address; recover --backup-file restores the first",
+  { expiry: 144 },
+  async ({ loopdir, cli, newAddress, invoices, tempDir }) => {
+    const dataDir = `${loopdir}/regtest`;
+    const off = await tempDir("loopkit-regtest-offsite-");
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    const copy = await cli("--json", "backup", "write", "--copy-to", off);
+    assertEquals(copy.code, 0, copy.stderr);
+    const offPath = (copy.json?.copies as { path: string }[])[0].path;
+    const original = await Deno.readFile(offPath);
+    const issued = invoices.issued;
+
+    // The loss: database and local backup gone, the token (and the off-site backup) kept.
+    await Deno.remove(`${dataDir}/loopkit.db`);
+    await Deno.remove((created.json?.backup as { path: string }).path);
+    const second = await newAddress();
+    assertEquals(second.code, 1, second.stdout + second.stderr);
+    assertStringIncludes(second.stderr, "l402_token_not_ours");
+    assertStringIncludes(second.stderr, "recover --backup-file");
+    assertEquals(invoices.issued, issued, "no invoice asked from the server");
+    const show = await cli("--json", "address", "show");
+    assertEquals(show.code, 1, "no address was stored");
+
+    const rec = await cli("--json", "recover", "--backup-file", offPath);
+    assertEquals(rec.code, 0, rec.stderr);
+    assertEquals(rec.json?.static_address, created.json?.address);
+    const again = await cli("--json", "backup", "write", "--copy-to", off);
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals((again.json?.copies as { status: string }[])[0].status, "already_backed_up");
+    assertEquals(await Deno.readFile(offPath), original);
+  },
+);
