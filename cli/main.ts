@@ -10,6 +10,7 @@ import { ExitCode, LoopkitError } from "../core/errors.ts";
 import type { GlobalFlags } from "../core/config/config.ts";
 import { type Context, makeContext } from "./context.ts";
 import { reportError } from "./output.ts";
+import { interruptedError, isInterrupted, requestInterrupt, rollbackActive } from "../core/interrupt.ts";
 import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
 import { registerAddress } from "./address.ts";
@@ -110,11 +111,26 @@ function wantsJson(argv: string[]): boolean {
   return argv.includes("--json") || env === "1" || env === "true" || env === "yes";
 }
 
+/** How long a command inside a rollback section gets to undo its writes after a signal, ms. */
+const ROLLBACK_GRACE_MS = 30_000;
+
+/**
+ * SIGINT / SIGTERM: outside a rollback section nothing needs undoing, so exit 130 at once; inside one
+ * (e.g. `recover` after writing `l402.token`), abort the work so the command rolls back and exits 130
+ * itself (core/interrupt.ts). A second signal, or the grace period running out, exits at once.
+ */
 function onSignal(): void {
-  reportError(
-    new LoopkitError("interrupted", "Interrupted; nothing half-written is kept", ExitCode.Interrupted),
-    wantsJson(Deno.args),
-  );
+  if (!isInterrupted() && rollbackActive()) {
+    requestInterrupt();
+    const t = setTimeout(() => exitInterrupted("the rollback did not finish in time"), ROLLBACK_GRACE_MS);
+    Deno.unrefTimer(t);
+    return;
+  }
+  exitInterrupted("nothing half-written is kept");
+}
+
+function exitInterrupted(detail: string): never {
+  reportError(interruptedError(detail), wantsJson(Deno.args));
   Deno.exit(ExitCode.Interrupted);
 }
 

@@ -51,6 +51,7 @@ import {
 } from "./restore_plan.ts";
 import { denoRestoreFs, publishToken, type RestoreFs } from "./restore_apply.ts";
 import { rollBackWrites } from "./restore_rollback.ts";
+import { interruptible, throwIfInterrupted, withRollback } from "../interrupt.ts";
 
 export * from "./restore_plan.ts";
 export * from "./restore_apply.ts";
@@ -329,36 +330,46 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   // 8. Writes: token, imports, rows; rollback on failure.
   let wroteToken = false;
   let createdDir: string | null = null;
-  let db: Db;
-  try {
-    if (tokenPlan.action === "write") {
-      if (await fs.ensureDir(dataDir, 0o700)) createdDir = dataDir;
-      wroteToken = await publishToken(fs, dataDir, tokenPlan.path, backup.tokenBytes);
-    }
-    for (const x of all) {
-      const r = await lnd.importTapscript(x.address.internalKeyXOnly, x.address.timeoutLeafScript);
-      x.imported = r.imported;
-    }
-    db = await deps.openDb();
-    const finalActions = await db.write(async (tx) => {
-      const now = await listStaticAddresses(tx);
-      const acts = planAddressRows(now, wanted);
-      for (let i = 0; i < wanted.length; i++) {
-        if (acts[i] === "create") await insertStaticAddress(tx, wanted[i].row);
+  // A rollback section: SIGINT/SIGTERM aborts the waits below and runs the same rollback as a failure
+  // before the command exits 130 (core/interrupt.ts).
+  const db: Db = await withRollback(async () => {
+    try {
+      throwIfInterrupted();
+      if (tokenPlan.action === "write") {
+        if (await fs.ensureDir(dataDir, 0o700)) createdDir = dataDir;
+        wroteToken = await publishToken(fs, dataDir, tokenPlan.path, backup.tokenBytes);
       }
-      return acts;
-    }).catch((e) => {
-      throw e instanceof LoopkitError ? e : dbError(e, "storing the restored static addresses");
-    });
-    finalActions.forEach((act, i) => all[i].action = act);
-  } catch (err) {
-    throw await rollBackWrites(fs, err, {
-      wroteToken,
-      tokenPath: tokenPlan.path,
-      tokenBytes: backup.tokenBytes,
-      createdDir,
-    });
-  }
+      for (const x of all) {
+        throwIfInterrupted();
+        const r = await interruptible(
+          lnd.importTapscript(x.address.internalKeyXOnly, x.address.timeoutLeafScript),
+        );
+        x.imported = r.imported;
+      }
+      const db = await interruptible(deps.openDb());
+      // Last chance to stop; the transaction itself is not abandoned half-way.
+      throwIfInterrupted();
+      const finalActions = await db.write(async (tx) => {
+        const now = await listStaticAddresses(tx);
+        const acts = planAddressRows(now, wanted);
+        for (let i = 0; i < wanted.length; i++) {
+          if (acts[i] === "create") await insertStaticAddress(tx, wanted[i].row);
+        }
+        return acts;
+      }).catch((e) => {
+        throw e instanceof LoopkitError ? e : dbError(e, "storing the restored static addresses");
+      });
+      finalActions.forEach((act, i) => all[i].action = act);
+      return db;
+    } catch (err) {
+      throw await rollBackWrites(fs, err, {
+        wroteToken,
+        tokenPath: tokenPlan.path,
+        tokenBytes: backup.tokenBytes,
+        createdDir,
+      });
+    }
+  }, "the restore is complete (token, imports and address rows in place); run `loopkit deposits sync`");
 
   // 9. One deposit sync.
   let numDepositsFound = 0;

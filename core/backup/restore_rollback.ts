@@ -54,7 +54,7 @@ export interface WritesDone {
  * these bytes) and the data directory this run created (only while empty); the database was never
  * changed (its rows are written in one transaction, the last step). Returns the error to throw, saying
  * what was rolled back: `restore_conflict` for a conflict found at write time, `interrupted` (exit 130)
- * for a signal, else `restore_failed` (exit 75 when the cause was temporary, else 1).
+ * for a signal (core/interrupt.ts), else `restore_failed` (exit 75 when the cause was temporary, else 1).
  *
  * @param err the failure of the write phase
  * @returns the error for the caller to throw
@@ -67,8 +67,15 @@ export async function rollBackWrites(fs: RestoreFs, err: unknown, done: WritesDo
     } catch { /* not empty (the database may be there): keep it */ }
   }
   const cause = err instanceof LoopkitError ? err : undefined;
-  const exit = cause?.exitCode === ExitCode.TempFail ? ExitCode.TempFail : ExitCode.Failure;
-  let msg = `unable to restore static address: ${messageOf(err)}`;
+  const signalled = cause?.code === "interrupted";
+  const exit = signalled
+    ? ExitCode.Interrupted
+    : cause?.exitCode === ExitCode.TempFail
+    ? ExitCode.TempFail
+    : ExitCode.Failure;
+  let msg = signalled
+    ? "Interrupted during the restore"
+    : `unable to restore static address: ${messageOf(err)}`;
   if (rolled.length) {
     msg += ` (also failed to roll back restored token files: ${rolled.join("; ")})`;
   } else if (done.wroteToken) {
@@ -77,7 +84,7 @@ export async function rollBackWrites(fs: RestoreFs, err: unknown, done: WritesDo
     msg += "; nothing was written, database unchanged";
   }
   return new LoopkitError(
-    cause?.code === "restore_conflict" ? "restore_conflict" : "restore_failed",
+    signalled ? "interrupted" : cause?.code === "restore_conflict" ? "restore_conflict" : "restore_failed",
     msg,
     exit,
     { cause: err },

@@ -22,6 +22,7 @@ import {
   type StaticAddressRow,
 } from "../db/static_addresses.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
+import { interruptedError, interruptible, throwIfInterrupted, withRollback } from "../interrupt.ts";
 import type { NetworkName } from "./network.ts";
 import {
   type ServerAddressParamsMessage,
@@ -195,52 +196,65 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
     };
   }
 
-  try {
-    await deps.server.ensurePaidToken();
-    const paidId = (await deps.paidTokenId?.()) ?? null;
-    if (paidId !== null && paidId !== tokenId) {
-      await write(deps.db, "recording the L402 token", (tx) => setMeta(tx, TOKEN_KEY, paidId));
-    }
-    const key = await pendingOrNextClientKey(deps);
-    const params = validateServerAddressParams(await deps.server.serverNewAddress(key.rawKeyBytes));
-    const address = staticAddress({
-      clientPubkey: key.rawKeyBytes,
-      serverPubkey: params.serverPubkey,
-      csvExpiry: params.csvExpiry,
-      network: deps.network,
-    });
-    const height = (await deps.lnd.getInfo()).blockHeight;
-    // Import before the row exists: a failed import leaves nothing behind (spec §3.2 step 6).
-    await deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript);
-    const row = await write(deps.db, "storing the static address", async (tx) => {
-      if (await getLegacyStaticAddress(tx)) {
-        throw new LoopkitError(
-          "address_creation_conflict",
-          "Another loopkit invocation stored a static address while this one was creating one; nothing stored",
-          ExitCode.Failure,
-        );
+  // A rollback section: SIGINT/SIGTERM aborts the waits (payment, server, lnd) and releases the claim
+  // before the command exits 130 (core/interrupt.ts). The pending token and the client key stay recorded.
+  return await withRollback(async () => {
+    try {
+      await interruptible(deps.server.ensurePaidToken());
+      const paidId = (await deps.paidTokenId?.()) ?? null;
+      if (paidId !== null && paidId !== tokenId) {
+        await write(deps.db, "recording the L402 token", (tx) => setMeta(tx, TOKEN_KEY, paidId));
       }
-      await insertStaticAddress(tx, {
+      const key = await pendingOrNextClientKey(deps);
+      const params = validateServerAddressParams(
+        await interruptible(deps.server.serverNewAddress(key.rawKeyBytes)),
+      );
+      const address = staticAddress({
         clientPubkey: key.rawKeyBytes,
         serverPubkey: params.serverPubkey,
-        expiry: params.csvExpiry,
-        clientKeyFamily: key.keyLocator.family,
-        clientKeyIndex: key.keyLocator.index,
-        pkScript: address.pkScript,
-        protocolVersion: STATIC_ADDRESS_PROTOCOL_V0,
-        initiationHeight: height,
+        csvExpiry: params.csvExpiry,
+        network: deps.network,
       });
-      await tx.execute({
-        sql: "DELETE FROM meta WHERE key IN (?, ?, ?)",
-        args: [CLAIM_KEY, PENDING_KEY, ACQUIRING_KEY],
+      const height = (await interruptible(deps.lnd.getInfo())).blockHeight;
+      // Import before the row exists: a failed import leaves nothing behind (spec §3.2 step 6).
+      await interruptible(deps.lnd.importTapscript(address.internalKeyXOnly, address.timeoutLeafScript));
+      throwIfInterrupted();
+      const row = await write(deps.db, "storing the static address", async (tx) => {
+        if (await getLegacyStaticAddress(tx)) {
+          throw new LoopkitError(
+            "address_creation_conflict",
+            "Another loopkit invocation stored a static address while this one was creating one; nothing stored",
+            ExitCode.Failure,
+          );
+        }
+        await insertStaticAddress(tx, {
+          clientPubkey: key.rawKeyBytes,
+          serverPubkey: params.serverPubkey,
+          expiry: params.csvExpiry,
+          clientKeyFamily: key.keyLocator.family,
+          clientKeyIndex: key.keyLocator.index,
+          pkScript: address.pkScript,
+          protocolVersion: STATIC_ADDRESS_PROTOCOL_V0,
+          initiationHeight: height,
+        });
+        await tx.execute({
+          sql: "DELETE FROM meta WHERE key IN (?, ?, ?)",
+          args: [CLAIM_KEY, PENDING_KEY, ACQUIRING_KEY],
+        });
+        return (await getLegacyStaticAddress(tx))!;
       });
-      return (await getLegacyStaticAddress(tx))!;
-    });
-    return { created: true, row, address, warnings: addressWarnings(row) };
-  } catch (err) {
-    await releaseClaim(deps.db, claimId).catch(() => {});
-    throw err;
-  }
+      return { created: true, row, address, warnings: addressWarnings(row) };
+    } catch (err) {
+      await releaseClaim(deps.db, claimId).catch(() => {});
+      if (err instanceof LoopkitError && err.code === "interrupted") {
+        throw interruptedError(
+          "no address was stored, the creation claim is released; a paid or pending L402 token and the derived " +
+            "client key are kept for the next run",
+        );
+      }
+      throw err;
+    }
+  }, "the static address was stored; run `loopkit backup write`");
 }
 
 /**
@@ -299,7 +313,7 @@ async function pendingOrNextClientKey(deps: NewAddressDeps): Promise<KeyDescript
     validateClientPubkey(key.rawKeyBytes);
     return key;
   }
-  const key = await deps.lnd.deriveNextKey(STATIC_ADDRESS_KEY_FAMILY);
+  const key = await interruptible(deps.lnd.deriveNextKey(STATIC_ADDRESS_KEY_FAMILY));
   validateClientPubkey(key.rawKeyBytes);
   if (key.keyLocator.family !== STATIC_ADDRESS_KEY_FAMILY) {
     throw new LoopkitError(

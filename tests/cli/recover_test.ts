@@ -19,7 +19,7 @@ import {
 import { listDeposits } from "../../core/deposits/store.ts";
 import type { Deposit } from "../../core/deposits/types.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, makeTokenFile, runCli } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli, spawnCli, waitFor } from "./_harness.ts";
 import { exists, treeHash } from "../fs.ts";
 
 const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover test server key")), true);
@@ -192,6 +192,48 @@ Deno.test("recover finds a client key at 42060/22 (past Loop's 0..20), reports t
   const bad = await t.cli("--json", "recover", "--key-scan-limit", "19");
   assertEquals(bad.code, 2, bad.stderr);
   assertStringIncludes(bad.stderr, "--key-scan-limit");
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`recover interrupted by ${signal} while lnd stalls after l402.token was written: rolled back, exit 130`, async () => {
+    await using t = await setup();
+    await t.lose();
+    const before = await treeHash(t.loopdir);
+    t.lnd.setStall("WalletKit.ImportTapscript", true);
+    assertEquals(t.lnd.calls["WalletKit.ImportTapscript"] ?? 0, 0);
+    const run = spawnCli([...t.flags, "--json", "recover"]);
+    await waitFor("the stalled ImportTapscript", () => (t.lnd.calls["WalletKit.ImportTapscript"] ?? 0) >= 1);
+    assert(await exists(`${t.dataDir}/l402.token`), "the token was written before the import");
+    run.child.kill(signal);
+    const r = await run.done();
+    assertEquals(r.code, 130, r.stderr);
+    const err = JSON.parse(r.stderr.trim().split("\n").at(-1)!).error;
+    assertEquals(err.code, "interrupted");
+    assertStringIncludes(err.message, `rolled back: removed "${t.dataDir}/l402.token"`);
+    assertEquals(await exists(`${t.dataDir}/l402.token`), false);
+    assertEquals(await treeHash(t.loopdir), before, "nothing this run wrote is left");
+
+    // lnd answers again: the restore runs to the end.
+    t.lnd.setStall("WalletKit.ImportTapscript", false);
+    const again = await t.cli("--json", "recover");
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(again.json?.restored_l402, true);
+  });
+}
+
+Deno.test("recover interrupted while lnd stalls before anything is written exits 130 at once, nothing written", async () => {
+  await using t = await setup();
+  await t.lose();
+  const before = await treeHash(t.loopdir);
+  t.lnd.setStall("WalletKit.DeriveKey", true);
+  const asked = t.lnd.calls["WalletKit.DeriveKey"] ?? 0; // backup write asked one in setup()
+  const run = spawnCli([...t.flags, "recover"]);
+  await waitFor("the stalled DeriveKey", () => (t.lnd.calls["WalletKit.DeriveKey"] ?? 0) > asked);
+  run.child.kill("SIGTERM");
+  const r = await run.done();
+  assertEquals(r.code, 130, r.stderr);
+  assertStringIncludes(r.stderr, "nothing half-written is kept");
+  assertEquals(await treeHash(t.loopdir), before);
 });
 
 Deno.test("recover with an lnd of another seed reports the backup undecryptable, exit 3, nothing written", async () => {

@@ -156,6 +156,11 @@ export interface FakeLnd {
    * successful imports; "" restores normal behaviour (fault injection for rollback tests).
    */
   setImportTapscriptError(text: string, afterCalls?: number): void;
+  /**
+   * Makes a unary call (`Service.Method`, e.g. `WalletKit.ImportTapscript`) stall: it is counted and
+   * authorised, then never answered while stalled (an lnd that hangs). `false` answers future calls again.
+   */
+  setStall(rpc: string, stalled: boolean): void;
   /** Marks a transaction confirmed; pending notifications for it fire. */
   setConfirmation(txid: string, conf: FakeConfirmation, pkScript?: Uint8Array): void;
   /** Marks an outpoint spent; pending spend notifications for it fire. */
@@ -355,6 +360,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     const spendWaiters = new Set<{ key: string; fire: (s: FakeSpend) => void }>();
     const payments = new Map<string, { request: string; updates: FakePaymentUpdate[]; sent: boolean }>();
     const calls: Record<string, number> = {};
+    const stalls = new Set<string>();
     let openStreams = 0;
     const requests: FakeLnd["requests"] = [];
     const imports: FakeImport[] = [];
@@ -398,6 +404,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       const denied = UNAUTH_WHITELIST.has(service) ? undefined : authError(call.metadata);
       if (denied) return cb(toStatus(denied), null);
       requests.push({ rpc, request: call.request });
+      if (stalls.has(rpc)) return; // never answered: the client's deadline or a shutdown ends it
       Promise.resolve().then(() => fn(call.request)).then(
         (res) => cb(null, res),
         (err) => cb(toStatus(err), null),
@@ -821,6 +828,10 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       },
       setImportTapscriptError(text, afterCalls = 0) {
         importError = { text, after: afterCalls };
+      },
+      setStall(rpc, stalled) {
+        if (stalled) stalls.add(rpc);
+        else stalls.delete(rpc);
       },
       setConfirmation(txid, conf, pkScript) {
         confirmations.set(txid, conf);
