@@ -7,6 +7,8 @@ import type { Command } from "commander";
 import { deriveBackupKey } from "../core/backup/envelope.ts";
 import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
 import { selectLatest } from "../core/backup/select.ts";
+import { listStaleTempFiles } from "../core/backup/temp_files.ts";
+import { dirname } from "node:path";
 import { writeBackup, type WriteBackupResult } from "../core/backup/write.ts";
 import type { BackupAddressParams } from "../core/backup/types.ts";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
@@ -86,6 +88,7 @@ export function writeResultJson(r: WriteBackupResult) {
     token_id: r.tokenId ?? null,
     token_created_at: r.createdAtNs?.toString() ?? null,
     replaced_corrupt: r.corrupt,
+    removed_temp_files: r.removedTemp,
   };
 }
 
@@ -98,6 +101,9 @@ export function writeResultText(r: WriteBackupResult): string[] {
     lines.push(`copy ${c.status}: ${c.path}${c.error ? ` (${c.error})` : ""}`);
   }
   for (const p of r.corrupt) lines.push(`replaced an invalid file: ${p}`);
+  for (const p of r.removedTemp) {
+    lines.push(`removed a stale temporary file left by an interrupted run: ${p}`);
+  }
   return lines;
 }
 
@@ -181,6 +187,11 @@ export function registerBackup(program: Command): void {
         groups.push({ results, selected: sel.kind === "selected" ? sel.selected : undefined });
       }
       const all = groups.flatMap((g) => g.results.map((r) => ({ r, selected: g.selected === r })));
+      const stale: string[] = [];
+      for (const k of kinds) {
+        stale.push(...await listStaleTempFiles(k.dir ? k.path : dirname(k.path)).catch(() => [] as string[]));
+      }
+      const staleTemp = [...new Set(stale)];
       const invalid = all.filter((x) => x.r.reason !== "ok").length;
       if (ctx.config.json) {
         out(toJson({
@@ -188,6 +199,7 @@ export function registerBackup(program: Command): void {
           selected: groups.map((g) => g.selected?.path).filter(Boolean),
           valid: all.length - invalid,
           invalid,
+          stale_temp_files: staleTemp,
         }));
       } else {
         if (!all.length) out(`no backup files found in ${targets.join(", ")}`);
@@ -212,6 +224,9 @@ export function registerBackup(program: Command): void {
         }
         if (all.length) {
           out(`${all.length - invalid} valid, ${invalid} invalid; * = what recover would select`);
+        }
+        for (const p of staleTemp) {
+          out(`stale temporary file left by an interrupted run (the next write removes it): ${p}`);
         }
       }
       return all.length > 0 && invalid === 0 ? ExitCode.Ok : ExitCode.VerifyFailed;

@@ -26,3 +26,4 @@ export * from "./select.ts";
 export * from "./write.ts";
 export * from "./scan.ts";
 export * from "./restore.ts";
+export * from "./temp_files.ts";

@@ -51,6 +51,7 @@ import {
 } from "./restore_plan.ts";
 import { denoRestoreFs, publishToken, type RestoreFs } from "./restore_apply.ts";
 import { rollBackWrites } from "./restore_rollback.ts";
+import { removeStaleTempFiles } from "./temp_files.ts";
 import { interruptible, throwIfInterrupted, withRollback } from "../interrupt.ts";
 
 export * from "./restore_plan.ts";
@@ -328,6 +329,10 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   }
 
   // 8. Writes: token, imports, rows; rollback on failure.
+  // A run killed with -9 may have left a temp copy of the token here: remove it (under the dir lock).
+  for (const p of await removeStaleTempFiles(dataDir, fs).catch(() => [] as string[])) {
+    warnings.push(`removed a stale temporary file left by an interrupted run: "${p}"`);
+  }
   let wroteToken = false;
   let createdDir: string | null = null;
   // A rollback section: SIGINT/SIGTERM aborts the waits below and runs the same rollback as a failure

@@ -16,6 +16,7 @@ import {
   TokenFileError,
 } from "../l402/token_file.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
+import { removeStaleTempFiles } from "./temp_files.ts";
 import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
@@ -98,10 +99,12 @@ export interface WriteBackupResult {
   corrupt: string[];
   /** One entry per `copyTo` directory, in order (empty when nothing was to be backed up). */
   copies: BackupCopyResult[];
+  /** Stale loopkit temp files (left by a killed run) removed from the data and copy directories. */
+  removedTemp: string[];
 }
 
 function skip(reason: WriteBackupSkipReason, extra: Partial<WriteBackupResult> = {}): WriteBackupResult {
-  return { written: false, reason, corrupt: [], copies: [], ...extra };
+  return { written: false, reason, corrupt: [], copies: [], removedTemp: [], ...extra };
 }
 
 /** Contents of an existing same-name file: null when absent, "unreadable" when present but unreadable. */
@@ -243,6 +246,11 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
 
   const address = await deps.staticAddress();
   if (address === null) return skip("no_static_address", ids);
+  // Temp files a killed run left (a stale token or backup copy): removed under each directory's lock.
+  const removedTemp: string[] = [];
+  for (const dir of [deps.dataDir, ...(deps.copyTo ?? [])]) {
+    removedTemp.push(...await removeStaleTempFiles(dir, fs).catch(() => [] as string[]));
+  }
   checkAddress(address);
   const height = await deps.currentHeight();
   if (!Number.isInteger(height) || height <= 0 || height > I32_MAX) {
@@ -365,5 +373,6 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
     ...ids,
     corrupt,
     copies,
+    removedTemp,
   };
 }

@@ -199,6 +199,7 @@ Deno.test("writeBackup() never backs up a pending-only store, with no lnd call (
       reason: "pending_only",
       corrupt: [],
       copies: [],
+      removedTemp: [],
     });
     assertEquals(await treeHash(dir), before);
     // even a pending file that (oddly) carries a preimage is not backed up, like Loop

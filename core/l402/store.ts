@@ -24,6 +24,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { join } from "node:path";
 import { atomicWriteFile } from "../backup/atomic_write.ts";
+import { removeStaleTempFiles } from "../backup/temp_files.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import {
   encodeTokenFile,
@@ -176,6 +177,8 @@ export class L402TokenStore {
       }
     }
     if (renamed) await syncDir(dir);
+    // A token write killed mid-way leaves l402.token(.pending).tmp, a copy of the token: remove it.
+    await removeStaleTempFiles(dir).catch(() => {});
     return store;
   }
 

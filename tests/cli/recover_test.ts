@@ -236,6 +236,30 @@ Deno.test("recover interrupted while lnd stalls before anything is written exits
   assertEquals(await treeHash(t.loopdir), before);
 });
 
+Deno.test("a temp copy of the token left by a killed recover is reported by backup verify and removed by the next recover and backup write", async () => {
+  await using t = await setup();
+  await t.lose();
+  // What `kill -9` between the temp file's creation and its removal leaves: the full token, 0600.
+  const stale = `${t.dataDir}/.loopkit-recover-0123456789abcdef.tmp`;
+  await Deno.writeFile(stale, t.token.bytes, { mode: 0o600 });
+  const verify = await t.cli("--json", "backup", "verify");
+  assertEquals(verify.json?.stale_temp_files, [stale]);
+  assert(await exists(stale), "verify writes nothing");
+
+  const r = await t.cli("--json", "recover");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await exists(stale), false);
+  assert((r.json?.warnings as string[]).some((w) => w.includes(stale)), r.stdout);
+
+  const staleToken = `${t.dataDir}/l402.token.tmp`;
+  await Deno.writeFile(staleToken, t.token.bytes, { mode: 0o600 });
+  const w = await t.cli("--json", "backup", "write");
+  assertEquals(w.code, 0, w.stderr);
+  assertEquals(w.json?.removed_temp_files, [staleToken]);
+  assertEquals(await exists(staleToken), false);
+  assertEquals((await t.cli("--json", "backup", "verify")).json?.stale_temp_files, []);
+});
+
 Deno.test("recover with an lnd of another seed reports the backup undecryptable, exit 3, nothing written", async () => {
   await using t = await setup();
   await t.lose();
