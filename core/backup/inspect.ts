@@ -10,6 +10,11 @@ import { parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "./fs.ts";
 import type { BackupPayload, BackupReason, StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
+import type { KeyLocator, LndClient } from "../../lnd/types.ts";
+import type { NetworkName } from "../staticaddr/network.ts";
+import type { StaticAddress } from "../staticaddr/script.ts";
+import { prepareLegacy, type RestoreCheck, RestoreCheckError } from "./restore_plan.ts";
+import { DEFAULT_CLIENT_KEY_SCAN_LIMIT } from "./scan.ts";
 
 /** Result of inspecting one backup file. */
 export interface BackupInspection {
@@ -31,6 +36,51 @@ export interface BackupInspection {
   payload?: BackupPayload;
   /** The parsed embedded `l402.token`, when it parsed. */
   token?: L402TokenFile;
+  /** Set by {@linkcode checkRestorable}: every restore-time check passed. */
+  restorable?: boolean;
+  /** Set by {@linkcode checkRestorable} when restorable: where lnd holds the client key. */
+  clientKeyLocator?: KeyLocator;
+  /** Set by {@linkcode checkRestorable} when restorable: the address `recover` would rebuild. */
+  address?: StaticAddress;
+  /** Set by {@linkcode checkRestorable} when not restorable: the failing check. */
+  failedCheck?: RestoreCheck;
+}
+
+/**
+ * Runs every restore-time check of `recover` on a valid backup, read-only (spec §4.4 via
+ * {@linkcode prepareLegacy}, the very code `recover` runs): protocol version, server key on the curve,
+ * client key present and parsable, legacy key family non-zero, the client key derivable by this lnd in
+ * family `legacy_client_key_family`, indexes 0..`keyScanLimit` (`DeriveKey` only), and the address
+ * (pkScript) rebuilt. A backup that is not `ok` is returned as it is.
+ *
+ * @returns the inspection with `restorable`, and either the key locator and address, or reason
+ *   `not_restorable` with a message naming the failing check
+ * @throws temporary lnd failures (exit 75): "could not ask" is never reported as "not restorable"
+ */
+export async function checkRestorable(
+  insp: BackupInspection,
+  lnd: Pick<LndClient, "deriveKey">,
+  network: NetworkName,
+  keyScanLimit: number = DEFAULT_CLIENT_KEY_SCAN_LIMIT,
+): Promise<BackupInspection> {
+  if (insp.reason !== "ok") return insp;
+  const a = insp.payload?.staticAddress;
+  if (!a) {
+    return { ...insp, reason: "not_restorable", message: "backup file is missing static address parameters" };
+  }
+  try {
+    const p = await prepareLegacy(a, lnd, network, keyScanLimit);
+    return { ...insp, restorable: true, clientKeyLocator: p.keyLocator, address: p.address };
+  } catch (e) {
+    if (!(e instanceof RestoreCheckError)) throw e;
+    return {
+      ...insp,
+      reason: "not_restorable",
+      restorable: false,
+      failedCheck: e.check,
+      message: `restore check ${e.check} failed: ${e.message}`,
+    };
+  }
 }
 
 /**

@@ -32,9 +32,32 @@ export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A problem with the backup's static-address parameters: exit 3 like any invalid backup. */
-function addressInvalid(message: string): LoopkitError {
-  return new LoopkitError("backup_address_invalid", message, ExitCode.VerifyFailed);
+/**
+ * The restore-time checks of a backup's static address (spec §4.4), in Loop's order; `backup verify`
+ * names the failing one in its `not_restorable` message.
+ */
+export type RestoreCheck =
+  | "protocol_version"
+  | "server_pubkey"
+  | "client_pubkey_present"
+  | "legacy_client_key_family"
+  | "client_pubkey"
+  | "client_key_in_lnd"
+  | "pk_script";
+
+/** A backup whose static address fails a restore-time check (exit 3 like any invalid backup). */
+export class RestoreCheckError extends LoopkitError {
+  /** The failing check. */
+  readonly check: RestoreCheck;
+  constructor(check: RestoreCheck, message: string) {
+    super("backup_address_invalid", message, ExitCode.VerifyFailed);
+    this.name = "RestoreCheckError";
+    this.check = check;
+  }
+}
+
+function addressInvalid(message: string, check: RestoreCheck): LoopkitError {
+  return new RestoreCheckError(check, message);
 }
 
 /** A refused restore: something different is already in place (exit 1, nothing changed). */
@@ -153,10 +176,14 @@ function tokenData(p: BackupPayload): Uint8Array {
 // ---------------------------------------------------------------- static-address preparation
 
 /** Parses a public key the way Loop's btcec parser does (33 compressed, or 65 uncompressed/hybrid). */
-function parsePubkey(bytes: Uint8Array | null | undefined, field: string): Uint8Array {
+function parsePubkey(
+  bytes: Uint8Array | null | undefined,
+  field: string,
+  check: RestoreCheck,
+): Uint8Array {
   const b = bytes ?? new Uint8Array();
   if (b.length !== 33 && b.length !== 65) {
-    throw addressInvalid(`malformed public key: invalid length: ${b.length} (backup ${field})`);
+    throw addressInvalid(`malformed public key: invalid length: ${b.length} (backup ${field})`, check);
   }
   try {
     const raw = b.length === 65 && (b[0] === 0x06 || b[0] === 0x07)
@@ -167,7 +194,7 @@ function parsePubkey(bytes: Uint8Array | null | undefined, field: string): Uint8
     if (b.length === 65 && b[0] !== 0x04 && (b[0] & 1) !== Number(p.y & 1n)) throw new Error("hybrid parity");
     return p.toBytes(true);
   } catch {
-    throw addressInvalid(`invalid public key: backup ${field} ${hex(b)} is not a point on secp256k1`);
+    throw addressInvalid(`invalid public key: backup ${field} ${hex(b)} is not a point on secp256k1`, check);
   }
 }
 
@@ -197,19 +224,25 @@ export async function prepareLegacy(
   keyScanLimit: number = DEFAULT_CLIENT_KEY_SCAN_LIMIT,
 ): Promise<PreparedLegacy> {
   if (a.protocolVersion > STATIC_ADDRESS_PROTOCOL_V0) {
-    throw addressInvalid(`invalid static address protocol version ${a.protocolVersion}`);
+    throw addressInvalid(`invalid static address protocol version ${a.protocolVersion}`, "protocol_version");
   }
-  const serverPubkey = parsePubkey(a.serverPubkey, "server_pubkey");
+  const serverPubkey = parsePubkey(a.serverPubkey, "server_pubkey", "server_pubkey");
   if (!a.clientPubkey || a.clientPubkey.length === 0) {
-    throw addressInvalid("backup file is missing the static address client pubkey");
+    throw addressInvalid("backup file is missing the static address client pubkey", "client_pubkey_present");
   }
   if (a.legacyClientKeyFamily === 0) {
-    throw addressInvalid("backup file is missing the legacy static address client key family");
+    throw addressInvalid(
+      "backup file is missing the legacy static address client key family",
+      "legacy_client_key_family",
+    );
   }
-  const clientPubkey = parsePubkey(a.clientPubkey, "client_pubkey");
+  const clientPubkey = parsePubkey(a.clientPubkey, "client_pubkey", "client_pubkey");
   const family = a.legacyClientKeyFamily;
   if (!Number.isInteger(family) || family < 0) {
-    throw addressInvalid(`invalid legacy static address client key family ${family}`);
+    throw addressInvalid(
+      `invalid legacy static address client key family ${family}`,
+      "legacy_client_key_family",
+    );
   }
   const key = await findClientKey(lnd, family, clientPubkey, keyScanLimit);
   if (!key) {
@@ -217,13 +250,14 @@ export async function prepareLegacy(
       `unable to derive static address client key from backup: none of lnd's keys ${family}/0..` +
         `${keyScanLimit} is the backup's client key ${hex(clientPubkey)}; ` +
         "is this lnd created from the same seed? (a key past that index needs a larger --key-scan-limit)",
+      "client_key_in_lnd",
     );
   }
   let address: StaticAddress;
   try {
     address = staticAddress({ clientPubkey, serverPubkey, csvExpiry: a.expiry, network });
   } catch (e) {
-    throw addressInvalid(`Cannot rebuild the backup's static address: ${messageOf(e)}`);
+    throw addressInvalid(`Cannot rebuild the backup's static address: ${messageOf(e)}`, "pk_script");
   }
   return { serverPubkey, clientPubkey, keyLocator: key.keyLocator, address };
 }

@@ -9,6 +9,8 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { GrpcLndClient } from "../../lnd/grpc_client.ts";
 import { regtestTest } from "./suite.ts";
+import { deriveBackupKey, openBackup, sealBackup } from "../../core/backup/envelope.ts";
+import { decodeBackupPayload, encodeBackupPayload } from "../../core/backup/payload.ts";
 
 regtestTest(
   "regtest: a client key index past 20 (lnd's DeriveNextKey counter advanced) is warned about and recovered",
@@ -70,5 +72,41 @@ regtestTest(
     assertEquals(again.code, 0, again.stderr);
     assertEquals((again.json?.copies as { status: string }[])[0].status, "already_backed_up");
     assertEquals(await Deno.readFile(offPath), original);
+  },
+);
+
+regtestTest(
+  "regtest: backup verify proves restorable through lnd (client key found, pkScript rebuilt); another lnd's seed cannot even decrypt",
+  { expiry: 144 },
+  async ({ net, loopdir, cli, cliAs, cliIn, newAddress, tempDir }) => {
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    const v = await cli("--json", "backup", "verify");
+    assertEquals(v.code, 0, v.stderr);
+    const f = (v.json?.files as Record<string, unknown>[])[0];
+    assertEquals([f.status, f.restorable, f.selected], ["ok", true, true]);
+    assertEquals([f.client_key_family, f.client_key_index], [42060, created.json?.client_key_index]);
+    assertEquals([f.address, f.pk_script], [created.json?.address, created.json?.pk_script]);
+    // Against bob (another seed) the same file does not decrypt: never "ok".
+    const other = await cliAs(net.bob, loopdir, "--json", "backup", "verify");
+    assertEquals(other.code, 3, other.stderr);
+    assertEquals((other.json?.files as Record<string, unknown>[])[0].status, "undecryptable");
+
+    // The same backup re-sealed with legacy_client_key_family 42061: valid envelope and generation (what
+    // verify called "ok" before), but alice's lnd does not hold the client key in 42061.
+    const path = f.path as string;
+    const key = await deriveBackupKey(new GrpcLndClient(net.alice.rpc));
+    const payload = decodeBackupPayload(openBackup(key, await Deno.readFile(path)));
+    payload.staticAddress!.legacyClientKeyFamily = 42061;
+    const crafted = await tempDir("loopkit-regtest-crafted-");
+    const craftedPath = `${crafted}/${path.split("/").pop()}`;
+    await Deno.writeFile(craftedPath, sealBackup(key, encodeBackupPayload(payload)), { mode: 0o600 });
+    const bad = await cli("--json", "backup", "verify", craftedPath);
+    assertEquals(bad.code, 3, bad.stderr);
+    const b = (bad.json?.files as Record<string, unknown>[])[0];
+    assertEquals([b.status, b.restorable, b.failed_check], ["not_restorable", false, "client_key_in_lnd"]);
+    const fresh = await tempDir("loopkit-regtest-fresh-");
+    const rec = await cliIn(fresh, "--json", "recover", "--backup-file", craftedPath);
+    assertEquals(rec.code, 3, "recover refuses what verify calls not restorable");
   },
 );
