@@ -16,6 +16,7 @@ import {
   TokenFileError,
 } from "../l402/token_file.ts";
 import { atomicWriteFile } from "./atomic_write.ts";
+import { migrateLegacyTokenFiles } from "../l402/store.ts";
 import { removeStaleTempFiles } from "./temp_files.ts";
 import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
@@ -52,6 +53,11 @@ export interface WriteBackupDeps {
   fs?: BackupFs;
   /** Nonce source for tests; default a fresh CSPRNG nonce. */
   randomNonce?: () => Uint8Array;
+  /**
+   * Renames legacy `lsat.token*` files to `l402.token*` when no `l402.token*` exists (default
+   * `migrateLegacyTokenFiles` of core/l402/store.ts); returns the new names created.
+   */
+  migrateLegacyToken?: (dataDir: string) => Promise<string[]>;
 }
 
 /** Why {@linkcode writeBackup} wrote nothing (Loop returns "" in all of these cases). */
@@ -101,6 +107,8 @@ export interface WriteBackupResult {
   copies: BackupCopyResult[];
   /** Stale loopkit temp files (left by a killed run) removed from the data and copy directories. */
   removedTemp: string[];
+  /** True when a legacy `lsat.token` was renamed to `l402.token` first (as Loop's token store does). */
+  migratedLegacyToken?: boolean;
 }
 
 function skip(reason: WriteBackupSkipReason, extra: Partial<WriteBackupResult> = {}): WriteBackupResult {
@@ -190,8 +198,9 @@ function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: B
  *    `copyTo` directory under the same rule; a copy failure is reported, not thrown.
  *
  * Stricter than Loop: refuses static-address parameters its restore would reject (protocol
- * version ≠ 0, client key family 0, invalid public keys). Unlike Aperture's store, `lsat.token`
- * legacy names are not migrated (that would be a write).
+ * version ≠ 0, client key family 0, invalid public keys). Like Aperture's store (which Loop opens on
+ * start), a legacy `lsat.token` with no `l402.token*` beside it is first renamed to `l402.token`
+ * (no-clobber link + remove + directory fsync) and then backed up.
  *
  * @param deps see {@linkcode WriteBackupDeps}
  * @returns what happened; `written: false` with a `reason` for every no-op
@@ -219,7 +228,23 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       },
     );
   }
-  if (tokenBytes === null) return skip(pendingBytes === null ? "no_token" : "pending_only");
+  let migratedLegacyToken = false;
+  if (tokenBytes === null && pendingBytes === null) {
+    // Only `lsat.token` (an LSAT-era store): Loop's token store renames it on start and backs it up.
+    const migrated = await (deps.migrateLegacyToken ?? migrateLegacyTokenFiles)(deps.dataDir).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return [] as string[];
+      throw e;
+    });
+    if (migrated.length) {
+      tokenBytes = await readOrNull(fs, tokenPath).catch(() => null);
+      if (tokenBytes === null) {
+        pendingBytes = await readOrNull(fs, join(deps.dataDir, PENDING_TOKEN_FILE_NAME));
+      }
+      migratedLegacyToken = migrated.includes(PAID_TOKEN_FILE_NAME);
+    }
+  }
+  const mig = migratedLegacyToken ? { migratedLegacyToken } : {};
+  if (tokenBytes === null) return skip(pendingBytes === null ? "no_token" : "pending_only", mig);
 
   let token: L402TokenFile;
   try {
@@ -235,7 +260,7 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       },
     );
   }
-  const ids = { tokenId: token.tokenId, createdAtNs: token.createdAtNs };
+  const ids = { tokenId: token.tokenId, createdAtNs: token.createdAtNs, ...mig };
   if (!token.paid) return skip("token_unpaid", ids);
   if (token.createdAtNs < 0n) {
     throw new LoopkitError(

@@ -399,3 +399,28 @@ Deno.test("writeBackup() never calls a valid backup of the same token for anothe
     assertEquals(await backupNames(data), [name], "nothing moved aside");
   });
 });
+
+Deno.test("writeBackup() with only a legacy lsat.token renames it to l402.token (as Loop's store does) and backs it up", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = tokenFileBytes(1, T123);
+    await Deno.writeFile(join(dir, "lsat.token"), bytes, { mode: 0o600 });
+    const r = await writeBackup(deps(dir, vectorLnd()));
+    assertEquals([r.written, r.migratedLegacyToken, r.tokenId], [true, true, seededTokenId(1)]);
+    assertEquals(await Deno.readFile(join(dir, PAID_TOKEN_FILE_NAME)), bytes);
+    assertEquals((await Deno.stat(join(dir, PAID_TOKEN_FILE_NAME))).mode! & 0o777, 0o600);
+    let lsatLeft = true;
+    await Deno.stat(join(dir, "lsat.token")).catch(() => lsatLeft = false);
+    assertEquals(lsatLeft, false, "the old name is gone");
+    assertEquals(await backupNames(dir), [backupFileName(T123, seededTokenId(1))]);
+  });
+});
+
+Deno.test("writeBackup() leaves lsat.token alone when an l402.token* exists (never replaces a token)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(join(dir, "lsat.token"), tokenFileBytes(2, T123));
+    await Deno.writeFile(join(dir, PENDING_TOKEN_FILE_NAME), tokenFileBytes(1, T123, false));
+    const r = await writeBackup(deps(dir, vectorLnd()));
+    assertEquals([r.written, r.reason, r.migratedLegacyToken], [false, "pending_only", undefined]);
+    assertEquals(await Deno.readFile(join(dir, "lsat.token")), tokenFileBytes(2, T123));
+  });
+});

@@ -110,6 +110,52 @@ export function paidTokenProblem(
 }
 
 /**
+ * Renames legacy `lsat.token` / `lsat.token.pending` to `l402.token` / `l402.token.pending` when the new
+ * name does not exist (Aperture `NewFileStore`, spec/static-loop-in.md §5.4), atomically and without ever
+ * replacing a file: a hard link to the new name (fails if it appeared meanwhile), then the old name is
+ * removed and the directory fsynced. A missing directory or no legacy file is nothing to do.
+ *
+ * @param dir the network data directory
+ * @returns the new names created (e.g. `["l402.token"]`)
+ * @throws {LoopkitError} `l402_store_io` when a stat, link or removal fails for another reason
+ */
+export async function migrateLegacyTokenFiles(dir: string): Promise<string[]> {
+  const migrated: string[] = [];
+  for (const [oldName, newName] of Object.entries(LEGACY_TOKEN_FILE_NAMES)) {
+    const oldPath = join(dir, oldName);
+    const newPath = join(dir, newName);
+    try {
+      await Deno.lstat(newPath);
+      continue; // the new name exists: leave the old file alone, like Aperture
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw storeError("l402_store_io", `Cannot stat "${newPath}": ${(e as Error).message}`, e);
+      }
+    }
+    try {
+      await Deno.lstat(oldPath);
+    } catch {
+      continue;
+    }
+    try {
+      // link + remove instead of rename: never replaces a file that appeared meanwhile.
+      await Deno.link(oldPath, newPath);
+      await Deno.remove(oldPath);
+      migrated.push(newName);
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) continue;
+      throw storeError(
+        "l402_store_io",
+        `Cannot rename legacy L402 token file "${oldPath}" to "${newPath}": ${(e as Error).message}`,
+        e,
+      );
+    }
+  }
+  if (migrated.length) await syncDir(dir);
+  return migrated;
+}
+
+/**
  * File-based L402 token store in one network data directory. Create it with
  * {@linkcode L402TokenStore.open}.
  */
@@ -145,38 +191,7 @@ export class L402TokenStore {
       );
     }
     const store = new L402TokenStore(dir);
-    let renamed = false;
-    for (const [oldName, newName] of Object.entries(LEGACY_TOKEN_FILE_NAMES)) {
-      const oldPath = join(dir, oldName);
-      const newPath = join(dir, newName);
-      try {
-        await Deno.lstat(newPath);
-        continue; // the new name exists: leave the old file alone, like Aperture
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) {
-          throw storeError("l402_store_io", `Cannot stat "${newPath}": ${(e as Error).message}`, e);
-        }
-      }
-      try {
-        await Deno.lstat(oldPath);
-      } catch {
-        continue;
-      }
-      try {
-        // link + remove instead of rename: never replaces a file that appeared meanwhile.
-        await Deno.link(oldPath, newPath);
-        await Deno.remove(oldPath);
-        renamed = true;
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) continue;
-        throw storeError(
-          "l402_store_io",
-          `Cannot rename legacy L402 token file "${oldPath}" to "${newPath}": ${(e as Error).message}`,
-          e,
-        );
-      }
-    }
-    if (renamed) await syncDir(dir);
+    await migrateLegacyTokenFiles(dir);
     // A token write killed mid-way leaves l402.token(.pending).tmp, a copy of the token: remove it.
     await removeStaleTempFiles(dir).catch(() => {});
     return store;
