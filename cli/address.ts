@@ -8,7 +8,13 @@ import { L402TokenStore } from "../core/l402/store.ts";
 import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
 import { parseBackupFileName } from "../core/backup/file_name.ts";
 import { openSwapServer, swapServerAddress } from "../core/swapserver/client.ts";
-import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
+import {
+  addressOfRow,
+  CREATION_LOCK_FILE_NAME,
+  ensureStaticAddress,
+  takeCreationLock,
+} from "../core/staticaddr/new_address.ts";
+import { resolve } from "node:path";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
@@ -129,6 +135,7 @@ export function registerAddress(program: Command): void {
           network,
           generationBackup: () => generationBackupPath(dataDir),
           paidTokenId: () => paidTokenId(dataDir),
+          creationLock: () => takeCreationLock(`${resolve(dataDir)}/${CREATION_LOCK_FILE_NAME}`),
           tokenPath: `${dataDir}/${PAID_TOKEN_FILE_NAME}`,
         });
       } finally {

@@ -4,7 +4,9 @@
  *
  * Safety beyond the reference:
  * - at most one creation runs at a time: a claim row in `meta` is taken in a write transaction first
- *   (a second invocation exits 75 `address_creation_in_progress`; a claim older than 10 minutes is stale);
+ *   (a second invocation exits 75 `address_creation_in_progress`). The claim names its holder (pid,
+ *   start time, host): a claim of a process on this host that no longer runs (`kill -9`) is taken over at
+ *   once; one from another host, or without a holder, is stale after 10 minutes;
  * - the L402 token is paid *before* a client key is derived, and a derived-but-unused client key is kept in
  *   `meta` and reused on the next attempt, so failed attempts never push the real key past the 0..20 window
  *   that recovery scans (spec/backup-and-recovery.md §0, "legacy client-key scan limit");
@@ -38,9 +40,72 @@ import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 /** Key family of the legacy (V0) static-address client key (spec §1). */
 export const STATIC_ADDRESS_KEY_FAMILY = 42060;
 
-/** How long a creation claim is honoured before another invocation may take over, in ms. */
+/**
+ * How long a creation claim is honoured before another invocation may take over, in ms, when its holder's
+ * liveness cannot be checked (another host sharing a remote database, or a claim without a pid).
+ */
 export const CREATION_CLAIM_TTL_MS = 10 * 60 * 1000;
 
+/**
+ * The invocation holding a creation claim: its pid, and where its creation lock lives
+ * (`<hostname>:<lock file path>`). While it runs it holds that OS file lock (flock, released by the kernel
+ * when the process dies, `kill -9` included), so whoever gets the same lock knows the holder is gone.
+ */
+export interface ClaimHolder {
+  pid: number;
+  /** `<hostname>:<absolute lock file path>`; "" when unknown (then only the TTL frees the claim). */
+  lock: string;
+}
+
+/** The creation lock file in the data directory (not `l402.token*`: Loop's `listauth` ignores it). */
+export const CREATION_LOCK_FILE_NAME = ".loopkit-address.lock";
+
+/** A held creation lock ({@linkcode NewAddressDeps.creationLock}). */
+export interface CreationLock {
+  /** Identity recorded in the claim (see {@linkcode ClaimHolder.lock}). */
+  lock: string;
+  /** Releases the OS lock. */
+  release(): void;
+}
+
+/** Claim value: `<id>@<ISO time>@<pid>@<lock>` (older claims: `<id>@<ISO time>`). */
+function encodeClaim(id: string, at: Date, h: ClaimHolder): string {
+  return `${id}@${at.toISOString()}@${h.pid}@${h.lock}`;
+}
+
+function decodeClaim(v: string): { at: number; holder: ClaimHolder | null } {
+  const [, at, pid, ...lock] = v.split("@");
+  const holder = pid !== undefined && /^[0-9]+$/.test(pid)
+    ? { pid: Number(pid), lock: lock.join("@") }
+    : null;
+  return { at: Date.parse(at), holder };
+}
+
+/**
+ * Takes the exclusive OS lock (flock) on `path`, waiting at most `waitMs`: a process that holds it is
+ * alive (the kernel drops a dead process's locks). The file is created 0600 when missing.
+ *
+ * @returns the held lock, or null when another live process holds it after `waitMs`
+ * @throws the file system's error when the lock file cannot be opened
+ */
+export async function takeCreationLock(path: string, waitMs = 2000): Promise<CreationLock | null> {
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  let host = "";
+  try {
+    host = Deno.hostname();
+  } catch { /* without --allow-sys the lock path alone identifies it */ }
+  const locked = file.lock(true).then(() => true, () => false);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => timer = setTimeout(() => r(false), waitMs));
+  const got = await Promise.race([locked, timeout]);
+  clearTimeout(timer);
+  if (!got) {
+    // The command exits 75 now; should the request still succeed first, release it at once.
+    locked.then(() => file.close()).catch(() => {});
+    return null;
+  }
+  return { lock: `${host}:${path}`, release: () => file.close() };
+}
 /** What creation needs from the swap server. */
 export interface AddressServer {
   /** Makes sure a paid L402 token exists (pays one if needed). */
@@ -70,6 +135,12 @@ export interface NewAddressDeps {
   tokenPath?: string;
   /** Clock (claims and staleness). */
   now?: () => Date;
+  /**
+   * Takes this data directory's creation lock (the CLI: {@linkcode takeCreationLock} on
+   * `<dataDir>/.loopkit-address.lock`); null when another live process holds it. Without it, claims are
+   * freed by the TTL only.
+   */
+  creationLock?: () => Promise<CreationLock | null>;
 }
 
 /** Result of {@linkcode ensureStaticAddress}. */
@@ -148,7 +219,6 @@ async function setMeta(tx: Transaction, key: string, value: string): Promise<voi
  *   lnd / server / database errors as they come (exit 75 for unreachable / busy)
  */
 export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureAddressResult> {
-  const now = deps.now ?? (() => new Date());
   const existing = await getLegacyStaticAddress(deps.db);
   if (existing) {
     const address = addressOfRow(existing, deps.network);
@@ -168,6 +238,29 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
 
   // Claim the creation, or find that another invocation finished it meanwhile.
   const claimId = bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
+  const lock = deps.creationLock ? await deps.creationLock() : undefined;
+  if (lock === null) {
+    throw new LoopkitError(
+      "address_creation_in_progress",
+      "Another loopkit invocation is creating the static address (it holds the data directory's creation " +
+        "lock); retry in a moment",
+      ExitCode.TempFail,
+    );
+  }
+  try {
+    return await createHoldingLock(deps, claimId, lock);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function createHoldingLock(
+  deps: NewAddressDeps,
+  claimId: string,
+  lock: CreationLock | undefined,
+): Promise<EnsureAddressResult> {
+  const now = deps.now ?? (() => new Date());
+  const self: ClaimHolder = { pid: Deno.pid, lock: lock?.lock ?? "" };
   const tokenId = (await deps.paidTokenId?.()) ?? null;
   const raced = await write(deps.db, "claiming address creation", async (tx) => {
     const row = await getLegacyStaticAddress(tx);
@@ -175,16 +268,23 @@ export async function ensureStaticAddress(deps: NewAddressDeps): Promise<EnsureA
     await checkTokenAcquiredHere(tx, tokenId, deps.tokenPath);
     const claim = await getMeta(tx, CLAIM_KEY);
     if (claim) {
-      const [, at] = claim.split("@");
-      if (now().getTime() - Date.parse(at) < CREATION_CLAIM_TTL_MS) {
+      const { at, holder } = decodeClaim(claim);
+      // A holder that used the lock this run now holds is gone (its kill -9 released the lock): its claim
+      // is free at once. One of another host or data directory (a shared remote database), or an
+      // old-format claim, is honoured for the TTL.
+      const gone = holder !== null && holder.lock !== "" && holder.lock === self.lock;
+      if (!gone && now().getTime() - at < CREATION_CLAIM_TTL_MS) {
         throw new LoopkitError(
           "address_creation_in_progress",
-          "Another loopkit invocation is creating the static address; retry in a moment",
+          `Another loopkit invocation${
+            holder ? ` (pid ${holder.pid}, lock ${holder.lock || "?"})` : ""
+          } is ` +
+            "creating the static address; retry in a moment",
           ExitCode.TempFail,
         );
       }
     }
-    await setMeta(tx, CLAIM_KEY, `${claimId}@${now().toISOString()}`);
+    await setMeta(tx, CLAIM_KEY, encodeClaim(claimId, now(), self));
     return null;
   });
   if (raced) {

@@ -174,3 +174,17 @@ Deno.test("address new interrupted by SIGTERM while lnd stalls the import: exit 
   assertEquals(t.server.calls.challenges, 1, "the token paid by the interrupted run is reused");
   assertEquals(t.lnd.calls["WalletKit.DeriveNextKey"], 1, "and its client key");
 });
+
+Deno.test("address new killed with -9 mid-creation leaves a claim that does not block the next run", async () => {
+  await using t = await setup();
+  t.lnd.setStall("WalletKit.ImportTapscript", true);
+  const run = spawnCli([...t.flags, "--json", "address", "new", ...t.serverFlags]);
+  await waitFor("the stalled ImportTapscript", () => (t.lnd.calls["WalletKit.ImportTapscript"] ?? 0) >= 1);
+  run.child.kill("SIGKILL");
+  assertEquals((await run.done()).code, 137);
+  t.lnd.setStall("WalletKit.ImportTapscript", false);
+  const again = await t.cli("--json", "address", "new", ...t.serverFlags);
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(again.json?.created, true);
+  assertEquals(t.server.calls.challenges, 1, "the killed run's token is reused, never paid twice");
+});

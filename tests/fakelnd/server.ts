@@ -361,6 +361,8 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     const payments = new Map<string, { request: string; updates: FakePaymentUpdate[]; sent: boolean }>();
     const calls: Record<string, number> = {};
     const stalls = new Set<string>();
+    /** Stalled unary calls: answered (with their real result) on release, or ended on cancel/stop. */
+    const stalled = new Set<{ rpc: string; run: () => void; end: () => void }>();
     let openStreams = 0;
     const requests: FakeLnd["requests"] = [];
     const imports: FakeImport[] = [];
@@ -404,11 +406,36 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       const denied = UNAUTH_WHITELIST.has(service) ? undefined : authError(call.metadata);
       if (denied) return cb(toStatus(denied), null);
       requests.push({ rpc, request: call.request });
-      if (stalls.has(rpc)) return; // never answered: the client's deadline or a shutdown ends it
-      Promise.resolve().then(() => fn(call.request)).then(
-        (res) => cb(null, res),
-        (err) => cb(toStatus(err), null),
-      );
+      let answered = false;
+      const run = () => {
+        if (answered) return;
+        answered = true;
+        Promise.resolve().then(() => fn(call.request)).then(
+          (res) => cb(null, res),
+          (err) => cb(toStatus(err), null),
+        );
+      };
+      if (stalls.has(rpc)) {
+        // Not answered until released; a cancelled call (the client went away) is ended so no HTTP/2
+        // stream is left open at shutdown.
+        const entry = {
+          rpc,
+          run: () => {
+            stalled.delete(entry);
+            run();
+          },
+          end: () => {
+            stalled.delete(entry);
+            if (answered) return;
+            answered = true;
+            cb({ code: grpc.status.CANCELLED, details: "fakelnd: stalled call ended" }, null);
+          },
+        };
+        stalled.add(entry);
+        call.on("cancelled", entry.end);
+        return;
+      }
+      run();
     };
 
     const streamHandler = (service: string, method: string, fn: StreamHandler) =>
@@ -829,8 +856,8 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       setImportTapscriptError(text, afterCalls = 0) {
         importError = { text, after: afterCalls };
       },
-      setStall(rpc, stalled) {
-        if (stalled) stalls.add(rpc);
+      setStall(rpc, on) {
+        if (on) stalls.add(rpc);
         else stalls.delete(rpc);
       },
       setConfirmation(txid, conf, pkScript) {
@@ -861,6 +888,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         stopped = true;
         for (const t of timers) clearTimeout(t);
         timers.clear();
+        for (const c of [...stalled]) c.end();
         confWaiters.clear();
         spendWaiters.clear();
         await proxy?.close(); // clients see the connection drop, never a GOAWAY
