@@ -15,6 +15,7 @@ import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
 import { registerAddress } from "./address.ts";
 import { registerRecover } from "./recover.ts";
+import { registerL402 } from "./l402.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -68,6 +69,7 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   registerDeposits(program);
   registerAddress(program);
   registerRecover(program);
+  registerL402(program);
   if (opts.json) silenceCommander(program);
   return program;
 }

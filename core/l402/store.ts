@@ -49,9 +49,12 @@ export const LEGACY_TOKEN_FILE_NAMES: Readonly<Record<string, string>> = Object.
  */
 export const TOKEN_LOCK_FILE_NAME = ".loopkit-l402.lock";
 
-/** Aperture's hint for a token the user must look at by hand (`manualRetryHint`). */
-export const MANUAL_RETRY_HINT = "consider removing pending token file if error persists. use 'listauth' " +
-  "command to find out token file name";
+/**
+ * The hint for a token the user must look at by hand. Aperture's `manualRetryHint` points to Loop's
+ * `listauth`, which loopkit does not have; `loopkit l402 show` prints the token and its payment in lnd.
+ */
+export const MANUAL_RETRY_HINT = "run `loopkit l402 show` to see the pending token and its payment in lnd; " +
+  "remove the pending token file only if lnd shows the payment failed or unknown";
 
 /** A token read from the store, with the file it came from. */
 export interface StoredToken extends L402TokenFile {

@@ -9,6 +9,10 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { GrpcLndClient } from "../../lnd/grpc_client.ts";
 import { regtestTest } from "./suite.ts";
+import { hex } from "@scure/base";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { unary } from "../../lnd/rpc.ts";
+import { makeTokenFile } from "../cli/_harness.ts";
 import { deriveBackupKey, openBackup, sealBackup } from "../../core/backup/envelope.ts";
 import { decodeBackupPayload, encodeBackupPayload } from "../../core/backup/payload.ts";
 
@@ -108,5 +112,65 @@ regtestTest(
     const fresh = await tempDir("loopkit-regtest-fresh-");
     const rec = await cliIn(fresh, "--json", "recover", "--backup-file", craftedPath);
     assertEquals(rec.code, 3, "recover refuses what verify calls not restorable");
+  },
+);
+
+regtestTest(
+  "regtest: a token payment lnd refuses for permissions leaves no stuck pending token; l402 show reports lnd's view; a never-seen pending token is discarded",
+  { expiry: 144 },
+  async ({ net, server, invoices, loopdir, cli, cliAs, newAddress, tempDir }) => {
+    const dataDir = `${loopdir}/regtest`;
+    const safe = await tempDir("loopkit-regtest-mac-");
+    // Everything address new needs except offchain:write (SendPaymentV2).
+    const baked = await unary<{ macaroon: string }>(net.alice.rpc.lightning, "BakeMacaroon", {
+      permissions: [
+        { entity: "info", action: "read" },
+        { entity: "address", action: "read" },
+        { entity: "address", action: "write" },
+        { entity: "onchain", action: "read" },
+        { entity: "onchain", action: "write" },
+        { entity: "signer", action: "generate" },
+        { entity: "signer", action: "read" },
+        { entity: "offchain", action: "read" },
+      ],
+    });
+    const macPath = `${safe}/no-offchain-write.macaroon`;
+    await Deno.writeFile(macPath, hex.decode(baked.macaroon));
+    const swap = ["--swapserver", server.address, "--no-swapserver-tls"];
+    const refused = await cliAs(
+      net.alice,
+      loopdir,
+      "--macaroonpath",
+      macPath,
+      "--json",
+      "address",
+      "new",
+      ...swap,
+    );
+    assertEquals(refused.code, 2, refused.stderr); // lnd refused the macaroon: a configuration error
+    assertStringIncludes(refused.stderr, "l402_payment_failed");
+    assertStringIncludes(refused.stderr, "lnd never saw the payment, so nothing was paid");
+    assert(!refused.stderr.includes("listauth"), refused.stderr);
+    const shown = await cli("--json", "l402", "show");
+    assertEquals(shown.code, 0, shown.stderr);
+    assertEquals(shown.json?.tokens, [], "no pending token left behind");
+
+    // A pending token from elsewhere whose payment alice's lnd never saw: lnd answers NOT_FOUND.
+    const pending = makeTokenFile({ paid: false });
+    await Deno.writeFile(`${dataDir}/l402.token.pending`, pending.bytes, { mode: 0o600 });
+    const s = await cli("--json", "l402", "show");
+    const tokens = s.json?.tokens as Record<string, unknown>[];
+    assertEquals(tokens.map((t) => [t.state, t.token_id, t.payment_status]), [[
+      "pending",
+      pending.tokenIdHex,
+      "not_found",
+    ]]);
+    assert(!s.stdout.includes(bytesToHex(pending.bytes.subarray(2, 40))), "never the macaroon");
+    const issued = invoices.issued;
+    const created = await newAddress();
+    assertEquals(created.code, 0, created.stderr);
+    assertEquals(invoices.issued, issued + 1, "one fresh invoice, paid once");
+    const after = (await cli("--json", "l402", "show")).json?.tokens as Record<string, unknown>[];
+    assertEquals(after.map((t) => [t.state, t.payment_status]), [["paid", "SUCCEEDED"]]);
   },
 );
