@@ -17,7 +17,7 @@ import {
 import { resolve } from "node:path";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
-import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./main.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { writeGenerationBackup, writeResultJson, writeResultText } from "./backup.ts";
@@ -135,7 +135,12 @@ export function registerAddress(program: Command): void {
           network,
           generationBackup: () => generationBackupPath(dataDir),
           paidTokenId: () => paidTokenId(dataDir),
-          creationLock: () => takeCreationLock(`${resolve(dataDir)}/${CREATION_LOCK_FILE_NAME}`),
+          creationLock: () =>
+            takeCreationLock(`${resolve(dataDir)}/${CREATION_LOCK_FILE_NAME}`).catch((e) => {
+              throw isUnwritableError(e)
+                ? dataDirUnwritable(dataDir, `${dataDir}/${CREATION_LOCK_FILE_NAME}`, e)
+                : e;
+            }),
           tokenPath: `${dataDir}/${PAID_TOKEN_FILE_NAME}`,
         });
       } finally {

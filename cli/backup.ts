@@ -112,7 +112,7 @@ export function writeResultText(r: WriteBackupResult): string[] {
   for (const c of r.copies) {
     lines.push(`copy ${c.status}: ${c.path}${c.error ? ` (${c.error})` : ""}`);
   }
-  for (const p of r.corrupt) lines.push(`replaced an invalid file: ${p}`);
+  for (const p of r.corrupt) lines.push(`replaced an invalid file; the old one was moved aside to: ${p}`);
   for (const p of r.removedTemp) {
     lines.push(`removed a stale temporary file left by an interrupted run: ${p}`);
   }

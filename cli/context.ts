@@ -8,7 +8,7 @@ import { type Config, type GlobalFlags, resolveConfig } from "../core/config/con
 import { type Db, openDb } from "../core/db/db.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
 import { connectLnd } from "../lnd/connect.ts";
-import { usageError } from "../core/errors.ts";
+import { dataDirUnwritable, isUnwritableError, usageError } from "../core/errors.ts";
 
 /** What a subcommand gets. */
 export interface Context {
@@ -52,6 +52,7 @@ export function makeContext(flags: GlobalFlags): Context {
           try {
             await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
           } catch (err) {
+            if (isUnwritableError(err)) throw dataDirUnwritable(dir, dir, err);
             throw usageError(
               `Cannot create the data directory "${dir}" (--loopdir / --db): ${(err as Error).message}`,
               "data_dir_unusable",
@@ -62,7 +63,9 @@ export function makeContext(flags: GlobalFlags): Context {
           // The database holds key locators and deposit history: private (0600) from its first byte, like
           // the token and backups. SQLite takes an empty file as a new database.
           await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 }).catch((err) => {
-            if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+            if (err instanceof Deno.errors.AlreadyExists) return;
+            const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+            throw isUnwritableError(err) ? dataDirUnwritable(dir, file, err) : err;
           });
         }
         const db = await openDb({

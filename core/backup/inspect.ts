@@ -143,8 +143,9 @@ function byCodePoint(a: string, b: string): number {
 
 /**
  * Inspects every backup file directly inside `dir` (§1.1, §5.1 steps 1–3): entries sorted by
- * name, directories skipped (a symlink to one is read and reported `unreadable`), names that are
- * not backup names skipped; names only Go's lax parser accepts are reported as `name_mismatch`.
+ * name, names that are not backup names skipped; a directory (or a symlink to one) under a backup
+ * name is reported `unreadable` (Loop skips directories; a directory squatting on a backup's name is
+ * worth knowing about); names only Go's lax parser accepts are reported as `name_mismatch`.
  *
  * @param dir the network data directory
  * @param key 32-byte backup key
@@ -162,8 +163,20 @@ export async function inspectBackupDir(
   const entries = (await fs.readDir(dir)).sort((a, b) => byCodePoint(a.name, b.name));
   const out: BackupInspection[] = [];
   for (const e of entries) {
-    if (e.isDirectory || parseBackupFileName(e.name) === null) continue;
-    out.push(await inspectBackupFile(join(dir, e.name), key, network, fs));
+    if (parseBackupFileName(e.name) === null) continue;
+    const path = join(dir, e.name);
+    if (e.isDirectory) {
+      // Something sits under a backup's name: report it (never "no backup files found"), never select it.
+      const name = parseBackupFileName(e.name);
+      out.push({
+        path,
+        reason: "unreadable",
+        message: `Cannot read backup file "${path}": it is a directory`,
+        ...(name?.ok ? { tokenId: name.tokenId, createdAtNs: name.createdAtNs } : {}),
+      });
+      continue;
+    }
+    out.push(await inspectBackupFile(path, key, network, fs));
   }
   return out;
 }

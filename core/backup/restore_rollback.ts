@@ -7,7 +7,7 @@
  */
 import { dirname } from "node:path";
 import { equalBytes } from "@noble/curves/utils.js";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import type { RestoreFs } from "./restore_apply.ts";
 import { messageOf } from "./restore_plan.ts";
 
@@ -68,6 +68,16 @@ export async function rollBackWrites(fs: RestoreFs, err: unknown, done: WritesDo
   }
   const cause = err instanceof LoopkitError ? err : undefined;
   const signalled = cause?.code === "interrupted";
+  if (!cause && isUnwritableError(err)) {
+    // The data directory is read-only: the set-up error every command gives for it (exit 2).
+    const e = dataDirUnwritable(dirname(done.tokenPath), done.tokenPath, err);
+    const note = done.wroteToken && rolled.length === 0
+      ? `; rolled back: removed "${done.tokenPath}" written by this run, database unchanged`
+      : rolled.length
+      ? ` (also failed to roll back restored token files: ${rolled.join("; ")})`
+      : "; nothing was written, database unchanged";
+    return new LoopkitError(e.code, e.message + note, e.exitCode, { cause: err });
+  }
   const exit = signalled
     ? ExitCode.Interrupted
     : cause?.exitCode === ExitCode.TempFail

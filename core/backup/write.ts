@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import type { LndClient } from "../../lnd/types.ts";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import {
   type L402TokenFile,
   PAID_TOKEN_FILE_NAME,
@@ -101,7 +101,10 @@ export interface WriteBackupResult {
   tokenId?: string;
   /** Creation time of the current paid token, Unix ns. */
   createdAtNs?: bigint;
-  /** Same-name files (primary or copies) that failed validation and were replaced. */
+  /**
+   * Where same-name files (primary or copies) that failed validation went before being replaced: the
+   * `<name>.corrupt-<unix ms>` paths.
+   */
   corrupt: string[];
   /** One entry per `copyTo` directory, in order (empty when nothing was to be backed up). */
   copies: BackupCopyResult[];
@@ -351,8 +354,9 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       if (isPrimary) sealed = there;
       return false;
     }
-    await fs.rename(path, `${path}${CORRUPT_SUFFIX}${Date.now()}`);
-    corrupt.push(path);
+    const aside = `${path}${CORRUPT_SUFFIX}${Date.now()}`;
+    await fs.rename(path, aside);
+    corrupt.push(aside);
     return true;
   };
 
@@ -362,15 +366,14 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
   } catch (e) {
     if (e instanceof LoopkitError) throw e;
     // A directory we may not write is a set-up problem (exit 2), not a failed operation.
-    const denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
-      /EROFS|read-only file system/i.test(String(e));
+    if (isUnwritableError(e)) throw dataDirUnwritable(deps.dataDir, target, e);
     throw new LoopkitError(
-      denied ? "data_dir_unwritable" : "backup_write_failed",
-      denied
-        ? `Cannot write backup file "${target}": ${e}; make the data directory writable for this user or fix --loopdir`
-        : `Cannot write backup file "${target}": ${e}`,
-      denied ? ExitCode.Usage : ExitCode.Failure,
-      { cause: e },
+      "backup_write_failed",
+      `Cannot write backup file "${target}": ${e}`,
+      ExitCode.Failure,
+      {
+        cause: e,
+      },
     );
   }
 

@@ -132,7 +132,10 @@ Deno.test("writeBackup() replaces a corrupt same-name file and reports it (case 
     await Deno.writeFile(target, new TextEncoder().encode("corrupt placeholder"));
     const r = await writeBackup(deps(dir, vectorLnd()));
     assertEquals(r.written, true);
-    assertEquals(r.corrupt, [target]);
+    // The path the file went to, not the original name (which now holds the new backup).
+    assertEquals(r.corrupt.length, 1);
+    assert(r.corrupt[0].startsWith(`${target}${CORRUPT_SUFFIX}`), r.corrupt[0]);
+    assertEquals(new TextDecoder().decode(await Deno.readFile(r.corrupt[0])), "corrupt placeholder");
     const [inspection] = await inspectBackupDir(dir, vectorKey, "testnet");
     assertEquals(inspection.reason, "ok");
     assertEquals(inspection.tokenId, seededTokenId(1));
@@ -148,10 +151,10 @@ Deno.test("writeBackup() replaces a same-name backup sealed with another key, ke
     await Deno.writeFile(target, foreign);
     const r = await writeBackup(deps(dir, vectorLnd()));
     assertEquals(r.written, true);
-    assertEquals(r.corrupt, [target]);
     const aside: string[] = [];
     for await (const e of Deno.readDir(dir)) if (e.name.includes(CORRUPT_SUFFIX)) aside.push(e.name);
     assertEquals(aside.length, 1);
+    assertEquals(r.corrupt, [join(dir, aside[0])]);
     assertEquals(await Deno.readFile(join(dir, aside[0])), foreign);
   });
 });
@@ -291,7 +294,8 @@ Deno.test("writeBackup() places identical bytes in copyTo directories, with the 
     assertEquals(r.written, true);
     assertEquals(r.copies.map((c) => c.status), ["written", "written", "failed"]);
     assert(r.copies[2].error!.length > 0);
-    assertEquals(r.corrupt, [join(c2, name)]);
+    assertEquals(r.corrupt.length, 1);
+    assert(r.corrupt[0].startsWith(`${join(c2, name)}${CORRUPT_SUFFIX}`), r.corrupt[0]);
     const primary = await Deno.readFile(r.path!);
     assertEquals(await Deno.readFile(join(c1, name)), primary);
     assertEquals(await Deno.readFile(join(c2, name)), primary);

@@ -25,7 +25,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { join } from "node:path";
 import { atomicWriteFile } from "../backup/atomic_write.ts";
 import { removeStaleTempFiles } from "../backup/temp_files.ts";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import {
   encodeTokenFile,
   type L402TokenFile,
@@ -187,6 +187,7 @@ export class L402TokenStore {
     try {
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (e) {
+      if (isUnwritableError(e)) throw dataDirUnwritable(dir, dir, e);
       throw storeError(
         "l402_store_io",
         `Cannot create L402 token directory "${dir}": ${(e as Error).message}`,
@@ -348,6 +349,7 @@ export class L402TokenStore {
     try {
       await atomicWriteFile(path, bytes);
     } catch (e) {
+      if (isUnwritableError(e)) throw dataDirUnwritable(this.dir, path, e);
       throw storeError("l402_store_io", `Cannot write L402 token file "${path}": ${(e as Error).message}`, e);
     }
   }

@@ -106,8 +106,28 @@ Deno.test("backup write replaces a corrupt file under the expected name and repo
   const r = await t.cli("--json", "backup", "write");
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.json?.written, true);
-  assertEquals((r.json?.replaced_corrupt as string[]).length, 1);
+  const moved = r.json?.replaced_corrupt as string[];
+  assertEquals(moved.length, 1);
+  assert(moved[0].startsWith(`${t.dataDir}/${name}.corrupt-`), `the path the file went to: ${moved[0]}`);
+  assertEquals(
+    new TextDecoder().decode(await Deno.readFile(moved[0])),
+    "loopbak1 but garbage after the magic",
+  );
   assertEquals((await t.cli("backup", "verify")).code, 0);
+});
+
+Deno.test("backup verify reports a directory under a backup name as unreadable (not 'no backup files found'), exit 3", async () => {
+  await using t = await setup({ withAddress: false });
+  const token = makeTokenFile();
+  const name = `L402_backup_${token.createdAtNs.toString().padStart(19, "0")}_${token.tokenIdHex}.enc`;
+  await Deno.mkdir(`${t.dataDir}/${name}`);
+  const r = await t.cli("--json", "backup", "verify");
+  assertEquals(r.code, 3, r.stderr);
+  const files = r.json?.files as { path: string; status: string }[];
+  assertEquals(files.map((f) => [f.path, f.status]), [[`${t.dataDir}/${name}`, "unreadable"]]);
+  const text = await t.cli("backup", "verify");
+  assert(!text.stdout.includes("no backup files found"), text.stdout);
+  assertStringIncludes(text.stdout, "INVALID unreadable");
 });
 
 Deno.test("backup write never backs up a pending-only token, and does nothing without an address", async () => {
