@@ -44,8 +44,8 @@ export type Derived = { index: number; ok: true; key: KeyDescriptor } | {
 };
 
 /**
- * `DeriveKey(family, first..last)` pipelined: up to `window` calls in flight, results yielded in index
- * order (each settled: a key or the call's error). Stopping the iteration early issues no further calls
+ * `DeriveKey(family, first..last)` pipelined: up to `window` calls in flight (opening from 8), results
+ * yielded in index order (each settled: a key or the call's error). Stopping the iteration early issues no further calls
  * (the few in flight finish and are dropped).
  *
  * @param first first index (≥ 0)
@@ -64,12 +64,24 @@ export async function* deriveInOrder(
       (key) => ({ index, ok: true as const, key }),
       (error) => ({ index, ok: false as const, error }),
     );
+  // The window opens gradually (8, 16, … up to `window`): a key at a low index (the usual case) costs a
+  // few derivations, not a whole window; a long search still runs `window` calls in flight.
   const inflight: Promise<Derived>[] = [];
   let next = first;
-  while (next <= last && inflight.length < window) inflight.push(derive(next++));
+  let target = Math.min(8, window);
+  const fill = () => {
+    while (next <= last && inflight.length < target) inflight.push(derive(next++));
+  };
+  let seen = 0;
+  fill();
   while (inflight.length) {
     const r = await inflight.shift()!;
-    if (next <= last) inflight.push(derive(next++));
+    // Double the window each time as many results as it held have come back (8, then 16, …).
+    if (++seen >= target) {
+      seen = 0;
+      target = Math.min(window, target * 2);
+    }
+    fill();
     yield r;
   }
 }

@@ -37,7 +37,7 @@ Deno.test("findClientKey() finds the client key at index 7 of family 42060 and s
   assertEquals(key?.keyLocator, { family: 42060, index: 7 });
   const asked = lnd.derived.map((l) => l.index);
   assertEquals(asked, Array.from({ length: asked.length }, (_, i) => i), "indexes asked in order from 0");
-  assert(asked.length <= 8 + DERIVE_WINDOW, `no window past the match (${asked.length} asked)`);
+  assert(asked.length <= 32, `the window opens gradually: ${asked.length} asked for a key at index 7`);
   assert(lnd.derived.every((l) => l.family === 42060), "only the legacy family is searched");
   assertEquals(lnd.calls.deriveNextKey, 0);
 });
@@ -57,7 +57,7 @@ Deno.test("findClientKey() finds index 22 (past Loop's 0..20) by default and sea
   );
 });
 
-Deno.test("findClientKey() pipelines: 1 001 derivations take about 1001/window round trips", async () => {
+Deno.test("findClientKey() pipelines: 1 001 derivations take about 1001/window round trips (11, not 1 001)", async () => {
   const lnd = new MemLnd();
   let inFlight = 0;
   let maxInFlight = 0;
@@ -81,7 +81,8 @@ Deno.test("findClientKey() pipelines: 1 001 derivations take about 1001/window r
   };
   assertEquals(await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 5000)), null);
   assertEquals(maxInFlight, DERIVE_WINDOW);
-  assert(rounds <= Math.ceil(1001 / DERIVE_WINDOW) + 2, `${rounds} round trips for 1 001 derivations`);
+  // The window opens 8, 16, 32, 64, then 128: 4 ramp rounds, then full windows.
+  assert(rounds <= Math.ceil(1001 / DERIVE_WINDOW) + 5, `${rounds} round trips for 1 001 derivations`);
 });
 
 Deno.test("checkKeyScanLimit() accepts 20..1 000 000 only", () => {
