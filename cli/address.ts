@@ -8,10 +8,16 @@ import { L402TokenStore } from "../core/l402/store.ts";
 import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
 import { parseBackupFileName } from "../core/backup/file_name.ts";
 import type * as SwapServerClient from "../core/swapserver/client.ts";
-import { addressOfRow, ensureStaticAddress } from "../core/staticaddr/new_address.ts";
+import {
+  addressOfRow,
+  CREATION_LOCK_FILE_NAME,
+  ensureStaticAddress,
+  takeCreationLock,
+} from "../core/staticaddr/new_address.ts";
+import { resolve } from "node:path";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
-import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
 import { lazyImport } from "./lazy.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
@@ -70,6 +76,16 @@ async function generationBackupPath(dataDir: string): Promise<string | null> {
   return null;
 }
 
+/** Token ID of the paid `l402.token` in `dataDir`, or null (none, unreadable, unparsable or unpaid). */
+async function paidTokenId(dataDir: string): Promise<string | null> {
+  try {
+    const t = parseTokenFile(await Deno.readFile(`${dataDir}/${PAID_TOKEN_FILE_NAME}`));
+    return t.paid ? t.tokenId : null;
+  } catch {
+    return null;
+  }
+}
+
 function parseSat(flag: string, v: string | undefined): bigint | undefined {
   if (v === undefined) return undefined;
   if (!/^\d{1,15}$/.test(v)) throw usageError(`Invalid ${flag} "${v}": expected a whole number of sat`);
@@ -123,6 +139,14 @@ export function registerAddress(program: Command): void {
           server,
           network,
           generationBackup: () => generationBackupPath(dataDir),
+          paidTokenId: () => paidTokenId(dataDir),
+          creationLock: () =>
+            takeCreationLock(`${resolve(dataDir)}/${CREATION_LOCK_FILE_NAME}`).catch((e) => {
+              throw isUnwritableError(e)
+                ? dataDirUnwritable(dataDir, `${dataDir}/${CREATION_LOCK_FILE_NAME}`, e)
+                : e;
+            }),
+          tokenPath: `${dataDir}/${PAID_TOKEN_FILE_NAME}`,
         });
       } finally {
         server.close();
@@ -136,11 +160,13 @@ export function registerAddress(program: Command): void {
           ...addressJson(result.row, result.address),
           backup: backup ? writeResultJson(backup) : null,
           backup_error: backupError ?? null,
+          warnings: result.warnings,
         }));
       } else {
         out(result.created ? "created a new static address" : "static address already exists");
         for (const l of addressText(result.row, result.address)) out(l);
         if (backup) { for (const l of writeResultText(backup)) out(l); }
+        for (const w of result.warnings) out(`warning: ${w}`);
       }
       if (backupError) {
         diag(

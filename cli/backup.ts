@@ -5,9 +5,21 @@
  */
 import type { Command } from "commander";
 import { deriveBackupKey } from "../core/backup/envelope.ts";
-import { type BackupInspection, inspectBackupDir, inspectBackupFile } from "../core/backup/inspect.ts";
+import {
+  type BackupInspection,
+  checkRestorable,
+  inspectBackupDir,
+  inspectBackupFile,
+} from "../core/backup/inspect.ts";
+import {
+  checkKeyScanLimit,
+  DEFAULT_CLIENT_KEY_SCAN_LIMIT,
+  LEGACY_CLIENT_KEY_SCAN_LIMIT,
+} from "../core/backup/scan.ts";
 import { selectLatest } from "../core/backup/select.ts";
 import { writeGenerationBackup } from "../core/backup/generation.ts";
+import { listStaleTempFiles } from "../core/backup/temp_files.ts";
+import { dirname } from "node:path";
 import { parsePathListEnv } from "../core/config/config.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
@@ -22,6 +34,12 @@ function inspectionJson(r: BackupInspection, selected: boolean) {
     valid: r.reason === "ok",
     message: r.message,
     selected,
+    restorable: r.restorable ?? false,
+    failed_check: r.failedCheck ?? null,
+    client_key_family: r.clientKeyLocator?.family ?? null,
+    client_key_index: r.clientKeyLocator?.index ?? null,
+    address: r.address?.address ?? null,
+    pk_script: r.address ? toHex(r.address.pkScript) : null,
     token_id: r.tokenId ?? null,
     token_created_at: r.createdAtNs?.toString() ?? null,
     network: r.network ?? null,
@@ -74,13 +92,27 @@ export function registerBackup(program: Command): void {
       const r = await writeGenerationBackup(generationBackupDeps(ctx, opts.copyTo));
       if (ctx.config.json) out(toJson(writeResultJson(r)));
       else for (const l of writeResultText(r)) out(l);
-      return r.copies.some((c) => c.status === "failed") ? ExitCode.Partial : ExitCode.Ok;
+      return r.copies.some((c) => c.status === "failed" || c.status === "conflict")
+        ? ExitCode.Partial
+        : ExitCode.Ok;
     }));
 
   backup.command("verify")
-    .description("decrypt and fully validate backup files (default: the data directory); writes nothing")
-    .argument("[paths...]", "backup files or directories")
-    .action(action<Record<string, never>>(async (ctx, _opts, paths) => {
+    .description(
+      "decrypt, validate and run every restore-time check (client key found in lnd) on backup files; writes nothing",
+    )
+    .argument("[paths...]", "backup files or directories (default: the data directory)")
+    .option(
+      "--key-scan-limit <n>",
+      `highest index of lnd's key family searched for the client key (Loop: ${LEGACY_CLIENT_KEY_SCAN_LIMIT})`,
+      String(DEFAULT_CLIENT_KEY_SCAN_LIMIT),
+    )
+    .action(action<{ keyScanLimit: string }>(async (ctx, opts, paths) => {
+      const keyScanLimit = Number(opts.keyScanLimit);
+      if (!/^[0-9]+$/.test(opts.keyScanLimit)) {
+        throw usageError(`Invalid --key-scan-limit "${opts.keyScanLimit}": expected an integer`);
+      }
+      checkKeyScanLimit(keyScanLimit);
       const targets = paths.length ? paths : [ctx.config.dataDir];
       const kinds: { path: string; dir: boolean }[] = [];
       for (const p of targets) {
@@ -95,10 +127,25 @@ export function registerBackup(program: Command): void {
         const results = k.dir
           ? await inspectBackupDir(k.path, key, ctx.config.network)
           : [await inspectBackupFile(k.path, key, ctx.config.network)];
+        // What recover would select (envelope and generation checks only, spec §5.1), before the
+        // restore-time checks: a selected file that then fails them is what recover would fail on.
         const sel = selectLatest(results);
-        groups.push({ results, selected: sel.kind === "selected" ? sel.selected : undefined });
+        const selected = sel.kind === "selected" ? sel.selected : undefined;
+        const checked: BackupInspection[] = [];
+        let selectedChecked: BackupInspection | undefined;
+        for (const r of results) {
+          const c = await checkRestorable(r, lnd, ctx.config.network, keyScanLimit);
+          checked.push(c);
+          if (r === selected) selectedChecked = c;
+        }
+        groups.push({ results: checked, selected: selectedChecked });
       }
       const all = groups.flatMap((g) => g.results.map((r) => ({ r, selected: g.selected === r })));
+      const stale: string[] = [];
+      for (const k of kinds) {
+        stale.push(...await listStaleTempFiles(k.dir ? k.path : dirname(k.path)).catch(() => [] as string[]));
+      }
+      const staleTemp = [...new Set(stale)];
       const invalid = all.filter((x) => x.r.reason !== "ok").length;
       if (ctx.config.json) {
         out(toJson({
@@ -106,11 +153,14 @@ export function registerBackup(program: Command): void {
           selected: groups.map((g) => g.selected?.path).filter(Boolean),
           valid: all.length - invalid,
           invalid,
+          stale_temp_files: staleTemp,
         }));
       } else {
         if (!all.length) out(`no backup files found in ${targets.join(", ")}`);
         for (const { r, selected } of all) {
-          const what = r.reason === "ok" ? "ok" : `INVALID ${r.reason}: ${r.message}`;
+          const what = r.reason === "ok"
+            ? `ok, restorable (client key ${r.clientKeyLocator?.family}/${r.clientKeyLocator?.index}, ${r.address?.address})`
+            : `INVALID ${r.reason}: ${r.message}`;
           out(`${selected ? "* " : "  "}${r.path}: ${what}`);
           if (r.tokenId) {
             out(
@@ -130,6 +180,9 @@ export function registerBackup(program: Command): void {
         }
         if (all.length) {
           out(`${all.length - invalid} valid, ${invalid} invalid; * = what recover would select`);
+        }
+        for (const p of staleTemp) {
+          out(`stale temporary file left by an interrupted run (the next write removes it): ${p}`);
         }
       }
       return all.length > 0 && invalid === 0 ? ExitCode.Ok : ExitCode.VerifyFailed;

@@ -63,4 +63,16 @@ export const COMMANDS: readonly CommandEntry[] = [
       "restore the L402 token and static addresses from a backup (lost database, data directory or lnd)",
     load: fromFile("./recover.ts", "registerRecover"),
   },
+  {
+    name: "l402",
+    summary: "the L402 token the static address is bound to",
+    load: fromFile("./l402.ts", "registerL402"),
+  },
+  {
+    name: "loopin",
+    summary:
+      "swap static-address deposits for an off-chain payment to this node (quote, initiate and sign in one " +
+      "run; `loopin sync` follows it to the end)",
+    load: fromFile("./loopin.ts", "registerLoopIn"),
+  },
 ];

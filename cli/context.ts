@@ -12,7 +12,7 @@ import type * as DbModule from "../core/db/db.ts";
 import type { Db } from "../core/db/db.ts";
 import type * as ConnectModule from "../lnd/connect.ts";
 import type { LndClient, LndInfo } from "../lnd/types.ts";
-import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError, usageError } from "../core/errors.ts";
 import { reportError } from "./output.ts";
 import { lazyImport } from "./lazy.ts";
 
@@ -88,6 +88,7 @@ export function makeContext(flags: GlobalFlags): Context {
           try {
             await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
           } catch (err) {
+            if (isUnwritableError(err)) throw dataDirUnwritable(dir, dir, err);
             throw usageError(
               `Cannot create the data directory "${dir}" (--loopdir / --db): ${(err as Error).message}`,
               "data_dir_unusable",
@@ -99,7 +100,9 @@ export function makeContext(flags: GlobalFlags): Context {
           // The database holds key locators and deposit history: private (0600) from its first byte, like
           // the token and backups. SQLite takes an empty file as a new database.
           await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 }).catch((err) => {
-            if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+            if (err instanceof Deno.errors.AlreadyExists) return;
+            const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+            throw isUnwritableError(err) ? dataDirUnwritable(dir, file, err) : err;
           });
         }
         const { openDb } = await lazyImport<typeof DbModule>(

@@ -43,17 +43,23 @@ export function writeResultJson(r: WriteBackupResult) {
     token_id: r.tokenId ?? null,
     token_created_at: r.createdAtNs?.toString() ?? null,
     replaced_corrupt: r.corrupt,
+    removed_temp_files: r.removedTemp,
+    migrated_lsat_token: r.migratedLegacyToken ?? false,
   };
 }
 
 /** Human lines of `backup write`. */
 export function writeResultText(r: WriteBackupResult): string[] {
   const lines: string[] = [];
+  if (r.migratedLegacyToken) lines.push("renamed the legacy lsat.token to l402.token (as Loop does)");
   if (r.written) lines.push(`backup written: ${r.path}`);
   else lines.push(`${SKIP_TEXT[r.reason ?? ""] ?? r.reason}${r.path ? `: ${r.path}` : ""}`);
   for (const c of r.copies) {
     lines.push(`copy ${c.status}: ${c.path}${c.error ? ` (${c.error})` : ""}`);
   }
-  for (const p of r.corrupt) lines.push(`replaced an invalid file: ${p}`);
+  for (const p of r.corrupt) lines.push(`replaced an invalid file; the old one was moved aside to: ${p}`);
+  for (const p of r.removedTemp) {
+    lines.push(`removed a stale temporary file left by an interrupted run: ${p}`);
+  }
   return lines;
 }

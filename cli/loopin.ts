@@ -17,6 +17,7 @@ import type { SwapServerClient } from "../core/swapserver/client.ts";
 import type * as SwapServerModule from "../core/swapserver/client.ts";
 import type * as DepositsSyncModule from "../core/deposits/sync.ts";
 import { lazyImport } from "./lazy.ts";
+import { setInterruptHook } from "../core/interrupt.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { formatLowConfirmationWarning } from "../core/loopin/warning.ts";
 import {
@@ -33,8 +34,7 @@ import { LoopInSwapStore } from "../core/loopin/store.ts";
 import { listLoopIns, type LoopInView, loopInViewJson, showLoopIn } from "../core/loopin/view.ts";
 import { type LoopInSyncResult, syncExitCode, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
 import { ownerAlive as defaultOwnerAlive, type OwnerTag } from "../core/loopin/owner.ts";
-import type { Context } from "./context.ts";
-import { action } from "./main.ts";
+import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { pkScriptOfAddress, syncLnd } from "./lnd_adapters.ts";
 import { depositJson } from "./deposit_json.ts";
@@ -68,6 +68,8 @@ export function takeInterrupt(): boolean {
   held.controller.abort();
   return true;
 }
+
+setInterruptHook(takeInterrupt);
 
 function holdInterrupts(what: string): AbortController {
   const controller = new AbortController();

@@ -14,6 +14,13 @@ import { COMMANDS } from "./commands.ts";
 import { GLOBAL_OPTIONS, PROGRAM_DESCRIPTION, rootHelp, scanArgv, VERSION } from "./help.ts";
 import { lazyImport } from "./lazy.ts";
 import { reportError } from "./report.ts";
+import {
+  interruptedError,
+  isInterrupted,
+  requestInterrupt,
+  rollbackActive,
+  takeInterruptHook,
+} from "../core/interrupt.ts";
 
 export { VERSION };
 
@@ -121,17 +128,34 @@ function wantsJson(argv: string[]): boolean {
   return argv.includes("--json") || env === true;
 }
 
+/** How long a command inside a rollback section gets to undo its writes after a signal, ms. */
+const ROLLBACK_GRACE_MS = 30_000;
+
+/**
+ * SIGINT / SIGTERM: outside a rollback section nothing needs undoing, so exit 130 at once; inside one
+ * (e.g. `recover` after writing `l402.token`), abort the work so the command rolls back and exits 130
+ * itself (core/interrupt.ts). A second signal, or the grace period running out, exits at once.
+ */
 function onSignal(): void {
+  // A command that handles the signal itself (a loop-in initiation unwinds, then exits 130: cli/loopin.ts).
+  if (takeInterruptHook()) return;
+  if (!isInterrupted() && rollbackActive()) {
+    requestInterrupt();
+    const t = setTimeout(() => exitInterrupted("the rollback did not finish in time"), ROLLBACK_GRACE_MS);
+    Deno.unrefTimer(t);
+    return;
+  }
+  exitInterrupted("nothing half-written is kept");
+}
+
+function exitInterrupted(detail: string): never {
   let json = false;
   try {
     json = wantsJson(Deno.args);
   } catch {
     // An invalid LOOPKIT_JSON was already reported; the interruption is reported as text.
   }
-  reportError(
-    new LoopkitError("interrupted", "Interrupted; nothing half-written is kept", ExitCode.Interrupted),
-    json,
-  );
+  reportError(interruptedError(detail), json);
   Deno.exit(ExitCode.Interrupted);
 }
 

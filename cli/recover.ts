@@ -11,7 +11,12 @@ import type { Command } from "commander";
 import type { Db } from "../core/db/db.ts";
 import { syncDeposits } from "../core/deposits/sync.ts";
 import { recover, type RecoverResult, type RestoredAddress } from "../core/backup/restore.ts";
-import type { BranchScan } from "../core/backup/scan.ts";
+import {
+  type BranchScan,
+  DEFAULT_CLIENT_KEY_SCAN_LIMIT,
+  LEGACY_CLIENT_KEY_SCAN_LIMIT,
+  MAX_CLIENT_KEY_SCAN_LIMIT,
+} from "../core/backup/scan.ts";
 import {
   DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS,
   DEFAULT_RECOVER_DEPOSIT_WAIT_MS,
@@ -75,6 +80,8 @@ export function recoverJson(r: RecoverResult) {
     restored_l402: r.restoredL402,
     restored_static_address: r.restoredStaticAddress,
     static_address: r.staticAddress,
+    client_key_family: r.legacy.keyLocator.family,
+    client_key_index: r.legacy.keyLocator.index,
     scanned: r.scanned.map((s) => ({
       branch: branchOf(r, s),
       key_family: s.family,
@@ -176,25 +183,41 @@ export function registerRecover(program: Command): void {
     )
     .option("--backup-file <path>", "backup to restore (default: the latest valid one in the data directory)")
     .option("--gap <n>", "rolling gap of the receive/change address scan", "20")
+    .option(
+      "--key-scan-limit <n>",
+      `highest index of lnd's key family 42060 searched for the client key (Loop: ${LEGACY_CLIENT_KEY_SCAN_LIMIT})`,
+      String(DEFAULT_CLIENT_KEY_SCAN_LIMIT),
+    )
     .option("--dry-run", "compute and print the plan; write nothing")
-    .action(action<{ backupFile?: string; gap: string; dryRun?: boolean }>(async (ctx, opts) => {
-      const gap = parseCount("--gap", opts.gap, 1, 10_000);
-      const { lnd } = await ctx.lnd();
-      const r = await recover({
-        dataDir: ctx.config.dataDir,
-        network: ctx.config.network,
-        lnd,
-        existingDb: () => existingDb(ctx),
-        openDb: () => ctx.db(),
-        syncDeposits: (db) => syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network) }),
-        backupFile: opts.backupFile,
-        gap,
-        dryRun: Boolean(opts.dryRun),
-      });
-      if (ctx.config.json) out(toJson(recoverJson(r)));
-      else for (const l of recoverText(r)) out(l);
-      return r.depositSyncError !== null ? ExitCode.Partial : ExitCode.Ok;
-    }));
+    .action(
+      action<{ backupFile?: string; gap: string; keyScanLimit: string; dryRun?: boolean }>(
+        async (ctx, opts) => {
+          const gap = parseCount("--gap", opts.gap, 1, 10_000);
+          const keyScanLimit = parseCount(
+            "--key-scan-limit",
+            opts.keyScanLimit,
+            LEGACY_CLIENT_KEY_SCAN_LIMIT,
+            MAX_CLIENT_KEY_SCAN_LIMIT,
+          );
+          const { lnd } = await ctx.lnd();
+          const r = await recover({
+            dataDir: ctx.config.dataDir,
+            network: ctx.config.network,
+            lnd,
+            existingDb: () => existingDb(ctx),
+            openDb: () => ctx.db(),
+            syncDeposits: (db) => syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network) }),
+            backupFile: opts.backupFile,
+            gap,
+            keyScanLimit,
+            dryRun: Boolean(opts.dryRun),
+          });
+          if (ctx.config.json) out(toJson(recoverJson(r)));
+          else for (const l of recoverText(r)) out(l);
+          return r.depositSyncError !== null ? ExitCode.Partial : ExitCode.Ok;
+        },
+      ),
+    );
 
   cmd.command("deposit")
     .description(
@@ -214,10 +237,11 @@ export function registerRecover(program: Command): void {
       String(DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS / 1000),
     )
     .option(
-      "--scan-limit <n>",
-      "highest child index tried per key family to match --pkscript",
+      "--key-scan-limit <n>",
+      "highest child index tried per key family to match --pkscript (Loop: 20)",
       String(RECOVERY_SCAN_LIMIT),
     )
+    .option("--scan-limit <n>", "old name of --key-scan-limit")
     .action(
       action<{
         outpoint: string;
@@ -225,13 +249,16 @@ export function registerRecover(program: Command): void {
         pkscript?: string;
         timeout: string;
         spendTimeout: string;
-        scanLimit: string;
+        keyScanLimit: string;
+        scanLimit?: string;
       }>(
         async (ctx, opts) => {
           const req = parseRecoverDepositRequest(opts.outpoint, opts.heightHint, opts.pkscript);
           const waitMs = parseCount("--timeout", opts.timeout, 1, 3600) * 1000;
           const spendWaitMs = parseCount("--spend-timeout", opts.spendTimeout, 1, 3600) * 1000;
-          const scanLimit = parseCount("--scan-limit", opts.scanLimit, 0, 10_000);
+          const scanLimit = opts.scanLimit !== undefined
+            ? parseCount("--scan-limit", opts.scanLimit, 0, MAX_CLIENT_KEY_SCAN_LIMIT)
+            : parseCount("--key-scan-limit", opts.keyScanLimit, 0, MAX_CLIENT_KEY_SCAN_LIMIT);
           const db = await ctx.db();
           const { lnd } = await ctx.lnd();
           const adapter = syncLnd(lnd, ctx.config.network);

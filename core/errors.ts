@@ -73,3 +73,31 @@ export function tempFailure(message: string, code = "temporary_failure", cause?:
 export function exitCodeOf(err: unknown): ExitCodeValue {
   return err instanceof LoopkitError ? err.exitCode : ExitCode.Failure;
 }
+
+/**
+ * True for a file-system error meaning "this process may not write here": permission denied (EACCES,
+ * EPERM), a read-only file system (EROFS), or Deno's permission sandbox (`NotCapable`).
+ */
+export function isUnwritableError(err: unknown): boolean {
+  return err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable ||
+    /EROFS|read-only file system|os error 30\b/i.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * The one error for "cannot write the data directory" (README "Exit codes": a set-up problem, exit 2),
+ * whichever command and file hit it: `data_dir_unwritable`.
+ *
+ * @param dir the data directory (or `--copy-to` directory) that cannot be written
+ * @param path the file or directory the failing write was for
+ * @param cause the file-system error
+ */
+export function dataDirUnwritable(dir: string, path: string, cause: unknown): LoopkitError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new LoopkitError(
+    "data_dir_unwritable",
+    `Cannot write the data directory "${dir}" ("${path}": ${why}): make it writable for this user, or point ` +
+      "--loopdir / --db elsewhere",
+    ExitCode.Usage,
+    { cause },
+  );
+}

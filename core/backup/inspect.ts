@@ -10,6 +10,11 @@ import { parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
 import type { BackupPayload, BackupReason, StaticAddressBackup } from "./types.ts";
 import { validateBackupBytes } from "./validate.ts";
+import type { KeyLocator, LndClient } from "../../lnd/types.ts";
+import type { NetworkName } from "../staticaddr/network.ts";
+import type { StaticAddress } from "../staticaddr/script.ts";
+import { prepareLegacy, type RestoreCheck, RestoreCheckError } from "./restore_plan.ts";
+import { DEFAULT_CLIENT_KEY_SCAN_LIMIT } from "./scan.ts";
 
 /** Result of inspecting one backup file. */
 export interface BackupInspection {
@@ -31,6 +36,51 @@ export interface BackupInspection {
   payload?: BackupPayload;
   /** The parsed embedded `l402.token`, when it parsed. */
   token?: L402TokenFile;
+  /** Set by {@linkcode checkRestorable}: every restore-time check passed. */
+  restorable?: boolean;
+  /** Set by {@linkcode checkRestorable} when restorable: where lnd holds the client key. */
+  clientKeyLocator?: KeyLocator;
+  /** Set by {@linkcode checkRestorable} when restorable: the address `recover` would rebuild. */
+  address?: StaticAddress;
+  /** Set by {@linkcode checkRestorable} when not restorable: the failing check. */
+  failedCheck?: RestoreCheck;
+}
+
+/**
+ * Runs every restore-time check of `recover` on a valid backup, read-only (spec §4.4 via
+ * {@linkcode prepareLegacy}, the very code `recover` runs): protocol version, server key on the curve,
+ * client key present and parsable, legacy key family non-zero, the client key derivable by this lnd in
+ * family `legacy_client_key_family`, indexes 0..`keyScanLimit` (`DeriveKey` only), and the address
+ * (pkScript) rebuilt. A backup that is not `ok` is returned as it is.
+ *
+ * @returns the inspection with `restorable`, and either the key locator and address, or reason
+ *   `not_restorable` with a message naming the failing check
+ * @throws temporary lnd failures (exit 75): "could not ask" is never reported as "not restorable"
+ */
+export async function checkRestorable(
+  insp: BackupInspection,
+  lnd: Pick<LndClient, "deriveKey">,
+  network: NetworkName,
+  keyScanLimit: number = DEFAULT_CLIENT_KEY_SCAN_LIMIT,
+): Promise<BackupInspection> {
+  if (insp.reason !== "ok") return insp;
+  const a = insp.payload?.staticAddress;
+  if (!a) {
+    return { ...insp, reason: "not_restorable", message: "backup file is missing static address parameters" };
+  }
+  try {
+    const p = await prepareLegacy(a, lnd, network, keyScanLimit);
+    return { ...insp, restorable: true, clientKeyLocator: p.keyLocator, address: p.address };
+  } catch (e) {
+    if (!(e instanceof RestoreCheckError)) throw e;
+    return {
+      ...insp,
+      reason: "not_restorable",
+      restorable: false,
+      failedCheck: e.check,
+      message: `restore check ${e.check} failed: ${e.message}`,
+    };
+  }
 }
 
 /**
@@ -93,8 +143,9 @@ function byCodePoint(a: string, b: string): number {
 
 /**
  * Inspects every backup file directly inside `dir` (§1.1, §5.1 steps 1–3): entries sorted by
- * name, directories skipped (a symlink to one is read and reported `unreadable`), names that are
- * not backup names skipped; names only Go's lax parser accepts are reported as `name_mismatch`.
+ * name, names that are not backup names skipped; a directory (or a symlink to one) under a backup
+ * name is reported `unreadable` (Loop skips directories; a directory squatting on a backup's name is
+ * worth knowing about); names only Go's lax parser accepts are reported as `name_mismatch`.
  *
  * @param dir the network data directory
  * @param key 32-byte backup key
@@ -112,8 +163,20 @@ export async function inspectBackupDir(
   const entries = (await fs.readDir(dir)).sort((a, b) => byCodePoint(a.name, b.name));
   const out: BackupInspection[] = [];
   for (const e of entries) {
-    if (e.isDirectory || parseBackupFileName(e.name) === null) continue;
-    out.push(await inspectBackupFile(join(dir, e.name), key, network, fs));
+    if (parseBackupFileName(e.name) === null) continue;
+    const path = join(dir, e.name);
+    if (e.isDirectory) {
+      // Something sits under a backup's name: report it (never "no backup files found"), never select it.
+      const name = parseBackupFileName(e.name);
+      out.push({
+        path,
+        reason: "unreadable",
+        message: `Cannot read backup file "${path}": it is a directory`,
+        ...(name?.ok ? { tokenId: name.tokenId, createdAtNs: name.createdAtNs } : {}),
+      });
+      continue;
+    }
+    out.push(await inspectBackupFile(path, key, network, fs));
   }
   return out;
 }

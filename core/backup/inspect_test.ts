@@ -70,22 +70,25 @@ Deno.test("inspectBackupFile() reports wrong network with the payload details", 
   });
 });
 
-Deno.test("inspectBackupDir() lists backup names in name order, skipping directories and other files", async () => {
+Deno.test("inspectBackupDir() lists backup names in name order, a directory under a backup name unreadable, other files skipped", async () => {
   await withTempDir(async (dir) => {
     const a = await put(dir, payloadFor(2, T0));
     const b = await put(dir, payloadFor(1, T0 + 5n));
     await Deno.writeFile(join(dir, "l402.token"), new Uint8Array(3));
     await Deno.writeFile(join(dir, "L402_backup_not-an-id.enc"), new Uint8Array(3));
-    await Deno.mkdir(join(dir, backupFileName(T0 + 9n, seededTokenId(3))));
+    const squat = join(dir, backupFileName(T0 + 9n, seededTokenId(3)));
+    await Deno.mkdir(squat);
     const junk = join(dir, backupFileName(T0 + 7n, seededTokenId(4)));
     await Deno.writeFile(junk, new TextEncoder().encode("junk content, not a backup at all"));
     const lax = join(dir, `L402_backup_+${T0}_${seededTokenId(5)}.enc`);
     await Deno.writeFile(lax, new Uint8Array(3));
     const results = await inspectBackupDir(dir, TEST_KEY, "testnet");
     // Name order of the full entry names (all ASCII here, so JS string order is byte order).
-    const expectedOrder = [lax, b, a, junk].sort();
+    const expectedOrder = [lax, b, a, junk, squat].sort();
     assertEquals(results.map((r) => r.path), expectedOrder);
     const byPath = Object.fromEntries(results.map((r) => [r.path, r]));
+    assertEquals(byPath[squat].reason, "unreadable");
+    assertStringIncludes(byPath[squat].message, "is a directory");
     assertEquals(byPath[a].reason, "ok");
     assertEquals(byPath[b].reason, "ok");
     assertEquals(byPath[junk].reason, "unknown_format");

@@ -1,6 +1,6 @@
 /**
  * Restore-time key searches over lnd's key families (spec/backup-and-recovery.md §6.2 step 5, §6.5):
- * the legacy client-key search (read-only `DeriveKey`, indexes 0..20) and the rolling-gap scan of
+ * the legacy client-key search (read-only `DeriveKey`, indexes 0..`--key-scan-limit`, pipelined) and the rolling-gap scan of
  * the multi-address receive/change branches against one wallet snapshot.
  *
  * Both use `DeriveKey` only, never `DeriveNextKey`: a restore does not advance lnd's next-key
@@ -15,8 +15,92 @@ import type { NetworkName } from "../staticaddr/network.ts";
 import { type StaticAddress, staticAddress } from "../staticaddr/script.ts";
 import { equalBytes } from "@noble/curves/utils.js";
 
-/** Highest index of the legacy client-key search (`backupKeyScanLimit`, spec §0): indexes 0..20. */
+/**
+ * Highest index Loop's own restore searches for the legacy client key (`backupKeyScanLimit`, spec §0):
+ * Loop finds the key only at indexes 0..20. An address whose client key index is above this is not
+ * restorable by Loop, only by loopkit with a large enough `--key-scan-limit`.
+ */
 export const LEGACY_CLIENT_KEY_SCAN_LIMIT = 20;
+
+/**
+ * Default highest index loopkit searches for a client key (`--key-scan-limit`). Family 42060 also
+ * supplies every loop-in HTLC key (spec/static-loop-in.md §1.2), so lnd's next index grows with each swap
+ * and each interrupted `address new` of older versions; 1 000 leaves room for years of swaps and costs
+ * about {@linkcode DERIVE_WINDOW}-fold fewer round trips than indexes, as the derivations are pipelined.
+ */
+export const DEFAULT_CLIENT_KEY_SCAN_LIMIT = 1000;
+
+/** Largest `--key-scan-limit` accepted (a guard against typos). */
+export const MAX_CLIENT_KEY_SCAN_LIMIT = 1_000_000;
+
+/** `DeriveKey` calls in flight at once during a key search (one HTTP/2 connection multiplexes them). */
+export const DERIVE_WINDOW = 128;
+
+/** One settled `DeriveKey` of {@linkcode deriveInOrder}. */
+export type Derived = { index: number; ok: true; key: KeyDescriptor } | {
+  index: number;
+  ok: false;
+  error: unknown;
+};
+
+/**
+ * `DeriveKey(family, first..last)` pipelined: up to `window` calls in flight (opening from 8), results
+ * yielded in index order (each settled: a key or the call's error). Stopping the iteration early issues no further calls
+ * (the few in flight finish and are dropped).
+ *
+ * @param first first index (≥ 0)
+ * @param last last index, inclusive
+ * @param window calls in flight at once (default {@linkcode DERIVE_WINDOW})
+ */
+export async function* deriveInOrder(
+  lnd: Pick<LndClient, "deriveKey">,
+  family: number,
+  first: number,
+  last: number,
+  window: number = DERIVE_WINDOW,
+): AsyncGenerator<Derived> {
+  const derive = (index: number): Promise<Derived> =>
+    lnd.deriveKey({ family, index }).then(
+      (key) => ({ index, ok: true as const, key }),
+      (error) => ({ index, ok: false as const, error }),
+    );
+  // The window opens gradually (8, 16, … up to `window`): a key at a low index (the usual case) costs a
+  // few derivations, not a whole window; a long search still runs `window` calls in flight.
+  const inflight: Promise<Derived>[] = [];
+  let next = first;
+  let target = Math.min(8, window);
+  const fill = () => {
+    while (next <= last && inflight.length < target) inflight.push(derive(next++));
+  };
+  let seen = 0;
+  fill();
+  while (inflight.length) {
+    const r = await inflight.shift()!;
+    // Double the window each time as many results as it held have come back (8, then 16, …).
+    if (++seen >= target) {
+      seen = 0;
+      target = Math.min(window, target * 2);
+    }
+    fill();
+    yield r;
+  }
+}
+
+/**
+ * Checks a `--key-scan-limit`: an integer from {@linkcode LEGACY_CLIENT_KEY_SCAN_LIMIT} to
+ * {@linkcode MAX_CLIENT_KEY_SCAN_LIMIT} (below Loop's own window would find less than Loop).
+ * @throws {LoopkitError} `usage` (exit 2)
+ */
+export function checkKeyScanLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < LEGACY_CLIENT_KEY_SCAN_LIMIT || limit > MAX_CLIENT_KEY_SCAN_LIMIT) {
+    throw new LoopkitError(
+      "usage",
+      `invalid key scan limit ${limit}: --key-scan-limit must be an integer from ${LEGACY_CLIENT_KEY_SCAN_LIMIT} ` +
+        `to ${MAX_CLIENT_KEY_SCAN_LIMIT}`,
+      ExitCode.Usage,
+    );
+  }
+}
 
 /** Default rolling gap of the multi-address scan (`DefaultMultiAddressScanGap`, spec §0). */
 export const DEFAULT_MULTI_ADDRESS_SCAN_GAP = 20;
@@ -45,9 +129,10 @@ function checkDerived(key: KeyDescriptor, want: KeyLocator): void {
 }
 
 /**
- * Finds the backed-up client key among lnd's keys: `DeriveKey(family, i)` for `i = 0..20` in
- * order; the first child whose 33-byte key equals `clientPubkey` wins (spec §6.2 step 5, Loop
- * `backupKeyScanLimit`). Only `family` is searched.
+ * Finds the backed-up client key among lnd's keys: `DeriveKey(family, i)` for `i = 0..limit`, pipelined
+ * ({@linkcode deriveInOrder}); the lowest index whose 33-byte key equals `clientPubkey` wins (spec §6.2
+ * step 5; Loop searches 0..{@linkcode LEGACY_CLIENT_KEY_SCAN_LIMIT} only, loopkit 0..limit). Only
+ * `family` is searched; the search stops at the match.
  *
  * A failing `DeriveKey` is skipped like Loop does, except a temporary failure (exit 75, e.g. lnd
  * unreachable), which is rethrown: "not found" must never stand in for "could not ask".
@@ -55,24 +140,23 @@ function checkDerived(key: KeyDescriptor, want: KeyLocator): void {
  * @param lnd anything with `deriveKey`
  * @param family the backup's `legacy_client_key_family` (42060)
  * @param clientPubkey the backup's 33-byte `client_pubkey`
- * @returns the matching key, or null when none of the 21 children matches
+ * @param limit highest index searched (default {@linkcode DEFAULT_CLIENT_KEY_SCAN_LIMIT})
+ * @returns the matching key, or null when none of the `limit + 1` children matches
  * @throws {LoopkitError} temporary lnd failures as is; `lnd_bad_answer` when lnd answers for another locator
  */
 export async function findClientKey(
   lnd: Pick<LndClient, "deriveKey">,
   family: number,
   clientPubkey: Uint8Array,
+  limit: number = DEFAULT_CLIENT_KEY_SCAN_LIMIT,
 ): Promise<KeyDescriptor | null> {
-  for (let index = 0; index <= LEGACY_CLIENT_KEY_SCAN_LIMIT; index++) {
-    let key: KeyDescriptor;
-    try {
-      key = await lnd.deriveKey({ family, index });
-    } catch (err) {
-      if (err instanceof LoopkitError && err.exitCode === ExitCode.TempFail) throw err;
+  for await (const d of deriveInOrder(lnd, family, 0, limit)) {
+    if (!d.ok) {
+      if (d.error instanceof LoopkitError && d.error.exitCode === ExitCode.TempFail) throw d.error;
       continue;
     }
-    checkDerived(key, { family, index });
-    if (equalBytes(key.rawKeyBytes, clientPubkey)) return key;
+    checkDerived(d.key, { family, index: d.index });
+    if (equalBytes(d.key.rawKeyBytes, clientPubkey)) return d.key;
   }
   return null;
 }

@@ -3,7 +3,15 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { LoopkitError } from "../errors.ts";
 import { staticAddress } from "../staticaddr/script.ts";
-import { type BranchScanInput, checkScanGap, findClientKey, scanBranches, scanFamilies } from "./scan.ts";
+import {
+  type BranchScanInput,
+  checkKeyScanLimit,
+  checkScanGap,
+  DERIVE_WINDOW,
+  findClientKey,
+  scanBranches,
+  scanFamilies,
+} from "./scan.ts";
 import { lndFailure, MemLnd } from "./_restore_testing.ts";
 
 const SERVER = secp256k1.getPublicKey(Uint8Array.from({ length: 32 }, (_, i) => i + 7), true);
@@ -23,22 +31,77 @@ function input(lnd: MemLnd, hits: [number, number][], over: Partial<BranchScanIn
   };
 }
 
-Deno.test("findClientKey() finds the client key at index 7 of family 42060 and stops there", async () => {
+Deno.test("findClientKey() finds the client key at index 7 of family 42060 and stops within one window", async () => {
   const lnd = new MemLnd();
   const key = await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 7));
   assertEquals(key?.keyLocator, { family: 42060, index: 7 });
-  assertEquals(lnd.derived.map((l) => l.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+  const asked = lnd.derived.map((l) => l.index);
+  assertEquals(asked, Array.from({ length: asked.length }, (_, i) => i), "indexes asked in order from 0");
+  assert(asked.length <= 32, `the window opens gradually: ${asked.length} asked for a key at index 7`);
   assert(lnd.derived.every((l) => l.family === 42060), "only the legacy family is searched");
   assertEquals(lnd.calls.deriveNextKey, 0);
 });
 
-Deno.test("findClientKey() searches indexes 0..20 only and returns null for an unrelated key", async () => {
+Deno.test("findClientKey() finds index 22 (past Loop's 0..20) by default and searches exactly 0..limit", async () => {
   const lnd = new MemLnd();
-  assertEquals(await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 21)), null);
-  assertEquals(lnd.derived.length, 21);
-  assertEquals(lnd.derived.at(-1), { family: 42060, index: 20 });
-  assertEquals((await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 20)))?.keyLocator.index, 20);
+  // The reported case: lnd's DeriveNextKey had reached 22; Loop's window (0..20) misses it.
+  assertEquals((await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 22)))?.keyLocator.index, 22);
+  assertEquals(await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 22), 20), null);
+  const other = new MemLnd();
+  assertEquals(await findClientKey(other, 42060, other.keyRing.publicKey(42060, 1001)), null);
+  assertEquals(other.derived.length, 1001, "default limit 1000: indexes 0..1000");
+  assertEquals(Math.max(...other.derived.map((l) => l.index)), 1000);
+  assertEquals(
+    (await findClientKey(other, 42060, other.keyRing.publicKey(42060, 1000)))?.keyLocator.index,
+    1000,
+  );
 });
+
+Deno.test("findClientKey() pipelines: 1 001 derivations take about 1001/window round trips (11, not 1 001)", async () => {
+  const lnd = new MemLnd();
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let rounds = 0;
+  const inner = lnd.deriveKey.bind(lnd);
+  // Each call answers after a macrotask (a "round trip"); calls issued together share one.
+  let tick: Promise<void> | null = null;
+  lnd.deriveKey = async (loc) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    tick ??= new Promise<void>((r) =>
+      setTimeout(() => {
+        rounds++;
+        tick = null;
+        r();
+      }, 1)
+    );
+    await tick;
+    inFlight--;
+    return inner(loc);
+  };
+  assertEquals(await findClientKey(lnd, 42060, lnd.keyRing.publicKey(42060, 5000)), null);
+  assertEquals(maxInFlight, DERIVE_WINDOW);
+  // The window opens 8, 16, 32, 64, then 128: 4 ramp rounds, then full windows.
+  assert(rounds <= Math.ceil(1001 / DERIVE_WINDOW) + 5, `${rounds} round trips for 1 001 derivations`);
+});
+
+Deno.test("checkKeyScanLimit() accepts 20..1 000 000 only", () => {
+  checkKeyScanLimit(20);
+  checkKeyScanLimit(1_000_000);
+  for (const bad of [19, 1_000_001, 1.5, -1]) {
+    assertEquals(assertThrowsLoopkit(() => checkKeyScanLimit(bad)).exitCode, 2);
+  }
+});
+
+function assertThrowsLoopkit(fn: () => void): LoopkitError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof LoopkitError) return e;
+    throw e;
+  }
+  throw new Error("did not throw");
+}
 
 Deno.test("findClientKey() skips a failing DeriveKey like Loop but rethrows an unreachable lnd", async () => {
   const lnd = new MemLnd();

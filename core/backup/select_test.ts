@@ -97,10 +97,18 @@ Deno.test("findLatestBackup() with only an invalid candidate returns its error (
 Deno.test("findLatestBackup() on a directory without backup names is empty and writes nothing", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeFile(join(dir, "loop.db"), new Uint8Array(5));
-    await Deno.mkdir(join(dir, backupFileName(T0, seededTokenId(1))));
     const before = await treeHash(dir);
     assertEquals(await findLatestBackup(dir, TEST_KEY, "testnet"), { kind: "empty" });
     assertEquals(await treeHash(dir), before);
+  });
+});
+
+Deno.test("findLatestBackup() reports a directory under a backup name as unreadable, never selects it", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, backupFileName(T0, seededTokenId(1))));
+    const sel = await findLatestBackup(dir, TEST_KEY, "testnet");
+    assertEquals(sel.kind, "none_valid");
+    if (sel.kind === "none_valid") assertEquals(sel.firstFailure.reason, "unreadable");
   });
 });
 

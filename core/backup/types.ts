@@ -93,6 +93,9 @@ export interface BackupPayload {
  * - `token_unpaid`: the embedded token's preimage is all zero
  * - `incomplete_generation`: no token data, no static address, duplicate token data, or an
  *   unexpected token file name
+ * - `not_restorable`: valid, but a restore-time check fails (spec §4.4: protocol version, server key,
+ *   client key, key family, the client key not derivable by this lnd in the scan range, the pkScript);
+ *   only `backup verify` with lnd reports it (`checkRestorable`)
  */
 export type BackupReason =
   | "ok"
@@ -106,7 +109,8 @@ export type BackupReason =
   | "name_mismatch"
   | "token_invalid"
   | "token_unpaid"
-  | "incomplete_generation";
+  | "incomplete_generation"
+  | "not_restorable";
 
 /** Every {@linkcode BackupReason} except `ok`. */
 export type BackupFailureReason = Exclude<BackupReason, "ok">;
@@ -125,6 +129,7 @@ export const BACKUP_REASONS: readonly BackupReason[] = [
   "token_invalid",
   "token_unpaid",
   "incomplete_generation",
+  "not_restorable",
 ];
 
 /**

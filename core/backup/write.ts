@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import type { LndClient } from "../../lnd/types.ts";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import {
   type L402TokenFile,
   PAID_TOKEN_FILE_NAME,
@@ -16,11 +16,14 @@ import {
   TokenFileError,
 } from "../l402/token_file.ts";
 import { atomicWriteFile } from "../fs/atomic_write.ts";
+import { migrateLegacyTokenFiles } from "../l402/store.ts";
+import { removeStaleTempFiles } from "./temp_files.ts";
 import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
 import { encodeBackupPayload } from "./payload.ts";
-import type { BackupAddressParams, BackupPayload } from "./types.ts";
+import type { BackupAddressParams, BackupPayload, StaticAddressBackup } from "./types.ts";
+import { equalBytes } from "@noble/curves/utils.js";
 import { BACKUP_FORMAT_VERSION, validateBackupBytes } from "./validate.ts";
 
 /** Key family of multi-address receive keys, stored as `main_key_family`. */
@@ -50,6 +53,11 @@ export interface WriteBackupDeps {
   fs?: BackupFs;
   /** Nonce source for tests; default a fresh CSPRNG nonce. */
   randomNonce?: () => Uint8Array;
+  /**
+   * Renames legacy `lsat.token*` files to `l402.token*` when no `l402.token*` exists (default
+   * `migrateLegacyTokenFiles` of core/l402/store.ts); returns the new names created.
+   */
+  migrateLegacyToken?: (dataDir: string) => Promise<string[]>;
 }
 
 /** Why {@linkcode writeBackup} wrote nothing (Loop returns "" in all of these cases). */
@@ -71,8 +79,12 @@ export interface BackupCopyResult {
   dir: string;
   /** Target path inside it. */
   path: string;
-  /** `written`, `already_backed_up` (a valid file was there), or `failed` (see `error`). */
-  status: "written" | "already_backed_up" | "failed";
+  /**
+   * `written`, `already_backed_up` (a valid file of this generation with the database's static-address
+   * parameters was there), `conflict` (a valid file of this token for *another* static address is there:
+   * kept untouched, see `error`), or `failed` (see `error`).
+   */
+  status: "written" | "already_backed_up" | "conflict" | "failed";
   /** The failure, for `failed`. */
   error?: string;
 }
@@ -89,14 +101,21 @@ export interface WriteBackupResult {
   tokenId?: string;
   /** Creation time of the current paid token, Unix ns. */
   createdAtNs?: bigint;
-  /** Same-name files (primary or copies) that failed validation and were replaced. */
+  /**
+   * Where same-name files (primary or copies) that failed validation went before being replaced: the
+   * `<name>.corrupt-<unix ms>` paths.
+   */
   corrupt: string[];
   /** One entry per `copyTo` directory, in order (empty when nothing was to be backed up). */
   copies: BackupCopyResult[];
+  /** Stale loopkit temp files (left by a killed run) removed from the data and copy directories. */
+  removedTemp: string[];
+  /** True when a legacy `lsat.token` was renamed to `l402.token` first (as Loop's token store does). */
+  migratedLegacyToken?: boolean;
 }
 
 function skip(reason: WriteBackupSkipReason, extra: Partial<WriteBackupResult> = {}): WriteBackupResult {
-  return { written: false, reason, corrupt: [], copies: [], ...extra };
+  return { written: false, reason, corrupt: [], copies: [], removedTemp: [], ...extra };
 }
 
 /** Contents of an existing same-name file: null when absent, "unreadable" when present but unreadable. */
@@ -146,6 +165,21 @@ function checkAddress(a: BackupAddressParams): void {
   }
 }
 
+/**
+ * How a valid backup's static address differs from the database's (client key, server key, CSV expiry,
+ * protocol version, client key family: what defines the address); empty when it is the same address.
+ */
+export function addressDifferences(b: StaticAddressBackup | undefined, a: BackupAddressParams): string[] {
+  if (!b) return ["no static address"];
+  const d: string[] = [];
+  if (!b.clientPubkey || !equalBytes(b.clientPubkey, a.clientPubkey)) d.push("client key");
+  if (!b.serverPubkey || !equalBytes(b.serverPubkey, a.serverPubkey)) d.push("server key");
+  if (b.expiry !== a.expiry) d.push(`CSV expiry (${b.expiry} in the file, ${a.expiry} in the database)`);
+  if (b.protocolVersion !== a.protocolVersion) d.push("protocol version");
+  if (b.legacyClientKeyFamily !== a.clientKeyFamily) d.push("client key family");
+  return d;
+}
+
 /** True when `path` holds a valid backup for exactly this generation (Loop `findValidBackupFileForToken`). */
 function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: BackupFileName): boolean {
   return validateBackupBytes(bytes, key, network, name).reason === "ok";
@@ -158,16 +192,18 @@ function isValidFor(bytes: Uint8Array, key: Uint8Array, network: string, name: B
  * 2. static address (none → `no_static_address`); current height (≤ 0 → error);
  * 3. one `DeriveSharedKey(NUMS, {42060, 0})` call;
  * 4. if `<dataDir>/L402_backup_<created %019d>_<tokenId>.enc` already holds a valid backup of this
- *    generation → `already_backed_up`; a same-name file that fails validation does not block and
- *    is replaced (reported in `corrupt`);
+ *    generation with the database's static-address parameters → `already_backed_up`; a valid one for
+ *    another address → `backup_conflict` (exit 1; a copy: status `conflict`), the file kept; a same-name
+ *    file that fails validation does not block and is replaced (reported in `corrupt`);
  * 5. seal with a fresh nonce, check the sealed bytes validate, atomic write (0600, fsync, rename,
  *    directory fsync);
  * 6. place the identical bytes (the existing valid file's when already backed up) in every
  *    `copyTo` directory under the same rule; a copy failure is reported, not thrown.
  *
  * Stricter than Loop: refuses static-address parameters its restore would reject (protocol
- * version ≠ 0, client key family 0, invalid public keys). Unlike Aperture's store, `lsat.token`
- * legacy names are not migrated (that would be a write).
+ * version ≠ 0, client key family 0, invalid public keys). Like Aperture's store (which Loop opens on
+ * start), a legacy `lsat.token` with no `l402.token*` beside it is first renamed to `l402.token`
+ * (no-clobber link + remove + directory fsync) and then backed up.
  *
  * @param deps see {@linkcode WriteBackupDeps}
  * @returns what happened; `written: false` with a `reason` for every no-op
@@ -195,7 +231,23 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       },
     );
   }
-  if (tokenBytes === null) return skip(pendingBytes === null ? "no_token" : "pending_only");
+  let migratedLegacyToken = false;
+  if (tokenBytes === null && pendingBytes === null) {
+    // Only `lsat.token` (an LSAT-era store): Loop's token store renames it on start and backs it up.
+    const migrated = await (deps.migrateLegacyToken ?? migrateLegacyTokenFiles)(deps.dataDir).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return [] as string[];
+      throw e;
+    });
+    if (migrated.length) {
+      tokenBytes = await readOrNull(fs, tokenPath).catch(() => null);
+      if (tokenBytes === null) {
+        pendingBytes = await readOrNull(fs, join(deps.dataDir, PENDING_TOKEN_FILE_NAME));
+      }
+      migratedLegacyToken = migrated.includes(PAID_TOKEN_FILE_NAME);
+    }
+  }
+  const mig = migratedLegacyToken ? { migratedLegacyToken } : {};
+  if (tokenBytes === null) return skip(pendingBytes === null ? "no_token" : "pending_only", mig);
 
   let token: L402TokenFile;
   try {
@@ -211,7 +263,7 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       },
     );
   }
-  const ids = { tokenId: token.tokenId, createdAtNs: token.createdAtNs };
+  const ids = { tokenId: token.tokenId, createdAtNs: token.createdAtNs, ...mig };
   if (!token.paid) return skip("token_unpaid", ids);
   if (token.createdAtNs < 0n) {
     throw new LoopkitError(
@@ -222,6 +274,11 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
 
   const address = await deps.staticAddress();
   if (address === null) return skip("no_static_address", ids);
+  // Temp files a killed run left (a stale token or backup copy): removed under each directory's lock.
+  const removedTemp: string[] = [];
+  for (const dir of [deps.dataDir, ...(deps.copyTo ?? [])]) {
+    removedTemp.push(...await removeStaleTempFiles(dir, fs).catch(() => [] as string[]));
+  }
   checkAddress(address);
   const height = await deps.currentHeight();
   if (!Number.isInteger(height) || height <= 0 || height > I32_MAX) {
@@ -279,12 +336,27 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
           `permission); move it away`,
       );
     }
-    if (validateBackupBytes(there, key, deps.network, name).reason === "ok") {
+    const v = validateBackupBytes(there, key, deps.network, name);
+    if (v.reason === "ok") {
+      const diff = addressDifferences(v.payload?.staticAddress, address);
+      if (diff.length) {
+        // The same token, another address: this file may be the only record of the address the funds
+        // are at. Never replaced, never called "backed up".
+        throw new LoopkitError(
+          "backup_conflict",
+          `"${path}" is a valid backup of L402 token ${token.tokenId} but for another static address ` +
+            `(differs in ${diff.join(", ")}): the database's address is not the one this token's backup ` +
+            "names. Kept untouched. If the database was rebuilt after a loss, restore the backed-up address " +
+            `with \`loopkit recover --backup-file "${path}"\` into an empty data directory`,
+          ExitCode.Failure,
+        );
+      }
       if (isPrimary) sealed = there;
       return false;
     }
-    await fs.rename(path, `${path}${CORRUPT_SUFFIX}${Date.now()}`);
-    corrupt.push(path);
+    const aside = `${path}${CORRUPT_SUFFIX}${Date.now()}`;
+    await fs.rename(path, aside);
+    corrupt.push(aside);
     return true;
   };
 
@@ -294,15 +366,14 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
   } catch (e) {
     if (e instanceof LoopkitError) throw e;
     // A directory we may not write is a set-up problem (exit 2), not a failed operation.
-    const denied = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
-      /EROFS|read-only file system/i.test(String(e));
+    if (isUnwritableError(e)) throw dataDirUnwritable(deps.dataDir, target, e);
     throw new LoopkitError(
-      denied ? "data_dir_unwritable" : "backup_write_failed",
-      denied
-        ? `Cannot write backup file "${target}": ${e}; make the data directory writable for this user or fix --loopdir`
-        : `Cannot write backup file "${target}": ${e}`,
-      denied ? ExitCode.Usage : ExitCode.Failure,
-      { cause: e },
+      "backup_write_failed",
+      `Cannot write backup file "${target}": ${e}`,
+      ExitCode.Failure,
+      {
+        cause: e,
+      },
     );
   }
 
@@ -313,7 +384,13 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
       const wrote = await atomicWriteFile(path, sealed, fs, { shouldWrite: decide(path, false) });
       copies.push({ dir, path, status: wrote ? "written" : "already_backed_up" });
     } catch (e) {
-      copies.push({ dir, path, status: "failed", error: e instanceof Error ? e.message : String(e) });
+      const conflict = e instanceof LoopkitError && e.code === "backup_conflict";
+      copies.push({
+        dir,
+        path,
+        status: conflict ? "conflict" : "failed",
+        error: e instanceof Error ? e.message : String(e),
+      });
     }
   }
 
@@ -324,5 +401,6 @@ export async function writeBackup(deps: WriteBackupDeps): Promise<WriteBackupRes
     ...ids,
     corrupt,
     copies,
+    removedTemp,
   };
 }

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../../tests/assert.ts";
 import { withTempDir } from "../../tests/fs.ts";
@@ -131,7 +132,10 @@ Deno.test("writeBackup() replaces a corrupt same-name file and reports it (case 
     await Deno.writeFile(target, new TextEncoder().encode("corrupt placeholder"));
     const r = await writeBackup(deps(dir, vectorLnd()));
     assertEquals(r.written, true);
-    assertEquals(r.corrupt, [target]);
+    // The path the file went to, not the original name (which now holds the new backup).
+    assertEquals(r.corrupt.length, 1);
+    assert(r.corrupt[0].startsWith(`${target}${CORRUPT_SUFFIX}`), r.corrupt[0]);
+    assertEquals(new TextDecoder().decode(await Deno.readFile(r.corrupt[0])), "corrupt placeholder");
     const [inspection] = await inspectBackupDir(dir, vectorKey, "testnet");
     assertEquals(inspection.reason, "ok");
     assertEquals(inspection.tokenId, seededTokenId(1));
@@ -147,10 +151,10 @@ Deno.test("writeBackup() replaces a same-name backup sealed with another key, ke
     await Deno.writeFile(target, foreign);
     const r = await writeBackup(deps(dir, vectorLnd()));
     assertEquals(r.written, true);
-    assertEquals(r.corrupt, [target]);
     const aside: string[] = [];
     for await (const e of Deno.readDir(dir)) if (e.name.includes(CORRUPT_SUFFIX)) aside.push(e.name);
     assertEquals(aside.length, 1);
+    assertEquals(r.corrupt, [join(dir, aside[0])]);
     assertEquals(await Deno.readFile(join(dir, aside[0])), foreign);
   });
 });
@@ -198,6 +202,7 @@ Deno.test("writeBackup() never backs up a pending-only store, with no lnd call (
       reason: "pending_only",
       corrupt: [],
       copies: [],
+      removedTemp: [],
     });
     assertEquals(await treeHash(dir), before);
     // even a pending file that (oddly) carries a preimage is not backed up, like Loop
@@ -289,7 +294,8 @@ Deno.test("writeBackup() places identical bytes in copyTo directories, with the 
     assertEquals(r.written, true);
     assertEquals(r.copies.map((c) => c.status), ["written", "written", "failed"]);
     assert(r.copies[2].error!.length > 0);
-    assertEquals(r.corrupt, [join(c2, name)]);
+    assertEquals(r.corrupt.length, 1);
+    assert(r.corrupt[0].startsWith(`${join(c2, name)}${CORRUPT_SUFFIX}`), r.corrupt[0]);
     const primary = await Deno.readFile(r.path!);
     assertEquals(await Deno.readFile(join(c1, name)), primary);
     assertEquals(await Deno.readFile(join(c2, name)), primary);
@@ -356,5 +362,69 @@ Deno.test("writeBackup() propagates an lnd failure and writes nothing", async ()
     await Deno.writeFile(join(dir, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
     await assertRejects(() => writeBackup(deps(dir, new FakeLnd({}))), Error, "no key at 42060/0");
     assertEquals(await backupNames(dir), []);
+  });
+});
+
+Deno.test("writeBackup() never calls a valid backup of the same token for another address backed up: primary refused, copy conflict, both kept", async () => {
+  await withTempDir(async (dir) => {
+    const off = join(dir, "offsite"), data = join(dir, "data");
+    await Promise.all([Deno.mkdir(off), Deno.mkdir(data)]);
+    await Deno.writeFile(join(data, PAID_TOKEN_FILE_NAME), tokenFileBytes(1, T123));
+    // The original address's backup, off-site only.
+    const first = await writeBackup(deps(data, vectorLnd(), { copyTo: [off] }));
+    assertEquals(first.copies.map((c) => c.status), ["written"]);
+    const name = backupFileName(T123, seededTokenId(1));
+    const original = await Deno.readFile(join(off, name));
+    await Deno.remove(first.path!);
+    // A second address under the same token (other server key).
+    const other: BackupAddressParams = {
+      ...vectorAddress(),
+      serverPubkey: secp256k1.getPublicKey(seeded(77), true),
+    };
+    const r = await writeBackup(
+      deps(data, vectorLnd(), { copyTo: [off], staticAddress: () => Promise.resolve(other) }),
+    );
+    assertEquals(r.written, true, "the data directory had no file of this name");
+    assertEquals(r.copies.map((c) => c.status), ["conflict"]);
+    assert(
+      r.copies[0].error!.includes("another static address") && r.copies[0].error!.includes("server key"),
+    );
+    assertEquals(await Deno.readFile(join(off, name)), original, "the off-site original is untouched");
+
+    // And in the data directory itself: the original there, the database's address different: refused.
+    await Deno.writeFile(r.path!, original);
+    const err = await assertRejects(
+      () => writeBackup(deps(data, vectorLnd(), { staticAddress: () => Promise.resolve(other) })),
+      LoopkitError,
+      "another static address",
+    );
+    assertEquals((err as LoopkitError).code, "backup_conflict");
+    assertEquals(await Deno.readFile(r.path!), original);
+    assertEquals(await backupNames(data), [name], "nothing moved aside");
+  });
+});
+
+Deno.test("writeBackup() with only a legacy lsat.token renames it to l402.token (as Loop's store does) and backs it up", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = tokenFileBytes(1, T123);
+    await Deno.writeFile(join(dir, "lsat.token"), bytes, { mode: 0o600 });
+    const r = await writeBackup(deps(dir, vectorLnd()));
+    assertEquals([r.written, r.migratedLegacyToken, r.tokenId], [true, true, seededTokenId(1)]);
+    assertEquals(await Deno.readFile(join(dir, PAID_TOKEN_FILE_NAME)), bytes);
+    assertEquals((await Deno.stat(join(dir, PAID_TOKEN_FILE_NAME))).mode! & 0o777, 0o600);
+    let lsatLeft = true;
+    await Deno.stat(join(dir, "lsat.token")).catch(() => lsatLeft = false);
+    assertEquals(lsatLeft, false, "the old name is gone");
+    assertEquals(await backupNames(dir), [backupFileName(T123, seededTokenId(1))]);
+  });
+});
+
+Deno.test("writeBackup() leaves lsat.token alone when an l402.token* exists (never replaces a token)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(join(dir, "lsat.token"), tokenFileBytes(2, T123));
+    await Deno.writeFile(join(dir, PENDING_TOKEN_FILE_NAME), tokenFileBytes(1, T123, false));
+    const r = await writeBackup(deps(dir, vectorLnd()));
+    assertEquals([r.written, r.reason, r.migratedLegacyToken], [false, "pending_only", undefined]);
+    assertEquals(await Deno.readFile(join(dir, "lsat.token")), tokenFileBytes(2, T123));
   });
 });

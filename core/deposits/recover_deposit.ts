@@ -39,12 +39,17 @@ import { applyDepositUpdate, insertDeposit, listDeposits } from "./store.ts";
 import { type Deposit, type DepositState, outpointOf } from "./types.ts";
 import type { DepositUpdatePlan } from "./reconcile.ts";
 import { equalBytes } from "@noble/curves/utils.js";
+import { DEFAULT_CLIENT_KEY_SCAN_LIMIT, deriveInOrder } from "../backup/scan.ts";
 
 /** Receive and change families scanned besides the legacy one (spec/static-address-and-deposits.md §1). */
 export const RECOVERY_SCAN_FAMILIES: readonly number[] = [42061, 42062];
 
-/** Highest child index tried per family (`DefaultRecoveryScanLimit`, spec/backup-and-recovery.md §0). */
-export const RECOVERY_SCAN_LIMIT = 20;
+/**
+ * Highest child index tried per family by default (`--key-scan-limit`). Loop's `DefaultRecoveryScanLimit`
+ * (spec/backup-and-recovery.md §0) is 20; family 42060 also supplies every loop-in HTLC key, so loopkit
+ * searches well past it ({@linkcode DEFAULT_CLIENT_KEY_SCAN_LIMIT}, pipelined).
+ */
+export const RECOVERY_SCAN_LIMIT = DEFAULT_CLIENT_KEY_SCAN_LIMIT;
 
 /** Default bound of the wait for lnd's confirmation event, ms. */
 export const DEFAULT_RECOVER_DEPOSIT_WAIT_MS = 60_000;
@@ -140,7 +145,7 @@ export interface RecoverDepositDeps {
   waitMs?: number;
   /** Bound of the wait for a spend event, ms (default {@linkcode DEFAULT_RECOVER_DEPOSIT_SPEND_WAIT_MS}). */
   spendWaitMs?: number;
-  /** Highest child index tried per family when the pkScript is not stored (default 20, Loop's limit). */
+  /** Highest child index tried per family when the pkScript is not stored (default 1 000; Loop's is 20). */
   scanLimit?: number;
   now?: () => Date;
   randomId?: () => Uint8Array;
@@ -178,7 +183,7 @@ interface MatchedAddress {
 
 /**
  * Finds our address for `pkScript` (spec §7.2 algorithm step 2): a stored row wins; otherwise the
- * families `[legacy family, 42061, 42062]` (deduplicated), indexes 0..20, built with the legacy row's
+ * families `[legacy family, 42061, 42062]` (deduplicated), indexes 0..scanLimit (pipelined), built with the legacy row's
  * server key, expiry and protocol version; initiation height = the height hint.
  *
  * @param scanLimit highest index tried per family (default {@linkcode RECOVERY_SCAN_LIMIT})
@@ -200,11 +205,10 @@ export async function findOurAddress(
   const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
     .filter((f, i, all) => all.indexOf(f) === i);
   for (const family of families) {
-    for (let index = 0; index <= scanLimit; index++) {
-      let key;
-      try {
-        key = await lnd.deriveKey({ family, index });
-      } catch (err) {
+    for await (const d of deriveInOrder(lnd, family, 0, scanLimit)) {
+      const index = d.index;
+      if (!d.ok) {
+        const err = d.error;
         throw new LoopkitError(
           "scan_derive_failed",
           `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
@@ -212,6 +216,7 @@ export async function findOurAddress(
           { cause: err },
         );
       }
+      const key = d.key;
       const address = staticAddress({
         clientPubkey: key.rawKeyBytes,
         serverPubkey: seed.serverPubkey,
@@ -412,7 +417,7 @@ export async function recoverDeposit(
         }: it is neither a stored static ` +
           `address nor a child 0..${scanLimit} of key families ` +
           `${[rows[0].clientKeyFamily, ...RECOVERY_SCAN_FAMILIES].join(", ")} with this node's server key ` +
-          "(a later child needs a larger --scan-limit)",
+          "(a later child needs a larger --key-scan-limit)",
       );
     }
     candidates = [req.pkScript];

@@ -13,6 +13,7 @@ import {
   recoverDeposit,
   type RecoverDepositDeps,
   type RecoverDepositRequest,
+  RECOVERY_SCAN_LIMIT,
 } from "./recover_deposit.ts";
 
 const SERVER = secp256k1.getPublicKey(Uint8Array.from({ length: 32 }, (_, i) => 90 + i), true);
@@ -239,7 +240,7 @@ Deno.test("recoverDeposit() refuses a pkScript that is not ours before waiting o
   const txid = e.confirm([{ script: OTHER_P2TR, amount: 1n }], 600);
   const before = await contentHash(e.dir);
   const err = await assertRejects(
-    () => recoverDeposit(e.deps(), req(txid, 0, 600, OTHER_P2TR)),
+    () => recoverDeposit(e.deps({ scanLimit: 20 }), req(txid, 0, 600, OTHER_P2TR)),
     LoopkitError,
     "no static address child matched pkScript",
   );
@@ -360,16 +361,17 @@ Deno.test("recoverDeposit() accepts the P2TR check only for 34-byte OP_1 scripts
   );
 });
 
-Deno.test("recoverDeposit() tries children 0..20 by default; a later child needs a larger scan limit", async () => {
+Deno.test("recoverDeposit() finds child 25 (past Loop's 0..20) by default; with scan limit 20 it needs a larger one", async () => {
   await using e = await env();
+  assertEquals(RECOVERY_SCAN_LIMIT, 1000);
   const child = e.lnd.childAddress(42062, 25, SERVER, EXPIRY);
   const txid = e.confirm([{ script: child.pkScript, amount: 3_000n }], 610);
   await assertRejects(
-    () => recoverDeposit(e.deps(), req(txid, 0, 600, child.pkScript)),
+    () => recoverDeposit(e.deps({ scanLimit: 20 }), req(txid, 0, 600, child.pkScript)),
     LoopkitError,
-    "larger --scan-limit",
+    "larger --key-scan-limit",
   );
-  const r = await recoverDeposit(e.deps({ scanLimit: 30 }), req(txid, 0, 600, child.pkScript));
+  const r = await recoverDeposit(e.deps(), req(txid, 0, 600, child.pkScript));
   assertEquals(r.keyLocator, { family: 42062, index: 25 });
 });
 

@@ -42,6 +42,15 @@ const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAUTHENTICATED = 16;
 /** gRPC status `AlreadyExists`. */
 const GRPC_ALREADY_EXISTS = 6;
+/** gRPC status `NotFound`: lnd's TrackPaymentV2 for a payment it never initiated ("payment isn't initiated"). */
+const GRPC_NOT_FOUND = 5;
+
+/** True for lnd's answer to TrackPaymentV2 of a payment hash it has never seen. */
+export function isPaymentNotInitiated(err: unknown): boolean {
+  const e = err as { grpcCode?: unknown; code?: unknown; details?: unknown; message?: unknown };
+  if (e?.grpcCode === GRPC_NOT_FOUND) return true;
+  return typeof e?.code === "number" && e.code === GRPC_NOT_FOUND;
+}
 
 /** Default maximum L402 price paid automatically, sat, routing fee excluded (Aperture `DefaultMaxCostSats`). */
 export const DEFAULT_MAX_COST_SAT = 1000n;
@@ -110,7 +119,12 @@ export interface L402ClientOptions {
 }
 
 /** What happened to the token during the last {@linkcode L402Client.call}. */
-export type L402Acquisition = "none" | "paid" | "completed_pending" | "replaced_failed_pending";
+export type L402Acquisition =
+  | "none"
+  | "paid"
+  | "completed_pending"
+  | "replaced_failed_pending"
+  | "replaced_unseen_pending";
 
 /** A gRPC status error as `@grpc/grpc-js` throws it. */
 interface StatusLike {
@@ -381,13 +395,17 @@ export class L402Client {
     if (token?.paid) return token;
     if (token) {
       const outcome = await this.#track(token);
-      if (outcome !== "failed") {
+      if (outcome !== "failed" && outcome !== "never_seen") {
         this.#lastAcquisition = "completed_pending";
         return outcome;
       }
+      // FAILED is final; "never seen" means lnd has no payment for this hash at all, so the pending
+      // token was never paid (e.g. lnd refused SendPaymentV2 for permissions): discard it safely.
       await this.#store.removePendingToken(token.bytes);
       const replaced = await this.#payChallenge(challengeErr);
-      this.#lastAcquisition = "replaced_failed_pending";
+      this.#lastAcquisition = outcome === "never_seen"
+        ? "replaced_unseen_pending"
+        : "replaced_failed_pending";
       return replaced;
     }
     const paid = await this.#payChallenge(challengeErr);
@@ -395,8 +413,12 @@ export class L402Client {
     return paid;
   }
 
-  /** Resolves a pending token through TrackPaymentV2: the paid token, or "failed". */
-  async #track(pending: StoredToken): Promise<StoredToken | "failed"> {
+  /**
+   * Resolves a pending token through TrackPaymentV2: the paid token, "failed", or "never_seen" when lnd
+   * answers NOT_FOUND ("payment isn't initiated": lnd has no payment for this hash, so it was never
+   * paid through this node and cannot settle later).
+   */
+  async #track(pending: StoredToken): Promise<StoredToken | "failed" | "never_seen"> {
     const hashHex = hex.encode(pending.paymentHash);
     let res: PaymentResult;
     try {
@@ -405,6 +427,7 @@ export class L402Client {
       });
     } catch (err) {
       if (err instanceof LoopkitError && err.exitCode === ExitCode.TempFail) throw err;
+      if (isPaymentNotInitiated(err)) return "never_seen";
       throw new LoopkitError(
         "l402_payment_unknown",
         `L402: payment tracking failed for pending token "${pending.path}" (payment hash ${hashHex}): ${
@@ -472,16 +495,23 @@ export class L402Client {
       res = await this.#payer.sendPaymentV2(challenge.invoice, this.#maxFeeSat, this.#paymentTimeoutSec);
     } catch (err) {
       if (!isAlreadyExists(err)) {
+        // Did lnd start the payment at all? If it has never seen the hash (the call was refused, e.g. a
+        // macaroon without offchain permissions), nothing was paid: discard the pending token now.
+        const seen = await this.#track(pending).catch(() => "unknown" as const);
+        const discarded = seen === "never_seen" && await this.#store.removePendingToken(pending.bytes);
         throw new LoopkitError(
           "l402_payment_failed",
-          `L402: paying the token invoice failed: ${detailsOf(err)} (pending token "${pending.path}" kept; ` +
-            `the next call tracks it)`,
+          `L402: paying the token invoice failed: ${detailsOf(err)} (` +
+            (discarded
+              ? `lnd never saw the payment, so nothing was paid; pending token "${pending.path}" discarded`
+              : `pending token "${pending.path}" kept; the next call tracks it`) +
+            ")",
           err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
           { cause: err },
         );
       }
       const tracked = await this.#track(pending);
-      if (tracked === "failed") {
+      if (tracked === "failed" || tracked === "never_seen") {
         throw new LoopkitError(
           "l402_payment_failed",
           `L402: the token payment failed (pending token "${pending.path}" kept; the next call pays a new invoice)`,

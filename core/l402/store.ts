@@ -24,7 +24,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { join } from "node:path";
 import { atomicWriteFile } from "../fs/atomic_write.ts";
-import { ExitCode, LoopkitError } from "../errors.ts";
+import { removeStaleTempFiles } from "../backup/temp_files.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import {
   encodeTokenFile,
   type L402TokenFile,
@@ -48,9 +49,12 @@ export const LEGACY_TOKEN_FILE_NAMES: Readonly<Record<string, string>> = Object.
  */
 export const TOKEN_LOCK_FILE_NAME = ".loopkit-l402.lock";
 
-/** Aperture's hint for a token the user must look at by hand (`manualRetryHint`). */
-export const MANUAL_RETRY_HINT = "consider removing pending token file if error persists. use 'listauth' " +
-  "command to find out token file name";
+/**
+ * The hint for a token the user must look at by hand. Aperture's `manualRetryHint` points to Loop's
+ * `listauth`, which loopkit does not have; `loopkit l402 show` prints the token and its payment in lnd.
+ */
+export const MANUAL_RETRY_HINT = "run `loopkit l402 show` to see the pending token and its payment in lnd; " +
+  "remove the pending token file only if lnd shows the payment failed or unknown";
 
 /** A token read from the store, with the file it came from. */
 export interface StoredToken extends L402TokenFile {
@@ -109,6 +113,52 @@ export function paidTokenProblem(
 }
 
 /**
+ * Renames legacy `lsat.token` / `lsat.token.pending` to `l402.token` / `l402.token.pending` when the new
+ * name does not exist (Aperture `NewFileStore`, spec/static-loop-in.md §5.4), atomically and without ever
+ * replacing a file: a hard link to the new name (fails if it appeared meanwhile), then the old name is
+ * removed and the directory fsynced. A missing directory or no legacy file is nothing to do.
+ *
+ * @param dir the network data directory
+ * @returns the new names created (e.g. `["l402.token"]`)
+ * @throws {LoopkitError} `l402_store_io` when a stat, link or removal fails for another reason
+ */
+export async function migrateLegacyTokenFiles(dir: string): Promise<string[]> {
+  const migrated: string[] = [];
+  for (const [oldName, newName] of Object.entries(LEGACY_TOKEN_FILE_NAMES)) {
+    const oldPath = join(dir, oldName);
+    const newPath = join(dir, newName);
+    try {
+      await Deno.lstat(newPath);
+      continue; // the new name exists: leave the old file alone, like Aperture
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw storeError("l402_store_io", `Cannot stat "${newPath}": ${(e as Error).message}`, e);
+      }
+    }
+    try {
+      await Deno.lstat(oldPath);
+    } catch {
+      continue;
+    }
+    try {
+      // link + remove instead of rename: never replaces a file that appeared meanwhile.
+      await Deno.link(oldPath, newPath);
+      await Deno.remove(oldPath);
+      migrated.push(newName);
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) continue;
+      throw storeError(
+        "l402_store_io",
+        `Cannot rename legacy L402 token file "${oldPath}" to "${newPath}": ${(e as Error).message}`,
+        e,
+      );
+    }
+  }
+  if (migrated.length) await syncDir(dir);
+  return migrated;
+}
+
+/**
  * File-based L402 token store in one network data directory. Create it with
  * {@linkcode L402TokenStore.open}.
  */
@@ -137,6 +187,7 @@ export class L402TokenStore {
     try {
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (e) {
+      if (isUnwritableError(e)) throw dataDirUnwritable(dir, dir, e);
       throw storeError(
         "l402_store_io",
         `Cannot create L402 token directory "${dir}": ${(e as Error).message}`,
@@ -144,38 +195,9 @@ export class L402TokenStore {
       );
     }
     const store = new L402TokenStore(dir);
-    let renamed = false;
-    for (const [oldName, newName] of Object.entries(LEGACY_TOKEN_FILE_NAMES)) {
-      const oldPath = join(dir, oldName);
-      const newPath = join(dir, newName);
-      try {
-        await Deno.lstat(newPath);
-        continue; // the new name exists: leave the old file alone, like Aperture
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) {
-          throw storeError("l402_store_io", `Cannot stat "${newPath}": ${(e as Error).message}`, e);
-        }
-      }
-      try {
-        await Deno.lstat(oldPath);
-      } catch {
-        continue;
-      }
-      try {
-        // link + remove instead of rename: never replaces a file that appeared meanwhile.
-        await Deno.link(oldPath, newPath);
-        await Deno.remove(oldPath);
-        renamed = true;
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) continue;
-        throw storeError(
-          "l402_store_io",
-          `Cannot rename legacy L402 token file "${oldPath}" to "${newPath}": ${(e as Error).message}`,
-          e,
-        );
-      }
-    }
-    if (renamed) await syncDir(dir);
+    await migrateLegacyTokenFiles(dir);
+    // A token write killed mid-way leaves l402.token(.pending).tmp, a copy of the token: remove it.
+    await removeStaleTempFiles(dir).catch(() => {});
     return store;
   }
 
@@ -327,6 +349,7 @@ export class L402TokenStore {
     try {
       await atomicWriteFile(path, bytes);
     } catch (e) {
+      if (isUnwritableError(e)) throw dataDirUnwritable(this.dir, path, e);
       throw storeError("l402_store_io", `Cannot write L402 token file "${path}": ${(e as Error).message}`, e);
     }
   }

@@ -192,3 +192,16 @@ Deno.test("L402TokenStore.withLock() runs sections one at a time and uses a file
     assert(!TOKEN_LOCK_FILE_NAME.startsWith("l402.token"));
   });
 });
+
+Deno.test("L402TokenStore.open() removes token temp files a killed write left (copies of the token)", async () => {
+  await withTempDir(async (dir) => {
+    for (const n of ["l402.token.tmp", "l402.token.pending.tmp"]) {
+      await Deno.writeFile(join(dir, n), new Uint8Array(9));
+    }
+    await Deno.writeFile(join(dir, "l402.token"), new Uint8Array(3));
+    await L402TokenStore.open(dir);
+    assertEquals(await exists(join(dir, "l402.token.tmp")), false);
+    assertEquals(await exists(join(dir, "l402.token.pending.tmp")), false);
+    assert(await exists(join(dir, "l402.token")), "the token itself stays");
+  });
+});

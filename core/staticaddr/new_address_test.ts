@@ -4,7 +4,12 @@ import type { ImportTapscriptResult, KeyDescriptor, LndInfo } from "../../lnd/ty
 import { openDb } from "../db/db.ts";
 import { listStaticAddresses } from "../db/static_addresses.ts";
 import { LoopkitError } from "../errors.ts";
-import { type AddressServer, ensureStaticAddress, type NewAddressDeps } from "./new_address.ts";
+import {
+  type AddressServer,
+  ensureStaticAddress,
+  type NewAddressDeps,
+  takeCreationLock,
+} from "./new_address.ts";
 import type { ServerAddressParamsMessage } from "./script.ts";
 
 const pub = (k: number) =>
@@ -145,4 +150,141 @@ Deno.test("ensureStaticAddress() refuses to create an address when a backup of t
   assertEquals(t.server.calls, 0);
   assertEquals(t.lnd.derived, 0);
   assertEquals(t.server.paid, 0);
+});
+
+Deno.test("ensureStaticAddress() warns when lnd hands out client key index 21 (past Loop's restore window 0..20)", async () => {
+  await using t = await setup();
+  t.lnd.nextIndex = 21;
+  const r = await ensureStaticAddress(t.deps);
+  assertEquals(r.row.clientKeyIndex, 21);
+  assertEquals(r.warnings.length, 1);
+  assertEquals(r.warnings[0].includes("42060/21") && r.warnings[0].includes("Loop's own restore"), true);
+  const again = await ensureStaticAddress(t.deps);
+  assertEquals(again.warnings, r.warnings, "the stored address keeps the warning");
+});
+
+Deno.test("ensureStaticAddress() gives no warning at index 20, the last one Loop's restore finds", async () => {
+  await using t = await setup();
+  t.lnd.nextIndex = 20;
+  assertEquals((await ensureStaticAddress(t.deps)).warnings, []);
+});
+
+Deno.test("ensureStaticAddress() refuses a paid token this database did not acquire: no server call, nothing stored", async () => {
+  await using t = await setup();
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve("ab".repeat(32)) };
+  const err = await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "recover --backup-file");
+  assertEquals((err as LoopkitError).code, "l402_token_not_ours");
+  assertEquals((err as LoopkitError).exitCode, 1);
+  assertEquals([t.server.paid, t.server.calls, t.lnd.derived, t.lnd.imports.length], [0, 0, 0, 0]);
+  assertEquals(await listStaticAddresses(t.db), []);
+  await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "was not acquired by this database");
+});
+
+Deno.test("ensureStaticAddress() resumes a creation interrupted after this database paid the token", async () => {
+  await using t = await setup();
+  let token: string | null = null;
+  t.server.ensurePaidToken = () => {
+    t.server.paid++;
+    token ??= "cd".repeat(32); // this run pays the token
+    return Promise.resolve();
+  };
+  t.server.answer = () => {
+    throw new LoopkitError("server_down", "swap server unreachable", 75);
+  };
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve(token) };
+  await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "unreachable");
+  assertEquals(token, "cd".repeat(32));
+  t.server.answer = () => ({ serverKey: pub(1000), expiry: 14400 });
+  const r = await ensureStaticAddress(deps);
+  assertEquals(r.created, true);
+  assertEquals(t.lnd.derived, 1, "the client key of the first attempt is reused");
+  // A different token later is another generation: the stored address is simply returned.
+  token = "ef".repeat(32);
+  assertEquals((await ensureStaticAddress(deps)).created, false);
+});
+
+Deno.test("ensureStaticAddress() resumes when the token was paid but the run died before recording it", async () => {
+  await using t = await setup();
+  let token: string | null = null;
+  // First run: claimed (the "acquiring" mark is set), paid, then died before anything else.
+  t.server.ensurePaidToken = () => {
+    token = "12".repeat(32);
+    return Promise.reject(new Error("killed"));
+  };
+  const deps: NewAddressDeps = { ...t.deps, paidTokenId: () => Promise.resolve(token) };
+  await assertRejects(() => ensureStaticAddress(deps), Error, "killed");
+  t.server.ensurePaidToken = () => Promise.resolve();
+  assertEquals((await ensureStaticAddress(deps)).created, true);
+});
+
+Deno.test("ensureStaticAddress() takes over at once a claim whose holder's creation lock is free (kill -9)", async () => {
+  await using t = await setup();
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/.loopkit-address.lock`;
+    // The killed run: it held the lock and left its claim; its death released the lock.
+    t.server.ensurePaidToken = () => new Promise(() => {});
+    const ghost = await takeCreationLock(path);
+    void ensureStaticAddress({ ...t.deps, creationLock: () => Promise.resolve(ghost) });
+    await new Promise((r) => setTimeout(r, 50));
+    ghost!.release();
+    t.server.ensurePaidToken = () => Promise.resolve();
+    const r = await ensureStaticAddress({ ...t.deps, creationLock: () => takeCreationLock(path) });
+    assertEquals(r.created, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ensureStaticAddress() exits 75 while another process holds the creation lock; a claim of another lock waits for the TTL", async () => {
+  await using t = await setup();
+  const err = await assertRejects(
+    () => ensureStaticAddress({ ...t.deps, creationLock: () => Promise.resolve(null) }),
+    LoopkitError,
+    "holds the data directory's creation lock",
+  );
+  assertEquals(err.exitCode, 75);
+
+  let now = new Date("2026-01-01T00:00:00Z");
+  t.server.ensurePaidToken = () => new Promise(() => {});
+  const lockOf = (lock: string) => () => Promise.resolve({ lock, release() {} });
+  void ensureStaticAddress({
+    ...t.deps,
+    now: () => now,
+    creationLock: lockOf("node2:/data/.loopkit-address.lock"),
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  t.server.ensurePaidToken = () => Promise.resolve();
+  const deps = { ...t.deps, now: () => now, creationLock: lockOf("node1:/data/.loopkit-address.lock") };
+  const busy = await assertRejects(() => ensureStaticAddress(deps), LoopkitError, "lock node2:");
+  assertEquals(busy.exitCode, 75, "another host's claim: its liveness is unknown here");
+  now = new Date(now.getTime() + 10 * 60 * 1000 + 1);
+  assertEquals((await ensureStaticAddress(deps)).created, true);
+});
+
+Deno.test("takeCreationLock() gives the lock to one process at a time and again after it is released", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/.loopkit-address.lock`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const f = await Deno.open(${JSON.stringify(path)}, { read: true, write: true, create: true });
+        await f.lock(true); console.log("locked"); setInterval(() => {}, 1000);`,
+      ],
+      stdout: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    await reader.read(); // "locked"
+    assertEquals(await takeCreationLock(path, 200), null, "held by a live process");
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel();
+    const mine = await takeCreationLock(path, 2000);
+    assertEquals(mine !== null, true, "the kernel released the dead process's lock");
+    mine!.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

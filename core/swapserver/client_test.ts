@@ -180,19 +180,43 @@ Deno.test("a pending token whose payment failed is removed and the current chall
   });
 });
 
-Deno.test("a pending token lnd knows nothing about is left for the user, never paid twice", async () => {
+Deno.test("a pending token whose payment lnd has never seen (killed before paying) is discarded and one fresh token paid", async () => {
   await withEnv(async ({ payer, store, open }) => {
+    // The killed run: pending token written, SendPaymentV2 never reached lnd.
+    let killed = true;
     payer.onSend = () => {
-      throw new Error("loopkit was killed here");
+      if (killed) throw new Error("loopkit was killed here");
     };
+    const origTrack = payer.trackPaymentV2.bind(payer);
+    payer.trackPaymentV2 = (h, o) => killed ? Promise.reject(new Error("process gone")) : origTrack(h, o);
     await assertRejects(() => open().ensurePaidToken(), LoopkitError);
-    payer.onSend = undefined;
+    assert(await exists(store.pendingPath), "a killed run leaves its pending token");
+    killed = false;
+    const client = open();
+    await client.ensurePaidToken();
+    assertEquals(client.l402.lastAcquisition, "replaced_unseen_pending");
+    assertEquals(payer.paidCount, 1);
+    assert(!(await exists(store.pendingPath)));
+    assert((await store.currentToken())?.paid);
+  });
+});
+
+Deno.test("a payment lnd refuses (permissions) discards the pending token at once: nothing was paid, the next run pays", async () => {
+  await withEnv(async ({ payer, store, open }) => {
+    let refuse = true;
+    payer.onSend = () => {
+      if (refuse) {
+        throw Object.assign(new Error("permission denied"), { grpcCode: 2, details: "permission denied" });
+      }
+    };
     const err = await assertRejects(() => open().ensurePaidToken(), LoopkitError);
-    assertEquals(err.code, "l402_payment_unknown");
-    assertStringIncludes(err.message, store.pendingPath);
-    assertStringIncludes(err.message, "listauth");
+    assertEquals(err.code, "l402_payment_failed");
+    assertStringIncludes(err.message, "lnd never saw the payment, so nothing was paid");
+    assert(!(await exists(store.pendingPath)), "no stuck pending token");
     assertEquals(payer.paidCount, 0);
-    assert(await exists(store.pendingPath));
+    refuse = false;
+    await open().ensurePaidToken();
+    assertEquals(payer.paidCount, 1);
   });
 });
 

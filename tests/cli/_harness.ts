@@ -103,3 +103,47 @@ export function makeTokenFile(opts: { tokenId?: Uint8Array; createdAtNs?: bigint
     createdAtNs,
   };
 }
+
+/** A `loopkit` subprocess started by {@linkcode spawnCli}. */
+export interface SpawnedCli {
+  /** The child process (send it signals with `kill`). */
+  child: Deno.ChildProcess;
+  /** Waits for the exit and returns the result like {@linkcode runCli}. */
+  done(): Promise<CliResult>;
+}
+
+/** Starts `loopkit <args>` with the CLI's exact permissions, without waiting for it. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): SpawnedCli {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...CLI_RUN_ARGS, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  return {
+    child,
+    async done() {
+      const o = await output;
+      const stdout = new TextDecoder().decode(o.stdout);
+      const stderr = new TextDecoder().decode(o.stderr);
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      return { code: o.code, stdout, stderr, json };
+    },
+  };
+}
+
+/** Polls `cond` every 20 ms until it holds; throws after `timeoutMs` naming `what`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

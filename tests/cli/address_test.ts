@@ -8,7 +8,7 @@ import { startFakeLnd } from "../fakelnd/server.ts";
 import { startSwapServer, type SwapServerMisbehaviour } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, runCli } from "./_harness.ts";
+import { lndFlags, runCli, spawnCli, waitFor } from "./_harness.ts";
 import { treeHash } from "../fs.ts";
 
 async function setup(misbehave?: SwapServerMisbehaviour) {
@@ -41,6 +41,7 @@ async function setup(misbehave?: SwapServerMisbehaviour) {
     server,
     loopdir,
     dataDir: `${loopdir}/regtest`,
+    flags,
     cli: (...args: string[]) => runCli([...flags, ...args]),
     serverFlags,
     async [Symbol.asyncDispose]() {
@@ -151,4 +152,39 @@ Deno.test("deposits sync records a 0-conf deposit, backfills its height, and a r
   assertEquals(await treeHash(t.dataDir), before);
   const list = await t.cli("--json", "deposits", "list");
   assertEquals((list.json?.deposits as Record<string, unknown>[]).map((d) => d.outpoint), [`${txid}:1`]);
+});
+
+Deno.test("address new interrupted by SIGTERM while lnd stalls the import: exit 130, claim released, the rerun creates the one address", async () => {
+  await using t = await setup();
+  t.lnd.setStall("WalletKit.ImportTapscript", true);
+  const run = spawnCli([...t.flags, "--json", "address", "new", ...t.serverFlags]);
+  await waitFor("the stalled ImportTapscript", () => (t.lnd.calls["WalletKit.ImportTapscript"] ?? 0) >= 1);
+  run.child.kill("SIGTERM");
+  const r = await run.done();
+  assertEquals(r.code, 130, r.stderr);
+  const err = JSON.parse(r.stderr.trim().split("\n").at(-1)!).error;
+  assertEquals(err.code, "interrupted");
+  assertStringIncludes(err.message, "creation claim is released");
+  assertEquals((await t.cli("address", "show")).code, 1, "no address stored");
+
+  t.lnd.setStall("WalletKit.ImportTapscript", false);
+  const again = await t.cli("--json", "address", "new", ...t.serverFlags);
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(again.json?.created, true);
+  assertEquals(t.server.calls.challenges, 1, "the token paid by the interrupted run is reused");
+  assertEquals(t.lnd.calls["WalletKit.DeriveNextKey"], 1, "and its client key");
+});
+
+Deno.test("address new killed with -9 mid-creation leaves a claim that does not block the next run", async () => {
+  await using t = await setup();
+  t.lnd.setStall("WalletKit.ImportTapscript", true);
+  const run = spawnCli([...t.flags, "--json", "address", "new", ...t.serverFlags]);
+  await waitFor("the stalled ImportTapscript", () => (t.lnd.calls["WalletKit.ImportTapscript"] ?? 0) >= 1);
+  run.child.kill("SIGKILL");
+  assertEquals((await run.done()).code, 137);
+  t.lnd.setStall("WalletKit.ImportTapscript", false);
+  const again = await t.cli("--json", "address", "new", ...t.serverFlags);
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(again.json?.created, true);
+  assertEquals(t.server.calls.challenges, 1, "the killed run's token is reused, never paid twice");
 });

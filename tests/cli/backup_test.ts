@@ -10,6 +10,10 @@ import { insertStaticAddress } from "../../core/db/static_addresses.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
 import { lndFlags, makeTokenFile, runCli } from "./_harness.ts";
 import { treeHash } from "../fs.ts";
+import { sealBackup, SHARED_KEY_NUMS_PUBKEY } from "../../core/backup/envelope.ts";
+import { encodeBackupPayload } from "../../core/backup/payload.ts";
+import { backupFileName } from "../../core/backup/file_name.ts";
+import type { BackupPayload, StaticAddressBackup } from "../../core/backup/types.ts";
 
 async function setup(opts: { network?: string; withAddress?: boolean; foreignClientKey?: boolean } = {}) {
   const lnd = await startFakeLnd({ network: opts.network ?? "regtest", blockHeight: 321 });
@@ -102,8 +106,28 @@ Deno.test("backup write replaces a corrupt file under the expected name and repo
   const r = await t.cli("--json", "backup", "write");
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.json?.written, true);
-  assertEquals((r.json?.replaced_corrupt as string[]).length, 1);
+  const moved = r.json?.replaced_corrupt as string[];
+  assertEquals(moved.length, 1);
+  assert(moved[0].startsWith(`${t.dataDir}/${name}.corrupt-`), `the path the file went to: ${moved[0]}`);
+  assertEquals(
+    new TextDecoder().decode(await Deno.readFile(moved[0])),
+    "loopbak1 but garbage after the magic",
+  );
   assertEquals((await t.cli("backup", "verify")).code, 0);
+});
+
+Deno.test("backup verify reports a directory under a backup name as unreadable (not 'no backup files found'), exit 3", async () => {
+  await using t = await setup({ withAddress: false });
+  const token = makeTokenFile();
+  const name = `L402_backup_${token.createdAtNs.toString().padStart(19, "0")}_${token.tokenIdHex}.enc`;
+  await Deno.mkdir(`${t.dataDir}/${name}`);
+  const r = await t.cli("--json", "backup", "verify");
+  assertEquals(r.code, 3, r.stderr);
+  const files = r.json?.files as { path: string; status: string }[];
+  assertEquals(files.map((f) => [f.path, f.status]), [[`${t.dataDir}/${name}`, "unreadable"]]);
+  const text = await t.cli("backup", "verify");
+  assert(!text.stdout.includes("no backup files found"), text.stdout);
+  assertStringIncludes(text.stdout, "INVALID unreadable");
 });
 
 Deno.test("backup write never backs up a pending-only token, and does nothing without an address", async () => {
@@ -215,4 +239,85 @@ Deno.test("backup write refuses an lnd that does not hold the address's client k
   assertEquals(r.code, 2, r.stderr);
   assertStringIncludes(r.stderr, "wrong_lnd");
   assertEquals(await treeHash(t.dataDir), before);
+});
+
+/** Seals a backup the way Loop writes one, for the fake lnd's seed, with these static-address fields. */
+async function craftBackup(
+  lnd: Awaited<ReturnType<typeof startFakeLnd>>,
+  dir: string,
+  address: Partial<StaticAddressBackup>,
+  createdAtNs: bigint,
+): Promise<string> {
+  const token = makeTokenFile({ createdAtNs });
+  const key = lnd.keyRing.sharedKey(SHARED_KEY_NUMS_PUBKEY, 42060, 0);
+  const payload: BackupPayload = {
+    version: 1,
+    network: "regtest",
+    l402TokenId: token.tokenIdHex,
+    l402TokenCreatedAtNs: createdAtNs,
+    staticAddress: {
+      protocolVersion: 0,
+      clientPubkey: lnd.keyRing.publicKey(42060, 2),
+      serverPubkey: secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true),
+      expiry: 14400,
+      legacyClientKeyFamily: 42060,
+      mainKeyFamily: 42061,
+      changeKeyFamily: 42062,
+      legacyFirstHeight: 300,
+      multiAddressFirstHeight: 321,
+      ...address,
+    },
+    tokenFiles: [{ name: "l402.token", data: token.bytes }],
+  };
+  const path = `${dir}/${backupFileName(createdAtNs, token.tokenIdHex)}`;
+  await Deno.writeFile(path, sealBackup(key, encodeBackupPayload(payload)), { mode: 0o600 });
+  return path;
+}
+
+Deno.test("backup verify runs recover's restore-time checks: each unrestorable file is not_restorable naming the check, exit 3, and recover refuses it too", async () => {
+  await using t = await setup({ withAddress: false });
+  const dir = `${t.loopdir}/crafted`;
+  await Deno.mkdir(dir);
+  const notOnCurve = new Uint8Array(33).fill(0xff);
+  notOnCurve[0] = 2;
+  const cases: [Partial<StaticAddressBackup>, string][] = [
+    [{ protocolVersion: 1 }, "protocol_version"],
+    [{ serverPubkey: notOnCurve }, "server_pubkey"],
+    [{ clientPubkey: undefined }, "client_pubkey_present"],
+    [{ legacyClientKeyFamily: 0 }, "legacy_client_key_family"],
+    [{ legacyClientKeyFamily: 42061 }, "client_key_in_lnd"], // the key is lnd's 42060/2, not in 42061
+    [{ clientPubkey: t.lnd.keyRing.publicKey(42060, 1500) }, "client_key_in_lnd"], // past the scan range
+  ];
+  const paths: Record<string, string> = {};
+  let ns = 1776159001000000000n;
+  for (const [fields, check] of cases) paths[await craftBackup(t.lnd, dir, fields, ns++)] = check;
+  const good = await craftBackup(t.lnd, dir, {}, ns++);
+
+  const before = await treeHash(t.loopdir);
+  const r = await t.cli("--json", "backup", "verify", dir);
+  assertEquals(r.code, 3, r.stderr);
+  type FileJson = { path: string; status: string; restorable: boolean; failed_check: string | null };
+  const files = r.json?.files as FileJson[];
+  for (const f of files) {
+    if (f.path === good) {
+      assertEquals([f.status, f.restorable, f.failed_check], ["ok", true, null]);
+      continue;
+    }
+    assertEquals([f.status, f.restorable, f.failed_check], ["not_restorable", false, paths[f.path]], f.path);
+  }
+  assertEquals(files.length, cases.length + 1);
+  const okFile = files.find((f) => f.path === good) as unknown as Record<string, unknown>;
+  assertEquals([okFile.client_key_family, okFile.client_key_index], [42060, 2]);
+  assertEquals(await treeHash(t.loopdir), before, "verify writes nothing");
+
+  // With the scan range widened, the key at 1500 is found.
+  const wide = await t.cli("--json", "backup", "verify", "--key-scan-limit", "1600", dir);
+  const farFile = (wide.json?.files as FileJson[]).filter((f) => f.status === "ok");
+  assertEquals(farFile.length, 2, "the good file and the one at index 1500");
+
+  // recover refuses every file verify calls not restorable (exit 3).
+  for (const [path] of Object.entries(paths).slice(0, 2)) {
+    const rec = await t.cli("--json", "recover", "--dry-run", "--backup-file", path);
+    assertEquals(rec.code, 3, rec.stderr);
+  }
 });

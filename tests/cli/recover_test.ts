@@ -19,7 +19,7 @@ import {
 import { listDeposits } from "../../core/deposits/store.ts";
 import type { Deposit } from "../../core/deposits/types.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
-import { lndFlags, makeTokenFile, runCli } from "./_harness.ts";
+import { lndFlags, makeTokenFile, runCli, spawnCli, waitFor } from "./_harness.ts";
 import { exists, treeHash } from "../fs.ts";
 
 const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover test server key")), true);
@@ -62,7 +62,7 @@ async function insertLegacyAddress(
 }
 
 /** The operator's node before the loss: token, address row, backup written by the CLI. */
-async function setup() {
+async function setup(clientIndex = CLIENT_INDEX) {
   const lnd = await startFakeLnd({ network: "regtest", blockHeight: 700 });
   const loopdir = await Deno.makeTempDir({ prefix: "loopkit-recover-" });
   const dataDir = `${loopdir}/regtest`;
@@ -75,8 +75,8 @@ async function setup() {
       csvExpiry: EXPIRY,
       network: "regtest",
     });
-  const legacy = child(42060, CLIENT_INDEX);
-  await insertLegacyAddress(dbPath, lnd.keyRing.publicKey(42060, CLIENT_INDEX), CLIENT_INDEX, 321);
+  const legacy = child(42060, clientIndex);
+  await insertLegacyAddress(dbPath, lnd.keyRing.publicKey(42060, clientIndex), clientIndex, 321);
   const token = makeTokenFile();
   await Deno.writeFile(`${dataDir}/l402.token`, token.bytes, { mode: 0o600 });
   const flags = lndFlags(lnd, loopdir);
@@ -168,6 +168,96 @@ Deno.test("recover after losing the database and the token restores the same pkS
     text.stdout,
     `static address ${t.legacy.address} (key 42060/${CLIENT_INDEX}): already stored`,
   );
+});
+
+Deno.test("recover finds a client key at 42060/22 (past Loop's 0..20), reports the index and warns; --key-scan-limit 20 refuses it", async () => {
+  await using t = await setup(22);
+  await t.lose();
+  const narrow = await t.cli("--json", "recover", "--key-scan-limit", "20");
+  assertEquals(narrow.code, 3, narrow.stderr);
+  assertStringIncludes(narrow.stderr, "none of lnd's keys 42060/0..20");
+  assertEquals(await exists(`${t.dataDir}/l402.token`), false);
+
+  const r = await t.cli("--json", "recover");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals([r.json?.client_key_family, r.json?.client_key_index], [42060, 22]);
+  assertEquals(r.json?.static_address, t.legacy.address);
+  const warnings = r.json?.warnings as string[];
+  assert(
+    warnings.some((w) => w.includes("42060/22") && w.includes("Loop's own restore")),
+    warnings.join("\n"),
+  );
+  assertEquals((await readRows(t.dbPath)).map((x) => x.clientKeyIndex), [22]);
+
+  const bad = await t.cli("--json", "recover", "--key-scan-limit", "19");
+  assertEquals(bad.code, 2, bad.stderr);
+  assertStringIncludes(bad.stderr, "--key-scan-limit");
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`recover interrupted by ${signal} while lnd stalls after l402.token was written: rolled back, exit 130`, async () => {
+    await using t = await setup();
+    await t.lose();
+    const before = await treeHash(t.loopdir);
+    t.lnd.setStall("WalletKit.ImportTapscript", true);
+    assertEquals(t.lnd.calls["WalletKit.ImportTapscript"] ?? 0, 0);
+    const run = spawnCli([...t.flags, "--json", "recover"]);
+    await waitFor("the stalled ImportTapscript", () => (t.lnd.calls["WalletKit.ImportTapscript"] ?? 0) >= 1);
+    assert(await exists(`${t.dataDir}/l402.token`), "the token was written before the import");
+    run.child.kill(signal);
+    const r = await run.done();
+    assertEquals(r.code, 130, r.stderr);
+    const err = JSON.parse(r.stderr.trim().split("\n").at(-1)!).error;
+    assertEquals(err.code, "interrupted");
+    assertStringIncludes(err.message, `rolled back: removed "${t.dataDir}/l402.token"`);
+    assertEquals(await exists(`${t.dataDir}/l402.token`), false);
+    assertEquals(await treeHash(t.loopdir), before, "nothing this run wrote is left");
+
+    // lnd answers again: the restore runs to the end.
+    t.lnd.setStall("WalletKit.ImportTapscript", false);
+    const again = await t.cli("--json", "recover");
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(again.json?.restored_l402, true);
+  });
+}
+
+Deno.test("recover interrupted while lnd stalls before anything is written exits 130 at once, nothing written", async () => {
+  await using t = await setup();
+  await t.lose();
+  const before = await treeHash(t.loopdir);
+  t.lnd.setStall("WalletKit.DeriveKey", true);
+  const asked = t.lnd.calls["WalletKit.DeriveKey"] ?? 0; // backup write asked one in setup()
+  const run = spawnCli([...t.flags, "recover"]);
+  await waitFor("the stalled DeriveKey", () => (t.lnd.calls["WalletKit.DeriveKey"] ?? 0) > asked);
+  run.child.kill("SIGTERM");
+  const r = await run.done();
+  assertEquals(r.code, 130, r.stderr);
+  assertStringIncludes(r.stderr, "nothing half-written is kept");
+  assertEquals(await treeHash(t.loopdir), before);
+});
+
+Deno.test("a temp copy of the token left by a killed recover is reported by backup verify and removed by the next recover and backup write", async () => {
+  await using t = await setup();
+  await t.lose();
+  // What `kill -9` between the temp file's creation and its removal leaves: the full token, 0600.
+  const stale = `${t.dataDir}/.loopkit-recover-0123456789abcdef.tmp`;
+  await Deno.writeFile(stale, t.token.bytes, { mode: 0o600 });
+  const verify = await t.cli("--json", "backup", "verify");
+  assertEquals(verify.json?.stale_temp_files, [stale]);
+  assert(await exists(stale), "verify writes nothing");
+
+  const r = await t.cli("--json", "recover");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await exists(stale), false);
+  assert((r.json?.warnings as string[]).some((w) => w.includes(stale)), r.stdout);
+
+  const staleToken = `${t.dataDir}/l402.token.tmp`;
+  await Deno.writeFile(staleToken, t.token.bytes, { mode: 0o600 });
+  const w = await t.cli("--json", "backup", "write");
+  assertEquals(w.code, 0, w.stderr);
+  assertEquals(w.json?.removed_temp_files, [staleToken]);
+  assertEquals(await exists(staleToken), false);
+  assertEquals((await t.cli("--json", "backup", "verify")).json?.stale_temp_files, []);
 });
 
 Deno.test("recover with an lnd of another seed reports the backup undecryptable, exit 3, nothing written", async () => {

@@ -47,9 +47,17 @@ export class FakeKeyRing {
     return `m/1017'/${this.coinType}'/${family}'/0/${index}`;
   }
 
+  /** Branch nodes `m/1017'/<coin>'/<family>'/0` already derived (a key search asks thousands of children). */
+  #branches = new Map<number, HDKey>();
+
   /** 32-byte private key at a locator. */
   privateKey(family: number, index: number): Uint8Array {
-    const k = this.#root.derive(this.path(family, index)).privateKey;
+    let branch = this.#branches.get(family);
+    if (!branch) {
+      branch = this.#root.derive(`m/1017'/${this.coinType}'/${family}'/0`);
+      this.#branches.set(family, branch);
+    }
+    const k = branch.deriveChild(index).privateKey;
     if (!k) throw new Error("fakelnd: derivation produced no private key");
     return k;
   }

@@ -232,6 +232,11 @@ export interface FakeLnd {
    * successful imports; "" restores normal behaviour (fault injection for rollback tests).
    */
   setImportTapscriptError(text: string, afterCalls?: number): void;
+  /**
+   * Makes a unary call (`Service.Method`, e.g. `WalletKit.ImportTapscript`) stall: it is counted and
+   * authorised, then never answered while stalled (an lnd that hangs). `false` answers future calls again.
+   */
+  setStall(rpc: string, stalled: boolean): void;
   /** Marks a transaction confirmed; pending notifications for it fire. */
   setConfirmation(txid: string, conf: FakeConfirmation, pkScript?: Uint8Array): void;
   /** Marks an outpoint spent; pending spend notifications for it fire. */
@@ -484,6 +489,9 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
     const musigSessions = new Map<string, MuSigState>(); // key: session id hex
     const failures = new Map<string, FakeFailure & { left: number }>();
     const calls: Record<string, number> = {};
+    const stalls = new Set<string>();
+    /** Stalled unary calls: answered (with their real result) on release, or ended on cancel/stop. */
+    const stalled = new Set<{ rpc: string; run: () => void; end: () => void }>();
     let openStreams = 0;
     const requests: FakeLnd["requests"] = [];
     const imports: FakeImport[] = [];
@@ -536,10 +544,36 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       requests.push({ rpc, request: call.request });
       const injected = injectedFailure(rpc);
       if (injected) return cb(toStatus(injected), null);
-      Promise.resolve().then(() => fn(call.request)).then(
-        (res) => cb(null, res),
-        (err) => cb(toStatus(err), null),
-      );
+      let answered = false;
+      const run = () => {
+        if (answered) return;
+        answered = true;
+        Promise.resolve().then(() => fn(call.request)).then(
+          (res) => cb(null, res),
+          (err) => cb(toStatus(err), null),
+        );
+      };
+      if (stalls.has(rpc)) {
+        // Not answered until released; a cancelled call (the client went away) is ended so no HTTP/2
+        // stream is left open at shutdown.
+        const entry = {
+          rpc,
+          run: () => {
+            stalled.delete(entry);
+            run();
+          },
+          end: () => {
+            stalled.delete(entry);
+            if (answered) return;
+            answered = true;
+            cb({ code: grpc.status.CANCELLED, details: "fakelnd: stalled call ended" }, null);
+          },
+        };
+        stalled.add(entry);
+        call.on("cancelled", entry.end);
+        return;
+      }
+      run();
     };
 
     const streamHandler = (service: string, method: string, fn: StreamHandler) =>
@@ -1285,6 +1319,10 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       setImportTapscriptError(text, afterCalls = 0) {
         importError = { text, after: afterCalls };
       },
+      setStall(rpc, on) {
+        if (on) stalls.add(rpc);
+        else stalls.delete(rpc);
+      },
       setConfirmation(txid, conf, pkScript) {
         confirmations.set(txid, conf);
         if (pkScript) confirmations.set(`script:${bytesToHex(pkScript)}`, conf);
@@ -1313,6 +1351,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         stopped = true;
         for (const t of timers) clearTimeout(t);
         timers.clear();
+        for (const c of [...stalled]) c.end();
         confWaiters.clear();
         spendWaiters.clear();
         await proxy?.close(); // clients see the connection drop, never a GOAWAY

@@ -13,6 +13,7 @@ import { GrpcLndClient } from "../../lnd/grpc_client.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
 import { encodeTokenFile, parseTokenFile } from "../../core/l402/token_file.ts";
 import { regtestTest } from "./suite.ts";
+import { openDb } from "../../core/db/db.ts";
 
 regtestTest(
   "regtest: address new, L402, static address vs lnd, backup verify, deposits sync heights",
@@ -139,6 +140,11 @@ regtestTest(
       );
       await Deno.remove(`${data}/l402.token`);
       await Deno.remove(`${data}/loopkit.db`);
+      // A run that died between paying and storing the paid token never got an address, so no backup of
+      // it exists either (one naming another address would be a backup_conflict, exit 4).
+      for await (const e of Deno.readDir(data)) {
+        if (e.name.startsWith("L402_backup_")) await Deno.remove(`${data}/${e.name}`);
+      }
       const again = await newAddress(dir2);
       assertEquals(again.code, 0, again.stderr);
       // The unauthenticated first call may draw a fresh challenge (spec static-loop-in.md §5.3), but
@@ -159,8 +165,21 @@ regtestTest(
       await Deno.writeFile(`${data}/l402.token`, encodeTokenFile({ ...tok, macaroonBytes: mac }), {
         mode: 0o600,
       });
-      await Deno.remove(`${data}/loopkit.db`);
-      // Without its backup too, or `address new` would (rightly) ask for `recover` first.
+      // Forget the address but keep this database's record of the token (a paid token the database did not
+      // acquire is refused before any server call), and drop its backup, or `address new` would (rightly)
+      // ask for `recover` first: the creation then reaches the server with the tampered token.
+      const db = await openDb({ url: `file:${data}/loopkit.db`, network: "regtest" });
+      try {
+        await db.write(async (tx) => {
+          await tx.execute("DELETE FROM static_addresses");
+          await tx.execute({
+            sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('address_l402_token_id', ?)",
+            args: [tok.tokenId],
+          });
+        });
+      } finally {
+        db.close();
+      }
       for await (const e of Deno.readDir(data)) {
         if (e.name.startsWith("L402_backup_")) await Deno.remove(`${data}/${e.name}`);
       }
