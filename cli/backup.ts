@@ -18,7 +18,7 @@ import {
 } from "../core/backup/scan.ts";
 import { selectLatest } from "../core/backup/select.ts";
 import { writeGenerationBackup } from "../core/backup/generation.ts";
-import { listStaleTempFiles } from "../core/backup/temp_files.ts";
+import { listStaleTempFiles } from "../core/fs/temp_files.ts";
 import { dirname } from "node:path";
 import { parsePathListEnv } from "../core/config/config.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";

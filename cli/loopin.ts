@@ -492,7 +492,7 @@ export function registerLoopIn(program: Command): void {
       "swap static-address deposits for an off-chain payment to this node (quote, initiate and sign in one " +
         "run; `loopin sync` follows it to the end)",
     )
-    .argument("[amount]", "amount in sat (default with --utxo/--all: all of the selected deposits)")
+    .argument("[amount]", "amount in sat (with --utxo/--all: all of the selected deposits when omitted)")
     .option(
       "--utxo <txid:vout>",
       "use this deposit (repeatable; the order is the HTLC input order)",

@@ -51,7 +51,7 @@ import {
 } from "./restore_plan.ts";
 import { denoRestoreFs, publishToken, type RestoreFs } from "./restore_apply.ts";
 import { rollBackWrites } from "./restore_rollback.ts";
-import { removeStaleTempFiles } from "./temp_files.ts";
+import { removeStaleTempFiles } from "../fs/temp_files.ts";
 import { interruptible, throwIfInterrupted, withRollback } from "../interrupt.ts";
 
 export * from "./restore_plan.ts";

@@ -17,7 +17,7 @@ import {
 } from "../l402/token_file.ts";
 import { atomicWriteFile } from "../fs/atomic_write.ts";
 import { migrateLegacyTokenFiles } from "../l402/store.ts";
-import { removeStaleTempFiles } from "./temp_files.ts";
+import { removeStaleTempFiles } from "../fs/temp_files.ts";
 import { deriveBackupKey, sealBackup } from "./envelope.ts";
 import { type BackupFileName, backupFileName, parseBackupFileName } from "./file_name.ts";
 import { type BackupFs, denoBackupFs } from "../fs/fs.ts";

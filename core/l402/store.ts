@@ -24,7 +24,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { join } from "node:path";
 import { atomicWriteFile } from "../fs/atomic_write.ts";
-import { removeStaleTempFiles } from "../backup/temp_files.ts";
+import { removeStaleTempFiles } from "../fs/temp_files.ts";
 import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../errors.ts";
 import {
   encodeTokenFile,

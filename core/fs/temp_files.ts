@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type BackupFs, denoBackupFs } from "../fs/fs.ts";
+import { type BackupFs, denoBackupFs } from "./fs.ts";
 
 /** Names of loopkit's temp files (anything else in the directory is never touched). */
 const TEMP_NAME_RES: readonly RegExp[] = [
