@@ -27,4 +27,4 @@ export * from "./write.ts";
 export * from "./generation.ts";
 export * from "./scan.ts";
 export * from "./restore.ts";
-export * from "./temp_files.ts";
+export * from "../fs/temp_files.ts";
