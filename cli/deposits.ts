@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { type SweepReport, syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
+import { type SpendReport, type SweepReport, syncDeposits, type SyncResult } from "../core/deposits/sync.ts";
 import { listDeposits } from "../core/deposits/store.ts";
 import { type Deposit, DEPOSIT_STATES, outpointOf } from "../core/deposits/types.ts";
 import { blocksUntilExpiry, DEFAULT_SWEEP_CONF_TARGET } from "../core/deposits/sweep.ts";
@@ -54,6 +54,22 @@ export function depositJson(d: Deposit, csvExpiry: number | undefined, tip: numb
     timeout_sweep_pk_script: toHex(d.timeoutSweepPkScript),
     expiry_sweep_txid: d.expirySweepTxid ?? undefined,
     swap_hash: d.swapHash ?? undefined,
+    spending_txid: d.spentBy?.txid,
+    spending_height: d.spentBy ? String(d.spentBy.height) : undefined,
+  };
+}
+
+function spendJson(s: SpendReport) {
+  return {
+    outpoint: s.outpoint,
+    action: s.action,
+    state: s.state,
+    spending_txid: s.spendingTxid,
+    spending_height: s.spendingHeight === undefined ? undefined : String(s.spendingHeight),
+    confirmations: s.confirmations,
+    error: s.error
+      ? { code: s.error.code, message: s.error.message, exit_code: s.error.exitCode }
+      : undefined,
   };
 }
 
@@ -73,7 +89,7 @@ function sweepJson(s: SweepReport) {
 
 function renderSync(r: SyncResult): string {
   const lines = [`tip height ${r.tipHeight}; ${r.walletDeposits} static-address output(s) in the wallet`];
-  if (!r.changes.length && !r.sweeps.length) lines.push("no changes");
+  if (!r.changes.length && !r.sweeps.length && !r.spends.length) lines.push("no changes");
   for (const c of r.changes) {
     lines.push(
       `${
@@ -90,12 +106,22 @@ function renderSync(r: SyncResult): string {
       }`;
     lines.push(`${what} ${s.outpoint}  state ${s.state}${detail}`);
   }
+  for (const s of r.spends) {
+    const what = `spend_${s.action}`.padEnd(18);
+    const detail = s.error
+      ? `: ${s.error.message}`
+      : `  spent by ${s.spendingTxid} at height ${s.spendingHeight} (${s.confirmations} conf)`;
+    lines.push(`${what} ${s.outpoint}  state ${s.state}${detail}`);
+  }
   return lines.join("\n");
 }
 
-/** Exit code of a sync: 0, or 4 when a sweep failed (75 when every failure was temporary). */
+/**
+ * Exit code of a sync: 0, or 4 when a sweep or a spend check failed (75 when every failure was temporary).
+ * A deposit spent elsewhere is not a failure.
+ */
 export function syncExitCode(r: SyncResult): ExitCodeValue {
-  const failed = r.sweeps.filter((s) => s.error);
+  const failed = [...r.sweeps, ...r.spends].filter((s) => s.error);
   if (!failed.length) return ExitCode.Ok;
   return failed.every((s) => s.error!.exitCode === ExitCode.TempFail) ? ExitCode.TempFail : ExitCode.Partial;
 }
@@ -147,6 +173,7 @@ function depositTable(shown: Deposit[], expiry: (d: Deposit) => number | undefin
     const notes: string[] = [];
     if (!d.walletVisible) notes.push("not in wallet");
     if (d.expirySweepTxid) notes.push(`sweep ${d.expirySweepTxid}`);
+    if (d.spentBy) notes.push(`spent by ${d.spentBy.txid} at ${d.spentBy.height}`);
     rows.push([
       outpointOf(d),
       d.amountSat.toString(),
@@ -221,11 +248,16 @@ export function registerDeposits(program: Command): void {
             value_sat: c.amountSat.toString(),
           })),
           sweeps: r.sweeps.map(sweepJson),
+          spends: r.spends.map(spendJson),
         }));
       } else out(renderSync(r));
       const code = syncExitCode(r);
       if (code !== ExitCode.Ok) {
-        diag(`loopkit: ${r.sweeps.filter((s) => s.error).length} expiry sweep(s) failed; see the output`);
+        const sweeps = r.sweeps.filter((s) => s.error).length;
+        const checks = r.spends.filter((s) => s.error).length;
+        diag(
+          `loopkit: ${sweeps} expiry sweep(s) and ${checks} spend check(s) failed; see the output`,
+        );
       }
       return code;
     }));

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { LndClient, Utxo } from "../../lnd/types.ts";
+import type { LndClient, SpendDetails, Utxo } from "../../lnd/types.ts";
 import { LndRpcError } from "../../lnd/errors.ts";
 import type { Db } from "../db/db.ts";
 import { dbError } from "../db/db.ts";
@@ -50,6 +50,7 @@ export type SyncLnd =
     | "signOutputRaw"
     | "publishTransaction"
     | "registerConfirmation"
+    | "registerSpend"
   >
   & {
     /**
@@ -64,6 +65,18 @@ export type SyncLnd =
 /** Default bound of the confirmation check of a published sweep that is not in the wallet view, ms. */
 export const DEFAULT_CONFIRMATION_CHECK_MS = 3_000;
 
+/**
+ * Default bound of a spend check (lnd's `RegisterSpendNtfn` for a deposit's output), ms. lnd answers at once
+ * for a spend already in the chain; an unspent output costs the whole wait (the checks run in parallel).
+ */
+export const DEFAULT_SPEND_CHECK_MS = 3_000;
+
+/** Confirmations after which a spend by another transaction is recorded (`SpentElsewhere`, final). */
+export const SPEND_FINAL_CONFS = 3;
+
+/** Spend-notifier streams open at once. */
+const SPEND_CHECK_CONCURRENCY = 16;
+
 /** Dependencies of {@linkcode syncDeposits}. */
 export interface SyncDeps {
   db: Db;
@@ -76,6 +89,8 @@ export interface SyncDeps {
   sweepConfTarget?: number;
   /** How long to wait for lnd's confirmation answer on a sweep missing from the wallet view, ms. */
   confirmationCheckMs?: number;
+  /** How long to wait for lnd's spend answer on a deposit's output (default {@linkcode DEFAULT_SPEND_CHECK_MS}). */
+  spendCheckMs?: number;
 }
 
 /** One changed deposit in the sync result. */
@@ -93,9 +108,11 @@ export interface SweepReport {
   /**
    * `published`: signed, stored and published now; `republished`: the stored sweep was published again;
    * `waiting`: the stored sweep has 1–2 confirmations; `confirmed`: it has 3, the deposit is `Expired`;
-   * `failed`: nothing was stored (or the stored sweep could not be published), see `error`.
+   * `failed`: nothing was stored (or the stored sweep could not be published), see `error`;
+   * `spent_elsewhere`: the deposit's output was spent by another transaction, so this sweep can never
+   * confirm; it is no longer published (the spend is in {@linkcode SyncResult.spends}).
    */
-  action: "published" | "republished" | "waiting" | "confirmed" | "failed";
+  action: "published" | "republished" | "waiting" | "confirmed" | "failed" | "spent_elsewhere";
   /** Deposit state after this sync. */
   state: string;
   /** Sweep txid, once one is stored. */
@@ -116,6 +133,28 @@ export interface SyncResult {
   changes: SyncChange[];
   /** Expiry sweeps acted on in this run. */
   sweeps: SweepReport[];
+  /** Spends of deposits by transactions loopkit did not make, seen in this run (and failed spend checks). */
+  spends: SpendReport[];
+}
+
+/** A deposit's output spent by a transaction loopkit did not make (lnd's spend notifier), or a failed check. */
+export interface SpendReport {
+  outpoint: string;
+  /**
+   * `recorded`: the spend has {@linkcode SPEND_FINAL_CONFS} confirmations, the deposit is now
+   * `SpentElsewhere`; `pending`: fewer, nothing written yet; `check_failed`: lnd's spend notifier failed
+   * (see `error`).
+   */
+  action: "recorded" | "pending" | "check_failed";
+  /** Deposit state after this sync. */
+  state: string;
+  /** The spending transaction, display hex. */
+  spendingTxid?: string;
+  /** Its block height. */
+  spendingHeight?: number;
+  /** Its confirmations at this sync's tip. */
+  confirmations?: number;
+  error?: { code: string; message: string; exitCode: ExitCodeValue };
 }
 
 /** lnd's wallet account that `ImportTapscript` adds scripts to (btcwallet's imported-account name). */
@@ -253,7 +292,9 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const addresses = await listStaticAddresses(deps.db);
-  if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
+  if (addresses.length === 0) {
+    return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [], spends: [] };
+  }
   const pkScripts = addresses.map((a) => a.pkScript);
   // Read the rows BEFORE the wallet: only a row that existed before the wallet was read can be judged
   // absent from it (another sync may store a deposit that reached the wallet after this read).
@@ -322,7 +363,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
     }
   }
 
-  const sweeps = await actOnExpiry(deps, now, {
+  const { sweeps, spends } = await actOnExpiry(deps, now, {
     tip,
     ours,
     stored,
@@ -331,7 +372,7 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
     // when a sweep is pending).
     allUtxos: async () => view.full ? view.utxos : (await consistentWalletView(deps.lnd)).utxos,
   });
-  return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps };
+  return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps, spends };
 }
 
 interface View {
@@ -361,13 +402,99 @@ function failure(err: unknown): NonNullable<SweepReport["error"]> {
   return { code: "internal_error", message: err instanceof Error ? err.message : String(err), exitCode: 1 };
 }
 
-async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<SweepReport[]> {
+/** One spend check: lnd's answer, or the error it failed with. */
+type SpendCheck = { spend: SpendDetails | null } | { error: NonNullable<SweepReport["error"]> };
+
+/**
+ * Asks lnd's spend notifier whether the deposit's output was spent (from its confirmation height), bounded by
+ * `spendCheckMs`; an lnd error is kept, not thrown, so one failed check does not stop the others.
+ */
+async function spendCheck(deps: SyncDeps, d: Deposit): Promise<SpendCheck> {
+  try {
+    const spend = await deps.lnd.registerSpend(
+      { txid: d.txid, vout: d.vout },
+      d.pkScript,
+      Math.max(1, d.confirmationHeight),
+      { timeoutMs: deps.spendCheckMs ?? DEFAULT_SPEND_CHECK_MS },
+    );
+    return { spend };
+  } catch (err) {
+    return { error: failure(err) };
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Confirmations at `tip` of a transaction mined at `height` (0 when lnd reports no height). */
+const confsAt = (tip: number, height: number) => height > 0 ? Math.max(0, tip - height + 1) : 0;
+
+/**
+ * A spend of the deposit by a transaction other than its stored sweep: with {@linkcode SPEND_FINAL_CONFS}
+ * confirmations the deposit becomes `SpentElsewhere` (the spending txid and height on the row and its history
+ * row); before that it is reported `pending` and nothing is written (a reorg may still undo it).
+ */
+async function recordSpentElsewhere(
+  deps: SyncDeps,
+  now: () => Date,
+  d: Deposit,
+  spend: SpendDetails,
+  tip: number,
+): Promise<SpendReport> {
+  const op = outpointOf(d);
+  const confirmations = confsAt(tip, spend.spendingHeight);
+  const report = {
+    outpoint: op,
+    spendingTxid: spend.spendingTxid,
+    spendingHeight: spend.spendingHeight,
+    confirmations,
+  };
+  if (confirmations < SPEND_FINAL_CONFS) return { ...report, action: "pending", state: d.state };
+  let state: string | null;
+  try {
+    state = await deps.db.write((tx) =>
+      transitionDeposit(tx, {
+        depositId: d.depositId,
+        from: d.state,
+        events: ["OnSpentElsewhere"],
+        spentBy: { txid: spend.spendingTxid, height: spend.spendingHeight },
+      }, now())
+    );
+  } catch (err) {
+    throw dbError(err, `recording the spend of deposit ${op}`);
+  }
+  if (state === null) {
+    // Another process changed the row meanwhile: the next sync looks again.
+    return { ...report, action: "pending", state: d.state };
+  }
+  return { ...report, action: "recorded", state };
+}
+
+async function actOnExpiry(
+  deps: SyncDeps,
+  now: () => Date,
+  v: View,
+): Promise<{ sweeps: SweepReport[]; spends: SpendReport[] }> {
   const inWallet = new Map(v.ours.map((u) => [outpointOf(u), u]));
   const addressOf = (script: Uint8Array) =>
     v.addresses.find((a) =>
       a.pkScript.length === script.length && a.pkScript.every((b, i) => b === script[i])
     );
-  // Candidates from the scan fields: stored sweeps to follow, and expired deposits still in the wallet.
+  // Candidates from the scan fields: stored sweeps to follow, expired deposits still in the wallet, and
+  // confirmed Deposited deposits the wallet does not list (gone from it, or restored by `recover deposit`
+  // into an lnd that does not rescan): those get a spend check, and a sweep from the stored row at expiry.
+  // LoopingIn and SweepHtlcTimeout deposits outside the wallet are the loop-in's business: not touched here.
   const candidates: { head: DepositHead; address: StaticAddressRow }[] = [];
   for (const d of v.stored) {
     if (!SWEEPING.has(d.state) && !EXPIRABLE.has(d.state)) continue;
@@ -376,11 +503,13 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
     const u = inWallet.get(outpointOf(d));
     const expiredInWallet = u !== undefined && u.confirmations > 0 &&
       isExpired(d.confirmationHeight, address.expiry, v.tip);
-    if ((SWEEPING.has(d.state) && d.expirySweepTxid) || expiredInWallet) {
+    const unlisted = d.state === "Deposited" && u === undefined && !d.walletVisible &&
+      d.confirmationHeight > 0;
+    if ((SWEEPING.has(d.state) && d.expirySweepTxid) || expiredInWallet || unlisted) {
       candidates.push({ head: d, address });
     }
   }
-  if (!candidates.length) return [];
+  if (!candidates.length) return { sweeps: [], spends: [] };
 
   const full: Deposit[] = [];
   for (const c of candidates) {
@@ -402,20 +531,59 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
       if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
     }
   }
-  // Confirmation checks of stored sweeps go to lnd in parallel (each bounded); the writes stay sequential.
+  const unlisted = full.filter((d) => d.state === "Deposited" && !inWallet.has(outpointOf(d)));
+  // A stored sweep not yet confirmed, and every unlisted deposit, gets a spend check of the deposit's
+  // output: it tells a sweep that can never confirm (its input spent by another transaction) from one that
+  // is still waiting. Confirmation and spend checks go to lnd in parallel (each bounded, a few at a time);
+  // the writes stay sequential.
   const checks = new Map<Deposit, Promise<number | undefined>>();
   for (const d of pending) {
     checks.set(d, sweepConfirmations(deps, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
   }
-  await Promise.allSettled(checks.values());
+  const spendChecked = [
+    ...pending.filter((d) => !(sweepConfs.get(d.expirySweepTxid!)! > 0)),
+    ...unlisted,
+  ];
+  const [spendResults] = await Promise.all([
+    mapLimit(spendChecked, SPEND_CHECK_CONCURRENCY, (d) => spendCheck(deps, d)),
+    Promise.allSettled(checks.values()),
+  ]);
+  const spendOf = new Map(spendChecked.map((d, i) => [d, spendResults[i]]));
 
   const reports: SweepReport[] = [];
+  const spends: SpendReport[] = [];
   for (const d of full) {
     const op = outpointOf(d);
     try {
       const check = checks.get(d);
+      const spent = spendOf.get(d);
+      const spend = spent && "spend" in spent ? spent.spend : null;
+      const elsewhere = spend !== null && spend.spendingTxid !== d.expirySweepTxid;
       if (check) {
-        reports.push(await followSweep(deps, now, d, await check));
+        if (elsewhere) {
+          // The sweep's input is spent by another transaction: the sweep can never confirm, do not republish.
+          const r = await recordSpentElsewhere(deps, now, d, spend, v.tip);
+          spends.push(r);
+          reports.push({ outpoint: op, action: "spent_elsewhere", state: r.state, txid: d.expirySweepTxid! });
+          continue;
+        }
+        let confs = await check;
+        if (confs === undefined && spend) confs = confsAt(v.tip, spend.spendingHeight); // our sweep, mined
+        reports.push(await followSweep(deps, now, d, confs));
+      } else if (spent) {
+        // Confirmed Deposited, not listed by the wallet.
+        if ("error" in spent) {
+          spends.push({ outpoint: op, action: "check_failed", state: d.state, error: spent.error });
+        } else if (elsewhere) {
+          spends.push(await recordSpentElsewhere(deps, now, d, spend, v.tip));
+        } else if (
+          spend !== null || isExpired(d.confirmationHeight, addressOfDeposit.get(op)!.expiry, v.tip)
+        ) {
+          // Expired and no spend seen (not proof, but a sweep of a spent output is merely refused by the
+          // network and the next sync's spend check then records the spend), or spent by its own stored
+          // sweep: sweep from the stored row.
+          reports.push(await startSweep(deps, now, d, addressOfDeposit.get(op)!));
+        }
       } else if (SWEEPING.has(d.state) || EXPIRABLE.has(d.state)) {
         reports.push(await startSweep(deps, now, d, addressOfDeposit.get(op)!));
       }
@@ -423,7 +591,7 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
       reports.push({ outpoint: op, action: "failed", state: d.state, error: failure(err) });
     }
   }
-  return reports;
+  return { sweeps: reports, spends };
 }
 
 /** Signs (or reuses) the sweep, stores it with the state change, then publishes the stored bytes. */
