@@ -14,6 +14,7 @@ import { registerBackup } from "./backup.ts";
 import { registerDeposits } from "./deposits.ts";
 import { registerAddress } from "./address.ts";
 import { registerRecover } from "./recover.ts";
+import { registerStatus } from "./status.ts";
 
 /** Version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -67,6 +68,7 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   registerDeposits(program);
   registerAddress(program);
   registerRecover(program);
+  registerStatus(program);
   if (opts.json) silenceCommander(program);
   return program;
 }
