@@ -55,9 +55,14 @@ export type SyncLnd =
   & {
     /**
      * `WalletKit.ListUnspent(min_confs, max_confs, account)`; (0, 0) means every UTXO, 0-conf included;
-     * `account` limits the answer to that wallet account (none: every account).
+     * `account` limits the answer to that wallet account (none: every account); `pkScripts` keeps only the
+     * UTXOs paying one of them (dropped while decoding: a large wallet costs its bytes, not its objects).
      */
-    listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]>;
+    listUnspent(
+      minConfs: number,
+      maxConfs: number,
+      opts?: { account?: string; pkScripts?: readonly Uint8Array[] },
+    ): Promise<Utxo[]>;
     /** A fresh wallet pkScript for an expiry sweep (`WalletKit.NextAddr`, decoded). */
     nextSweepPkScript(): Promise<Uint8Array>;
   };
@@ -73,6 +78,47 @@ export const DEFAULT_SPEND_CHECK_MS = 3_000;
 
 /** Confirmations after which a spend by another transaction is recorded (`SpentElsewhere`, final). */
 export const SPEND_FINAL_CONFS = 3;
+
+/** New deposits written per write transaction (bounded memory and lock time on a first sync). */
+export const CREATE_BATCH = 200;
+
+/** The stored `timeout_sweep_pk_script` of a deposit whose sweep destination is not assigned yet. */
+export const NO_SWEEP_DESTINATION: Uint8Array = new Uint8Array(0);
+
+/**
+ * The deposit's sweep destination: the stored one, or a fresh wallet address (`NextAddr`) stored now, before
+ * anything is signed to it. The store is conditional (`WHERE` the column is still empty), so two syncs racing
+ * here both use the address the first one stored; the loser's address stays unused in lnd's wallet.
+ */
+async function ensureSweepDestination(deps: SyncDeps, d: Deposit): Promise<Uint8Array> {
+  if (d.timeoutSweepPkScript.length) return d.timeoutSweepPkScript;
+  const fresh = await deps.lnd.nextSweepPkScript();
+  try {
+    return await deps.db.write(async (tx) => {
+      await tx.execute({
+        sql: `UPDATE deposits SET timeout_sweep_pk_script = ?
+               WHERE deposit_id = ? AND length(timeout_sweep_pk_script) = 0`,
+        args: [fresh, d.depositId],
+      });
+      const rs = await tx.execute({
+        sql: "SELECT timeout_sweep_pk_script AS s FROM deposits WHERE deposit_id = ?",
+        args: [d.depositId],
+      });
+      return new Uint8Array(rs.rows[0].s as ArrayBuffer);
+    });
+  } catch (err) {
+    throw dbError(err, `storing the sweep destination of deposit ${outpointOf(d)}`);
+  }
+}
+
+/** The sweep destinations of deposits whose stored expiry sweep is not final yet. */
+async function listPendingSweepScripts(db: Db): Promise<Uint8Array[]> {
+  const rs = await db.client.execute(
+    `SELECT DISTINCT timeout_sweep_pk_script AS s FROM deposits
+      WHERE state IN ('PublishExpirySweep', 'WaitForExpirySweep') AND expiry_sweep_tx IS NOT NULL`,
+  );
+  return rs.rows.map((r) => new Uint8Array(r.s as ArrayBuffer));
+}
 
 /** Spend-notifier streams open at once. */
 const SPEND_CHECK_CONCURRENCY = 16;
@@ -164,16 +210,22 @@ export const IMPORTED_ACCOUNT = "imported";
  * Reads the wallet view and the tip it belongs to: GetInfo before and after ListUnspent must agree, so
  * a block found in between cannot shift a derived confirmation height by one (bounded retries).
  * @param account ListUnspent's account filter (undefined: every account)
+ * @param pkScripts keep only UTXOs paying one of these (undefined: all)
  * @throws {LoopkitError} `chain_moving` when the tip changed on every attempt; lnd errors as they come
  */
 export async function consistentWalletView(
   lnd: Pick<SyncLnd, "getInfo" | "listUnspent">,
   attempts = 3,
   account?: string,
+  pkScripts?: readonly Uint8Array[],
 ): Promise<{ tip: number; utxos: Utxo[] }> {
+  const opts = {
+    ...(account === undefined ? {} : { account }),
+    ...(pkScripts === undefined ? {} : { pkScripts }),
+  };
   for (let i = 0; i < attempts; i++) {
     const before = (await lnd.getInfo()).blockHeight;
-    const utxos = await (account === undefined ? lnd.listUnspent(0, 0) : lnd.listUnspent(0, 0, { account }));
+    const utxos = await (Object.keys(opts).length ? lnd.listUnspent(0, 0, opts) : lnd.listUnspent(0, 0));
     const after = (await lnd.getInfo()).blockHeight;
     if (before === after) return { tip: after, utxos };
   }
@@ -209,22 +261,32 @@ interface WalletView {
 }
 
 /**
+ * The scripts a wallet read keeps: our static-address pkScripts plus the destinations of pending expiry sweeps
+ * (their outputs pay lnd's default account and tell how deep the sweep is). Every other wallet output is
+ * dropped while lnd's answer is decoded (bounded memory at 100 000 UTXOs, bench/README.md).
+ */
+interface Wanted {
+  pkScripts: Uint8Array[];
+  sweepScripts: Uint8Array[];
+}
+
+/**
  * The `imported`-account view, or the full one when lnd refuses the filter
  * ({@linkcode isAccountFilterRefused}); other lnd errors propagate (unreachable: exit 75).
  */
-async function filteredView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
+async function filteredView(lnd: SyncLnd, w: Wanted): Promise<WalletView> {
   try {
-    const { tip, utxos } = await consistentWalletView(lnd, 3, IMPORTED_ACCOUNT);
-    return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: false };
+    const { tip, utxos } = await consistentWalletView(lnd, 3, IMPORTED_ACCOUNT, w.pkScripts);
+    return { tip, utxos, ours: filterOurUtxos(utxos, w.pkScripts), full: false };
   } catch (err) {
     if (!isAccountFilterRefused(err)) throw err;
-    return await fullView(lnd, pkScripts);
+    return await fullView(lnd, w);
   }
 }
 
-async function fullView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
-  const { tip, utxos } = await consistentWalletView(lnd);
-  return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: true };
+async function fullView(lnd: SyncLnd, w: Wanted): Promise<WalletView> {
+  const { tip, utxos } = await consistentWalletView(lnd, 3, undefined, [...w.pkScripts, ...w.sweepScripts]);
+  return { tip, utxos, ours: filterOurUtxos(utxos, w.pkScripts), full: true };
 }
 
 /** `meta` key of the imported-account filter check: `ok:<height of the last check>` or `off`. */
@@ -241,7 +303,7 @@ export const FILTER_RECHECK_BLOCKS = 144;
  * wallet, as Loop does. So on any lnd a deposit is found within a day at worst, and on lnd that files
  * imported scripts under `imported` (v0.21.3, checked on regtest) at once and cheaply.
  */
-async function checkedView(deps: SyncDeps, pkScripts: Uint8Array[]): Promise<WalletView> {
+async function checkedView(deps: SyncDeps, pkScripts: Wanted): Promise<WalletView> {
   let check: string | null;
   try {
     const rs = await deps.db.client.execute({
@@ -295,69 +357,86 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   if (addresses.length === 0) {
     return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [], spends: [] };
   }
-  const pkScripts = addresses.map((a) => a.pkScript);
   // Read the rows BEFORE the wallet: only a row that existed before the wallet was read can be judged
   // absent from it (another sync may store a deposit that reached the wallet after this read).
   let stored: DepositHead[];
+  let pendingSweepScripts: Uint8Array[];
   try {
     stored = await listDepositHeads(deps.db.client);
+    pendingSweepScripts = await listPendingSweepScripts(deps.db);
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
+  const wanted: Wanted = { pkScripts: addresses.map((a) => a.pkScript), sweepScripts: pendingSweepScripts };
   const knownBeforeRead = new Set(stored.map(outpointOf));
-  let view = await checkedView(deps, pkScripts);
+  let view = await checkedView(deps, wanted);
   let draft = planReconcile(view.ours, stored, view.tip);
   if (!view.full && draft.update.some(marksAbsence)) {
     // Missing from the imported account is no proof of absence: confirm with the whole wallet.
-    view = await fullView(deps.lnd, pkScripts);
+    view = await fullView(deps.lnd, wanted);
     draft = planReconcile(view.ours, stored, view.tip);
   }
   const { tip, ours } = view;
-  let changes: SyncChange[] = [];
+  const changes: SyncChange[] = [];
   if (!planIsEmpty(draft)) {
-    // Sweep destinations for outpoints that look new, fetched before the transaction.
-    const sweepScripts = new Map<string, Uint8Array>();
-    for (const c of draft.create) sweepScripts.set(outpointOf(c), await deps.lnd.nextSweepPkScript());
+    // New deposits are written in bounded batches (CREATE_BATCH per transaction, the updates with the first),
+    // each recomputing the plan from the rows as they are inside it: a concurrent sync never loses or
+    // duplicates a row, and a first sync of thousands of deposits never holds them all in one transaction.
+    const batches: Set<string>[] = [];
+    for (let i = 0; i < draft.create.length; i += CREATE_BATCH) {
+      batches.push(new Set(draft.create.slice(i, i + CREATE_BATCH).map(outpointOf)));
+    }
+    if (!batches.length) batches.push(new Set());
     try {
-      ({ changes, stored } = await deps.db.write(async (tx) => {
-        const current = await listDepositHeads(tx);
-        const plan = planReconcile(ours, current, tip);
-        // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
-        // unless this view is the full wallet.
-        if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
-        // Nor a row stored after the wallet read, whatever the view: this view may predate its output.
-        plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
-        const at = now();
-        const out: SyncChange[] = [];
-        for (const c of plan.create) {
-          const op = outpointOf(c);
-          const sweep = sweepScripts.get(op) ?? await deps.lnd.nextSweepPkScript();
-          if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
-            out.push({
-              outpoint: op,
-              change: "created",
-              state: "Deposited",
-              confirmationHeight: c.confirmationHeight,
-              amountSat: c.amountSat,
-            });
+      for (let b = 0; b < batches.length; b++) {
+        const batch = batches[b];
+        const last = b === batches.length - 1;
+        const r = await deps.db.write(async (tx) => {
+          const current = await listDepositHeads(tx);
+          const plan = planReconcile(ours, current, tip);
+          plan.create = plan.create.filter((c) => batch.has(outpointOf(c)));
+          if (b > 0) plan.update = [];
+          // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
+          // unless this view is the full wallet.
+          if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
+          // Nor a row stored after the wallet read, whatever the view: this view may predate its output.
+          plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
+          const at = now();
+          const out: SyncChange[] = [];
+          for (const c of plan.create) {
+            const op = outpointOf(c);
+            // No sweep destination yet: a wallet address is taken only when the deposit is swept
+            // (ensureSweepDestination), not one per deposit at creation as Loop does.
+            const sweep = NO_SWEEP_DESTINATION;
+            if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
+              out.push({
+                outpoint: op,
+                change: "created",
+                state: "Deposited",
+                confirmationHeight: c.confirmationHeight,
+                amountSat: c.amountSat,
+              });
+            }
           }
-        }
-        const byOutpoint = new Map(current.map((d) => [outpointOf(d), d]));
-        for (const u of plan.update) {
-          await applyDepositUpdate(tx, u, at);
-          const d = byOutpoint.get(u.outpoint)!;
-          for (const reason of u.reasons) {
-            out.push({
-              outpoint: u.outpoint,
-              change: reason as SyncChange["change"],
-              state: u.resultingState,
-              confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
-              amountSat: d.amountSat,
-            });
+          const byOutpoint = new Map(current.map((d) => [outpointOf(d), d]));
+          for (const u of plan.update) {
+            await applyDepositUpdate(tx, u, at);
+            const d = byOutpoint.get(u.outpoint)!;
+            for (const reason of u.reasons) {
+              out.push({
+                outpoint: u.outpoint,
+                change: reason as SyncChange["change"],
+                state: u.resultingState,
+                confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
+                amountSat: d.amountSat,
+              });
+            }
           }
-        }
-        return { changes: out, stored: await listDepositHeads(tx) };
-      }));
+          return { changes: out, stored: last ? await listDepositHeads(tx) : undefined };
+        });
+        changes.push(...r.changes);
+        if (r.stored) stored = r.stored;
+      }
     } catch (err) {
       throw dbError(err, "reconciling deposits");
     }
@@ -370,7 +449,10 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
     addresses,
     // Stored sweeps pay lnd's default account: find their outputs in the whole wallet (one more read, only
     // when a sweep is pending).
-    allUtxos: async () => view.full ? view.utxos : (await consistentWalletView(deps.lnd)).utxos,
+    allUtxos: async () =>
+      view.full
+        ? view.utxos
+        : (await consistentWalletView(deps.lnd, 3, undefined, wanted.sweepScripts)).utxos,
   });
   return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps, spends };
 }
@@ -612,7 +694,7 @@ async function startSweep(
       vout: d.vout,
       valueSat: d.amountSat,
       spend,
-      sweepPkScript: d.timeoutSweepPkScript,
+      sweepPkScript: await ensureSweepDestination(deps, d),
     }, deps.sweepConfTarget ?? DEFAULT_SWEEP_CONF_TARGET);
   }
   const events = d.state === "PublishExpirySweep"

@@ -66,7 +66,7 @@ Deno.test("syncDeposits() stores a 0-conf deposit, backfills its height, and a r
     "Deposited",
     "Deposited",
   ]);
-  assertEquals(t.lnd.nextAddrCalls, 1);
+  assertEquals(t.lnd.nextAddrCalls, 0); // no wallet address until the deposit is swept
 });
 
 Deno.test("syncDeposits() persists Replaced with a history row and revives the same record", async () => {
@@ -454,13 +454,12 @@ Deno.test("an lnd that refuses the account filter gets the full read; an unreach
 Deno.test("a row another sync stored meanwhile is not marked Replaced from the filtered view", async () => {
   await using t = await importedSetup();
   t.lnd.utxos = [utxo(1, 0, t.address.pkScript)];
-  // While this sync fetches the sweep destination of deposit 1, another sync stores deposit 2 (which this
-  // sync's filtered view does not hold).
-  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
-  let raced = false;
-  t.lnd.nextSweepPkScript = async () => {
-    if (!raced) {
-      raced = true;
+  // Right after this sync's wallet read, another sync stores deposit 2 (which this sync's filtered view does
+  // not hold).
+  const info = t.lnd.getInfo.bind(t.lnd);
+  let calls = 0;
+  t.lnd.getInfo = async () => {
+    if (++calls === 2) { // the GetInfo right after the wallet read
       await t.db.write((tx) =>
         insertDeposit(tx, {
           txid: txid(2),
@@ -473,7 +472,7 @@ Deno.test("a row another sync stored meanwhile is not marked Replaced from the f
         }, new Date())
       );
     }
-    return await next();
+    return await info();
   };
   const r = await syncDeposits(t);
   assertEquals(r.changes.map((c) => [c.outpoint, c.change]), [[`${txid(1)}:1`, "created"]]);
@@ -568,11 +567,10 @@ Deno.test("a row another sync stored after this sync's full-wallet read is not m
   await using t = await setup();
   await setFilterCheck(t.db, "off"); // every read is the whole wallet
   t.lnd.utxos = [utxo(1, 0)];
-  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
-  let raced = false;
-  t.lnd.nextSweepPkScript = async () => {
-    if (!raced) {
-      raced = true; // deposit 2 reached the wallet after this sync's read; a faster sync stored it
+  const info = t.lnd.getInfo.bind(t.lnd);
+  let calls = 0;
+  t.lnd.getInfo = async () => {
+    if (++calls === 2) { // the GetInfo right after the wallet read // deposit 2 reached the wallet after this sync's read; a faster sync stored it
       await t.db.write((tx) =>
         insertDeposit(tx, {
           txid: txid(2),
@@ -585,7 +583,7 @@ Deno.test("a row another sync stored after this sync's full-wallet read is not m
         }, new Date())
       );
     }
-    return await next();
+    return await info();
   };
   const r = await syncDeposits(t);
   assertEquals(t.lnd.listUnspentAccounts, [""]);
@@ -807,4 +805,22 @@ Deno.test("LoopingIn and SweepHtlcTimeout deposits outside the wallet get no spe
   assertEquals([r.sweeps, r.spends, r.changes], [[], [], []]);
   assertEquals(t.lnd.spendCalls, []);
   assertEquals((await listDeposits(t.db.client)).map((d) => d.state), ["LoopingIn", "SweepHtlcTimeout"]);
+});
+
+Deno.test("a new deposit takes no wallet address; its expiry sweep takes one, stored before anything is signed", async () => {
+  await using t = await expirySetup();
+  assertEquals(t.lnd.nextAddrCalls, 0);
+  const [before] = await listDeposits(t.db.client);
+  assertEquals(before.timeoutSweepPkScript, new Uint8Array(0));
+  t.at(101 + E);
+  t.lnd.feeRate = 100_000n; // the first attempt is refused (fee): the address is kept for the next one
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.error?.code), ["sweep_fee_too_high"]);
+  const [kept] = await listDeposits(t.db.client);
+  assertEquals([t.lnd.nextAddrCalls, kept.timeoutSweepPkScript.length], [1, 34]);
+  t.lnd.feeRate = 2_500n;
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  assertEquals(t.lnd.nextAddrCalls, 1);
+  assertEquals(d.timeoutSweepPkScript, kept.timeoutSweepPkScript);
+  assertEquals(RawTx.decode(d.expirySweepTx!).outputs[0].script, kept.timeoutSweepPkScript);
 });
