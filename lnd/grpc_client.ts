@@ -99,9 +99,6 @@ function bytes(b: Uint8Array | null | undefined): Uint8Array {
 export class GrpcLndClient implements LndClient {
   readonly #rpc: LndRpc;
   readonly #callTimeoutMs: number;
-  /** Closers of the raw HTTP/2 sessions of full-wallet reads, run by {@linkcode close}. */
-  #rawSessions: (() => void)[] = [];
-  #closed = false;
 
   /**
    * @param rpc an open connection from `openLndRpc` (normally made by `connectLnd`)
@@ -246,10 +243,7 @@ export class GrpcLndClient implements LndClient {
       // 17.5 MB answer of a 100 000-UTXO wallet is never held whole (bench/README.md).
       let raw: DecodedUtxos;
       try {
-        raw = await rawListUnspent(endpoint, request, pkScripts, this.#callTimeoutMs, (close) => {
-          if (this.#closed) close();
-          else this.#rawSessions.push(close);
-        });
+        raw = await rawListUnspent(endpoint, request, pkScripts, this.#callTimeoutMs);
       } catch (err) {
         if (err instanceof WireError) throw this.#badResponse(rpc, err.message);
         throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
@@ -582,8 +576,6 @@ export class GrpcLndClient implements LndClient {
 
   /** Closes the gRPC channel. Idempotent. */
   close(): void {
-    this.#closed = true;
-    for (const close of this.#rawSessions.splice(0)) close();
     this.#rpc.close();
   }
 }

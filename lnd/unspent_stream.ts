@@ -47,9 +47,37 @@ export class UnspentStreamParser {
     this.#wanted = pkScripts?.map((p) => new TextEncoder().encode(hex(p)));
   }
 
+  /**
+   * Feeds one chunk. Bytes of a field that straddles two chunks are joined with at most a few KB of the next
+   * chunk (never the whole chunk), so the parser allocates little beyond the chunks themselves.
+   */
   push(chunk: Uint8Array): void {
-    let buf = this.#pending.length ? concat(this.#pending, chunk) : chunk;
-    let pos = 0;
+    let off = 0;
+    if (this.#pending.length) {
+      let take = Math.min(chunk.length, 4096);
+      for (;;) {
+        const joined = concat(this.#pending, chunk.subarray(0, take));
+        const pos = this.#consume(joined, 0);
+        if (pos >= this.#pending.length) {
+          off = pos - this.#pending.length;
+          this.#pending = new Uint8Array(0);
+          break;
+        }
+        this.#pending = this.#pending.slice(pos);
+        if (take === chunk.length) {
+          this.#pending = concat(this.#pending, chunk);
+          return;
+        }
+        take = Math.min(chunk.length, take * 4);
+      }
+    }
+    const pos = this.#consume(chunk, off);
+    if (pos < chunk.length) this.#pending = chunk.slice(pos);
+  }
+
+  /** Processes every complete field of `buf` from `start`; returns where the first incomplete one begins. */
+  #consume(buf: Uint8Array, start: number): number {
+    let pos = start;
     for (;;) {
       if (this.#frameLeft < 0) {
         if (buf.length - pos < 5) break;
@@ -79,8 +107,7 @@ export class UnspentStreamParser {
       this.#frameLeft -= used;
       pos += used;
     }
-    this.#pending = pos < buf.length ? buf.slice(pos) : new Uint8Array(0);
-    buf = this.#pending;
+    return pos;
   }
 
   /** Checks the stream ended on a message boundary. */
@@ -160,14 +187,13 @@ export function rawListUnspent(
       ca: Buffer.from(ep.tlsCert),
       servername: ep.tlsServerName,
     });
-    // The session is not closed when the call ends: closing an HTTP/2 session right after its stream ended
-    // can trip an nghttp2 assertion in a Deno HTTP/2 *server* (the fake lnd of the tests and the bench). It is
-    // unref'd (it does not keep the process alive) and handed to `keep`, which closes it with the connection
-    // (GrpcLndClient.close), as grpc-js closes its own sessions. Without `keep` it is closed at once.
+    // The session is never closed gracefully: an HTTP/2 GOAWAY from this client can trip an nghttp2 assertion
+    // in a Deno HTTP/2 *server* (the fake lnd of the tests and the bench; lnd, in Go, is not affected). It is
+    // unref'd once the call is over, so it does not keep the process alive, and the connection ends with the
+    // process (every loopkit command is one short process). `keep` may still close it (long-lived callers).
     const closeSession = () => {
       session.unref?.();
-      if (keep) keep(() => session.close());
-      else session.close();
+      keep?.(() => session.destroy());
     };
     const finish = (err: Error | null) => {
       if (settled) return;
