@@ -23,6 +23,7 @@ import type { Context } from "./context.ts";
 import { action } from "./main.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { syncLnd } from "./lnd_adapters.ts";
+import { progressFor } from "../core/progress.ts";
 
 const hexOf = (b: Uint8Array) => toHex(b);
 
@@ -236,7 +237,12 @@ export function registerDeposits(program: Command): void {
         : parseConfTarget(opts.sweepConfTarget);
       const db = await ctx.db();
       const { lnd } = await ctx.lnd();
-      const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
+      const r = await syncDeposits({
+        db,
+        lnd: syncLnd(lnd, ctx.config.network),
+        sweepConfTarget,
+        progress: progressFor({ json: ctx.config.json }),
+      });
       if (ctx.config.json) {
         out(toJson({
           tip_height: r.tipHeight,

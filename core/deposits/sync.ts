@@ -31,6 +31,7 @@ import {
 } from "./store.ts";
 import { filterOurUtxos, planReconcile, type ReconcilePlan } from "./reconcile.ts";
 import { type Deposit, outpointOf } from "./types.ts";
+import type { Progress } from "../progress.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError } from "../errors.ts";
 import {
   DEFAULT_SWEEP_CONF_TARGET,
@@ -137,6 +138,8 @@ export interface SyncDeps {
   confirmationCheckMs?: number;
   /** How long to wait for lnd's spend answer on a deposit's output (default {@linkcode DEFAULT_SPEND_CHECK_MS}). */
   spendCheckMs?: number;
+  /** Progress of a first sync that creates more than one batch of deposits (core/progress.ts). */
+  progress?: Progress;
 }
 
 /** One changed deposit in the sync result. */
@@ -436,7 +439,15 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
         });
         changes.push(...r.changes);
         if (r.stored) stored = r.stored;
+        if (batches.length > 1) {
+          deps.progress?.update(
+            Math.min((b + 1) * CREATE_BATCH, draft.create.length),
+            draft.create.length,
+            "creating deposits",
+          );
+        }
       }
+      deps.progress?.end();
     } catch (err) {
       throw dbError(err, "reconciling deposits");
     }
