@@ -64,6 +64,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: fromFile("./recover.ts", "registerRecover"),
   },
   {
+    name: "status",
+    summary:
+      "one-glance health check: lnd, the static address, deposits and expiry, sweeps, the backup and its " +
+      "copies, stale temporary files (exit 0 all well, 1 attention needed, 75 could not tell)",
+    load: fromFile("./status.ts", "registerStatus"),
+  },
+  {
     name: "l402",
     summary: "the L402 token the static address is bound to",
     load: fromFile("./l402.ts", "registerL402"),

@@ -27,8 +27,11 @@ export function depositJson(d: Deposit, csvExpiry: number | undefined, tip: numb
     expiry_height: csvExpiry !== undefined && d.confirmationHeight > 0
       ? String(d.confirmationHeight + csvExpiry)
       : undefined,
-    timeout_sweep_pk_script: toHex(d.timeoutSweepPkScript),
+    // Assigned when the deposit is first swept (core/deposits/README.md); absent before.
+    timeout_sweep_pk_script: d.timeoutSweepPkScript.length ? toHex(d.timeoutSweepPkScript) : undefined,
     expiry_sweep_txid: d.expirySweepTxid ?? undefined,
     swap_hash: d.swapHash ?? undefined,
+    spending_txid: d.spentBy?.txid,
+    spending_height: d.spentBy ? String(d.spentBy.height) : undefined,
   };
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
-import type { SweepReport, SyncResult } from "../core/deposits/sync.ts";
+import type { SpendReport, SweepReport, SyncResult } from "../core/deposits/sync.ts";
 import type * as SyncModule from "../core/deposits/sync.ts";
 import type * as AdaptersModule from "./lnd_adapters.ts";
 import type * as NewAddressModule from "../core/staticaddr/new_address.ts";
@@ -25,6 +25,7 @@ import { action, type Context } from "./context.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { depositJson } from "./deposit_json.ts";
 import { lazyImport } from "./lazy.ts";
+import { progressFor } from "../core/progress.ts";
 
 // Only `sync` needs the sweep code and `summary` the address encoding (both load the Bitcoin libraries):
 // imported in those actions, so `deposits list --offline` starts light (bench/README.md "Start-up").
@@ -39,6 +40,20 @@ const hexOf = (b: Uint8Array) => toHex(b);
 function expiryOf(addresses: StaticAddressRow[]): (d: Deposit) => number | undefined {
   const m = new Map(addresses.map((a) => [hexOf(a.pkScript), a.expiry]));
   return (d) => m.get(hexOf(d.pkScript));
+}
+
+function spendJson(s: SpendReport) {
+  return {
+    outpoint: s.outpoint,
+    action: s.action,
+    state: s.state,
+    spending_txid: s.spendingTxid,
+    spending_height: s.spendingHeight === undefined ? undefined : String(s.spendingHeight),
+    confirmations: s.confirmations,
+    error: s.error
+      ? { code: s.error.code, message: s.error.message, exit_code: s.error.exitCode }
+      : undefined,
+  };
 }
 
 function sweepJson(s: SweepReport) {
@@ -57,7 +72,7 @@ function sweepJson(s: SweepReport) {
 
 function renderSync(r: SyncResult): string {
   const lines = [`tip height ${r.tipHeight}; ${r.walletDeposits} static-address output(s) in the wallet`];
-  if (!r.changes.length && !r.sweeps.length) lines.push("no changes");
+  if (!r.changes.length && !r.sweeps.length && !r.spends.length) lines.push("no changes");
   for (const c of r.changes) {
     lines.push(
       `${
@@ -74,12 +89,22 @@ function renderSync(r: SyncResult): string {
       }`;
     lines.push(`${what} ${s.outpoint}  state ${s.state}${detail}`);
   }
+  for (const s of r.spends) {
+    const what = `spend_${s.action}`.padEnd(18);
+    const detail = s.error
+      ? `: ${s.error.message}`
+      : `  spent by ${s.spendingTxid} at height ${s.spendingHeight} (${s.confirmations} conf)`;
+    lines.push(`${what} ${s.outpoint}  state ${s.state}${detail}`);
+  }
   return lines.join("\n");
 }
 
-/** Exit code of a sync: 0, or 4 when a sweep failed (75 when every failure was temporary). */
+/**
+ * Exit code of a sync: 0, or 4 when a sweep or a spend check failed (75 when every failure was temporary).
+ * A deposit spent elsewhere is not a failure.
+ */
 export function syncExitCode(r: SyncResult): ExitCodeValue {
-  const failed = r.sweeps.filter((s) => s.error);
+  const failed = [...r.sweeps, ...r.spends].filter((s) => s.error);
   if (!failed.length) return ExitCode.Ok;
   return failed.every((s) => s.error!.exitCode === ExitCode.TempFail) ? ExitCode.TempFail : ExitCode.Partial;
 }
@@ -164,6 +189,7 @@ function depositTable(shown: Deposit[], expiry: (d: Deposit) => number | undefin
     const notes: string[] = [];
     if (!d.walletVisible) notes.push("not in wallet");
     if (d.expirySweepTxid) notes.push(`sweep ${d.expirySweepTxid}`);
+    if (d.spentBy) notes.push(`spent by ${d.spentBy.txid} at ${d.spentBy.height}`);
     rows.push([
       outpointOf(d),
       d.amountSat.toString(),
@@ -244,7 +270,12 @@ export function registerDeposits(program: Command): void {
       const { lnd } = await ctx.lnd();
       const db = await ctx.db();
       const [{ syncDeposits }, { syncLnd }] = await Promise.all([loadSync(), loadAdapters()]);
-      const r = await syncDeposits({ db, lnd: syncLnd(lnd, ctx.config.network), sweepConfTarget });
+      const r = await syncDeposits({
+        db,
+        lnd: syncLnd(lnd, ctx.config.network),
+        sweepConfTarget,
+        progress: progressFor({ json: ctx.config.json }),
+      });
       if (ctx.config.json) {
         out(toJson({
           tip_height: r.tipHeight,
@@ -257,11 +288,16 @@ export function registerDeposits(program: Command): void {
             value_sat: c.amountSat.toString(),
           })),
           sweeps: r.sweeps.map(sweepJson),
+          spends: r.spends.map(spendJson),
         }));
       } else out(renderSync(r));
       const code = syncExitCode(r);
       if (code !== ExitCode.Ok) {
-        diag(`loopkit: ${r.sweeps.filter((s) => s.error).length} expiry sweep(s) failed; see the output`);
+        const sweeps = r.sweeps.filter((s) => s.error).length;
+        const checks = r.spends.filter((s) => s.error).length;
+        diag(
+          `loopkit: ${sweeps} expiry sweep(s) and ${checks} spend check(s) failed; see the output`,
+        );
       }
       return code;
     }));

@@ -36,5 +36,7 @@ export function syncLnd(lnd: LndClient, network: NetworkName): SyncLnd {
     publishTransaction: (tx, label) => lnd.publishTransaction(tx, label),
     registerConfirmation: (txid, pkScript, numConfs, heightHint, opts) =>
       lnd.registerConfirmation(txid, pkScript, numConfs, heightHint, opts),
+    registerSpend: (outpoint, pkScript, heightHint, opts) =>
+      lnd.registerSpend(outpoint, pkScript, heightHint, opts),
   };
 }

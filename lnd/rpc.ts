@@ -105,6 +105,11 @@ export interface LndRpc {
   invoices: RpcClient;
   /** The endpoint as given, for error messages. */
   rpcServer: string;
+  /**
+   * What a raw HTTP/2 call needs to reach the same lnd (`lnd/unspent_stream.ts`: the full-wallet ListUnspent
+   * decoded as it arrives); absent on connections made without it.
+   */
+  endpoint?: { rpcServer: string; tlsCert: Uint8Array; tlsServerName: string; macaroon?: Uint8Array };
   /** Cancels calls still open (they fail with CANCELLED) and closes the channel. Idempotent. */
   close(): void;
 }
@@ -285,6 +290,12 @@ export function openLndRpc(opts: LndRpcOptions): LndRpc {
     router: make("routerrpc.Router"),
     invoices: make("invoicesrpc.Invoices"),
     rpcServer: opts.rpcServer,
+    endpoint: {
+      rpcServer: target,
+      tlsCert: opts.tlsCert,
+      tlsServerName: serverName,
+      macaroon: opts.macaroon,
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -265,9 +265,14 @@ export interface LndClient {
    * an empty one) every wallet UTXO; with it, lnd's `account` filter: only outputs of the wallet account
    * of that name. `"imported"` holds the scripts added by `ImportTapscript` (the static-address outputs;
    * checked on regtest, tests/regtest/imported_account_test.ts). An lnd too old for the field ignores it
-   * and lists everything. spec/backup-and-recovery.md §6.5, spec/static-address-and-deposits.md §4.16.
+   * and lists everything. With `opts.pkScripts`, only the UTXOs paying one of those scripts are returned
+   * (lnd still sends the whole answer; the others are dropped while it is decoded, so memory stays bounded). spec/backup-and-recovery.md §6.5, spec/static-address-and-deposits.md §4.16.
    */
-  listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]>;
+  listUnspent(
+    minConfs: number,
+    maxConfs: number,
+    opts?: { account?: string; pkScripts?: readonly Uint8Array[] },
+  ): Promise<Utxo[]>;
   /**
    * `walletrpc.WalletKit/ImportTapscript` with `full_tree.all_leaves = [{leaf_version: 0xc0,
    * script}]` so lnd tracks the P2TR output. An "already exists" answer counts as success

@@ -93,6 +93,7 @@ class Fixture {
       signOutputRaw: unused,
       publishTransaction: unused,
       registerConfirmation: () => Promise.resolve(null),
+      registerSpend: () => Promise.resolve(null),
     };
     return adapter;
   }

@@ -179,4 +179,18 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX loopin_swap_updates_hash_index ON loopin_swap_updates (swap_hash, id)`,
     ],
   },
+  {
+    version: 4,
+    name: "deposits: the spend of a deposit by a transaction loopkit did not make",
+    statements: [
+      // `SpentElsewhere` (core/deposits/fsm.md): what spent the output, as lnd's spend notifier reported it.
+      // On the deposit for the listings, and on the history row that records the state change.
+      `ALTER TABLE deposits ADD COLUMN spending_txid BLOB
+        CHECK (spending_txid IS NULL OR length(spending_txid) = 32)`,
+      `ALTER TABLE deposits ADD COLUMN spending_height INTEGER`,
+      `ALTER TABLE deposit_updates ADD COLUMN spending_txid BLOB
+        CHECK (spending_txid IS NULL OR length(spending_txid) = 32)`,
+      `ALTER TABLE deposit_updates ADD COLUMN spending_height INTEGER`,
+    ],
+  },
 ];

@@ -7,7 +7,14 @@
  */
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Transaction } from "@scure/btc-signer";
-import type { ConfirmationDetails, LndInfo, SignDescriptor, TxOut, Utxo } from "../../lnd/types.ts";
+import type {
+  ConfirmationDetails,
+  LndInfo,
+  SignDescriptor,
+  SpendDetails,
+  TxOut,
+  Utxo,
+} from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import { type Db, openDb } from "../db/db.ts";
 import { insertStaticAddress, type StaticAddressRow } from "../db/static_addresses.ts";
@@ -47,6 +54,12 @@ export class WalletStandIn implements SyncLnd {
   /** Confirmations by txid for registerConfirmation. */
   confirmations = new Map<string, ConfirmationDetails>();
   confirmationCalls = 0;
+  /** Spends by outpoint (`txid:vout`) for registerSpend; absent: no spend within the wait. */
+  spends = new Map<string, SpendDetails>();
+  /** The outpoint and height hint of each registerSpend call, in order. */
+  spendCalls: { outpoint: string; heightHint: number }[] = [];
+  /** Text of an lnd error to answer registerSpend with ("" = none). */
+  spendError = "";
   /** Sign with this locator instead of the requested one (to test a wrong-key lnd). */
   signWithWrongKey = false;
   /** Runs (once) while a signature is being made, before it is returned: to interleave another sync. */
@@ -102,6 +115,18 @@ export class WalletStandIn implements SyncLnd {
   registerConfirmation(txid: string | null): Promise<ConfirmationDetails | null> {
     this.confirmationCalls++;
     return Promise.resolve(txid ? this.confirmations.get(txid) ?? null : null);
+  }
+  registerSpend(
+    outpoint: { txid: string; vout: number },
+    _pkScript: Uint8Array,
+    heightHint: number,
+  ): Promise<SpendDetails | null> {
+    const op = `${outpoint.txid}:${outpoint.vout}`;
+    this.spendCalls.push({ outpoint: op, heightHint });
+    if (this.spendError) {
+      return Promise.reject(new LndError("ChainNotifier.RegisterSpendNtfn", "unavailable", this.spendError));
+    }
+    return Promise.resolve(this.spends.get(op) ?? null);
   }
   /** Signs each descriptor through @scure/btc-signer's PSBT tapscript signing (its own sighash code). */
   async signOutputRaw(tx: Uint8Array, descs: SignDescriptor[], prev: TxOut[]): Promise<Uint8Array[]> {

@@ -13,7 +13,7 @@
 import { LoopkitError } from "../errors.ts";
 import { type DepositState, FINAL_STATES } from "./types.ts";
 
-/** Events (§4.3) plus loopkit's `OnReplaced` / `OnRevived` (decision 2). */
+/** Events (§4.3) plus loopkit's `OnReplaced` / `OnRevived` (decision 2) and `OnSpentElsewhere` (fsm.md). */
 export const DEPOSIT_EVENTS = [
   "OnStart",
   "OnWithdrawInitiated",
@@ -31,6 +31,7 @@ export const DEPOSIT_EVENTS = [
   "OnError",
   "OnReplaced",
   "OnRevived",
+  "OnSpentElsewhere",
 ] as const;
 
 /** One of {@linkcode DEPOSIT_EVENTS}. */
@@ -53,6 +54,7 @@ export const TRANSITIONS: Readonly<
     OnRecover: "Deposited",
     OnError: "Deposited",
     OnReplaced: "Replaced",
+    OnSpentElsewhere: "SpentElsewhere",
   },
   Replaced: {
     OnRevived: "Deposited",
@@ -61,11 +63,13 @@ export const TRANSITIONS: Readonly<
     OnRecover: "PublishExpirySweep",
     OnExpiryPublished: "WaitForExpirySweep",
     OnError: "Deposited",
+    OnSpentElsewhere: "SpentElsewhere",
   },
   WaitForExpirySweep: {
     OnExpirySwept: "Expired",
     OnRecover: "PublishExpirySweep",
     OnError: "Deposited",
+    OnSpentElsewhere: "SpentElsewhere",
   },
   Expired: {
     OnExpiry: "Expired",
@@ -108,6 +112,9 @@ export const TRANSITIONS: Readonly<
   ChannelPublished: {
     OnExpiry: "ChannelPublished",
   },
+  SpentElsewhere: {
+    OnExpiry: "SpentElsewhere",
+  },
 };
 
 /**
@@ -130,7 +137,7 @@ export function accepts(from: DepositState, event: DepositEvent): boolean {
   return TRANSITIONS[from][event] !== undefined;
 }
 
-/** True for the five final states (§4.2). */
+/** True for the five final states (§4.2) and loopkit's `SpentElsewhere`. */
 export function isFinal(state: DepositState): boolean {
   return FINAL_STATES.has(state);
 }

@@ -67,9 +67,16 @@ Deno.test("walking every (state, event) pair: listed pairs lead to their target,
 });
 
 Deno.test("the table has Loop's consequences (§4.4) and loopkit's Replaced rules (decision 2)", () => {
-  // Final states absorb OnExpiry as a self-loop; the five final states are Loop's.
+  // Final states absorb OnExpiry as a self-loop; five final states are Loop's, SpentElsewhere is loopkit's.
   const finals = DEPOSIT_STATES.filter(isFinal);
-  assertEquals(finals.sort(), ["ChannelPublished", "Expired", "HtlcTimeoutSwept", "LoopedIn", "Withdrawn"]);
+  assertEquals(finals.sort(), [
+    "ChannelPublished",
+    "Expired",
+    "HtlcTimeoutSwept",
+    "LoopedIn",
+    "SpentElsewhere",
+    "Withdrawn",
+  ]);
   for (const s of finals) assertEquals(nextState(s, "OnExpiry"), s);
   // OnExpiry is rejected while publishing the expiry sweep, while sweeping the HTLC timeout, and for Replaced.
   for (const s of ["PublishExpirySweep", "SweepHtlcTimeout", "Replaced"] as const) {
@@ -88,6 +95,16 @@ Deno.test("the table has Loop's consequences (§4.4) and loopkit's Replaced rule
   for (const s of DEPOSIT_STATES) assertEquals(accepts(s, "OnReplaced"), s === "Deposited", s);
   assertEquals(Object.keys(TRANSITIONS.Replaced), ["OnRevived"]);
   assertEquals(nextState("Replaced", "OnRevived"), "Deposited");
+  // SpentElsewhere only from Deposited and the two expiry-sweep states: never from a loop-in's states.
+  for (const s of DEPOSIT_STATES) {
+    assertEquals(
+      accepts(s, "OnSpentElsewhere"),
+      ["Deposited", "PublishExpirySweep", "WaitForExpirySweep"].includes(s),
+      s,
+    );
+  }
+  assertEquals(Object.keys(TRANSITIONS.LoopingIn).includes("OnSpentElsewhere"), false);
+  assertEquals(Object.keys(TRANSITIONS.SweepHtlcTimeout).includes("OnSpentElsewhere"), false);
   // Final states have no way out except self-loops.
   for (const s of finals) for (const to of Object.values(TRANSITIONS[s])) assertEquals(to, s);
 });

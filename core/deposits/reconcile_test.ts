@@ -26,6 +26,7 @@ function deposit(n: number, over: Partial<Deposit> = {}): Deposit {
     expirySweepTxid: null,
     expirySweepTx: null,
     swapHash: null,
+    spentBy: null,
     ...over,
   };
 }

@@ -491,7 +491,7 @@ export async function recoverDeposit(
   const imported =
     (await deps.lnd.importTapscript(matched.address.internalKeyXOnly, matched.address.timeoutLeafScript))
       .imported;
-  const walletVisible = (await deps.lnd.listUnspent(0, 0)).some((u) =>
+  const walletVisible = (await deps.lnd.listUnspent(0, 0, { pkScripts: [confirmed.pkScript] })).some((u) =>
     u.txid === req.outpoint.txid && u.vout === req.outpoint.vout
   );
   let existing = await findDeposit(deps.db, op);

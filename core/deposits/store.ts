@@ -20,12 +20,14 @@ function blob(v: unknown, column: string): Uint8Array {
   throw new LoopkitError("db_corrupt", `Database column deposits.${column} is not a blob`, ExitCode.Failure);
 }
 
+const DEPOSIT_COLUMNS = `deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript,
+  timeout_sweep_pk_script, state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash, spending_txid,
+  spending_height`;
+
 /** Every stored deposit, in insertion order. */
 export async function listDeposits(db: Exec): Promise<Deposit[]> {
   const rs = await db.execute(
-    `SELECT deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript, timeout_sweep_pk_script,
-            state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash
-       FROM deposits ORDER BY id`,
+    `SELECT ${DEPOSIT_COLUMNS} FROM deposits ORDER BY id`,
   );
   return rs.rows.map(depositOfRow);
 }
@@ -99,10 +101,7 @@ export async function listDepositHeads(db: Exec): Promise<DepositHead[]> {
 /** The stored deposit with this id, or null. */
 export async function getDeposit(db: Exec, depositId: Uint8Array): Promise<Deposit | null> {
   const rs = await db.execute({
-    sql:
-      `SELECT deposit_id, tx_hash, out_index, amount, confirmation_height, pkscript, timeout_sweep_pk_script,
-            state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash
-       FROM deposits WHERE deposit_id = ?`,
+    sql: `SELECT ${DEPOSIT_COLUMNS} FROM deposits WHERE deposit_id = ?`,
     args: [depositId],
   });
   return rs.rows.length ? depositOfRow(rs.rows[0]) : null;
@@ -141,6 +140,9 @@ function depositOfRow(r: Record<string, unknown>): Deposit {
         : txidFromBytes(blob(r.expiry_sweep_txid, "expiry")),
       expirySweepTx: r.expiry_sweep_tx == null ? null : blob(r.expiry_sweep_tx, "expiry_sweep_tx"),
       swapHash: r.swap_hash == null ? null : bytesToHex(blob(r.swap_hash, "swap_hash")),
+      spentBy: r.spending_txid == null
+        ? null
+        : { txid: txidFromBytes(blob(r.spending_txid, "spending_txid")), height: Number(r.spending_height) },
     };
   }
 }
@@ -210,16 +212,33 @@ export async function applyDepositUpdate(tx: Transaction, u: DepositUpdatePlan, 
   }
 }
 
+/** One history row of a deposit. */
+export interface DepositHistoryRow {
+  /** State after the change. */
+  state: string;
+  /** ISO timestamp. */
+  at: string;
+  /** On the row that records `SpentElsewhere`: the spending transaction (display hex) and its block height. */
+  spentBy?: { txid: string; height: number };
+}
+
 /** History of one deposit, oldest first. */
-export async function depositHistory(
-  db: Exec,
-  depositId: Uint8Array,
-): Promise<{ state: string; at: string }[]> {
+export async function depositHistory(db: Exec, depositId: Uint8Array): Promise<DepositHistoryRow[]> {
   const rs = await db.execute({
-    sql: "SELECT update_state, update_timestamp FROM deposit_updates WHERE deposit_id = ? ORDER BY id",
+    sql: `SELECT update_state, update_timestamp, spending_txid, spending_height
+            FROM deposit_updates WHERE deposit_id = ? ORDER BY id`,
     args: [depositId],
   });
-  return rs.rows.map((r) => ({ state: String(r.update_state), at: String(r.update_timestamp) }));
+  return rs.rows.map((r) => ({
+    state: String(r.update_state),
+    at: String(r.update_timestamp),
+    ...(r.spending_txid == null ? {} : {
+      spentBy: {
+        txid: txidFromBytes(blob(r.spending_txid, "spending_txid")),
+        height: Number(r.spending_height),
+      },
+    }),
+  }));
 }
 
 /** Options of {@linkcode transitionDeposit}. */
@@ -234,6 +253,11 @@ export interface TransitionOptions {
    * one has exactly these bytes: a deposit never gets two different sweeps.
    */
   expirySweep?: { txid: string; tx: Uint8Array };
+  /**
+   * With `OnSpentElsewhere`: the spending transaction lnd reported (display txid, block height), stored on the
+   * deposit and on the history row of the change.
+   */
+  spentBy?: { txid: string; height: number };
 }
 
 /**
@@ -260,6 +284,13 @@ export async function transitionDeposit(
   const args: (string | number | Uint8Array)[] = [state];
   const where = ["deposit_id = ?", "state = ?"];
   const whereArgs: (string | Uint8Array)[] = [o.depositId, o.from];
+  if (o.spentBy) {
+    if (state !== "SpentElsewhere") {
+      throw new RangeError("transitionDeposit: spentBy is only for a change to SpentElsewhere");
+    }
+    sets.push("spending_txid = ?", "spending_height = ?");
+    args.push(txidToBytes(o.spentBy.txid), o.spentBy.height);
+  }
   if (o.expirySweep) {
     sets.push("expiry_sweep_txid = ?", "expiry_sweep_tx = ?");
     args.push(txidToBytes(o.expirySweep.txid), o.expirySweep.tx);
@@ -272,9 +303,18 @@ export async function transitionDeposit(
   });
   if (rs.rowsAffected === 0) return null;
   for (const s of path) {
+    const spent = s === "SpentElsewhere" ? o.spentBy : undefined;
     await tx.execute({
-      sql: "INSERT INTO deposit_updates (deposit_id, update_state, update_timestamp) VALUES (?, ?, ?)",
-      args: [o.depositId, s, now.toISOString()],
+      sql:
+        `INSERT INTO deposit_updates (deposit_id, update_state, update_timestamp, spending_txid, spending_height)
+            VALUES (?, ?, ?, ?, ?)`,
+      args: [
+        o.depositId,
+        s,
+        now.toISOString(),
+        spent ? txidToBytes(spent.txid) : null,
+        spent ? spent.height : null,
+      ],
     });
   }
   return state;

@@ -13,7 +13,7 @@ import {
   transitionDeposit,
 } from "./store.ts";
 
-Deno.test("a version-1 database keeps its deposits when migration 2 adds the stored sweep column", async () => {
+Deno.test("a version-1 database keeps its deposits when migrations 2 and 3 add the sweep and spend columns", async () => {
   const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
   try {
     const url = `file:${dir}/loopkit.db`;
@@ -30,14 +30,16 @@ Deno.test("a version-1 database keeps its deposits when migration 2 adds the sto
     v1.close();
     const db = await openDb({ url, network: "regtest", migrations: MIGRATIONS.slice(0, 2) });
     try {
-      assertEquals(db.schemaVersion, 2);
+      assertEquals(db.schemaVersion, MIGRATIONS[MIGRATIONS.length - 1].version);
       const [d] = await listDeposits(db.client);
-      assertEquals([d.amountSat, d.confirmationHeight, d.expirySweepTx, d.expirySweepTxid], [
+      assertEquals([d.amountSat, d.confirmationHeight, d.expirySweepTx, d.expirySweepTxid, d.spentBy], [
         5000n,
         7,
         null,
         null,
+        null,
       ]);
+      assertEquals(await depositHistory(db.client, d.depositId), []);
       // A stored sweep without its txid is refused by the schema.
       await assertRejects(() => db.client.execute("UPDATE deposits SET expiry_sweep_tx = x'00'"));
     } finally {

@@ -25,6 +25,7 @@ export const SUMMARY_CATEGORIES = [
   "htlc_timeout_swept",
   "opening_channel",
   "channel_published",
+  "spent_elsewhere",
 ] as const;
 
 /** One of {@linkcode SUMMARY_CATEGORIES}. */
@@ -65,6 +66,7 @@ const BY_STATE: Record<Exclude<DepositState, "Deposited" | "Replaced">, SummaryC
   HtlcTimeoutSwept: "htlc_timeout_swept",
   OpeningChannel: "opening_channel",
   ChannelPublished: "channel_published",
+  SpentElsewhere: "spent_elsewhere",
 };
 
 /**

@@ -16,6 +16,7 @@ function deposit(n: number, state: DepositState, over: Partial<Deposit> = {}): D
     expirySweepTxid: null,
     expirySweepTx: null,
     swapHash: null,
+    spentBy: null,
     ...over,
   };
 }

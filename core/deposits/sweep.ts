@@ -226,6 +226,12 @@ export async function signExpirySweep(
   confTarget: number,
 ): Promise<SignedExpirySweep> {
   const outpoint = `${p.txid}:${p.vout}`;
+  if (p.sweepPkScript.length === 0) {
+    throw new LoopkitError(
+      "sweep_destination_missing",
+      `Expiry sweep of deposit ${outpoint} has no destination script; nothing was signed`,
+    );
+  }
   const estimate = await lnd.estimateFeeSatPerKw(confTarget);
   const minRelay = await lnd.minRelayFeeSatPerKw();
   const fee = expirySweepFee(p.valueSat, expirySweepWeight(p), estimate, minRelay, outpoint);

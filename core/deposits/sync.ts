@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { LndClient, Utxo } from "../../lnd/types.ts";
+import type { LndClient, SpendDetails, Utxo } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { Db } from "../db/db.ts";
 import { dbError } from "../db/db.ts";
@@ -31,6 +31,7 @@ import {
 } from "./store.ts";
 import { filterOurUtxos, planReconcile, type ReconcilePlan } from "./reconcile.ts";
 import { type Deposit, outpointOf } from "./types.ts";
+import type { Progress } from "../progress.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError } from "../errors.ts";
 import {
   DEFAULT_SWEEP_CONF_TARGET,
@@ -50,19 +51,78 @@ export type SyncLnd =
     | "signOutputRaw"
     | "publishTransaction"
     | "registerConfirmation"
+    | "registerSpend"
   >
   & {
     /**
      * `WalletKit.ListUnspent(min_confs, max_confs, account)`; (0, 0) means every UTXO, 0-conf included;
-     * `account` limits the answer to that wallet account (none: every account).
+     * `account` limits the answer to that wallet account (none: every account); `pkScripts` keeps only the
+     * UTXOs paying one of them (dropped while decoding: a large wallet costs its bytes, not its objects).
      */
-    listUnspent(minConfs: number, maxConfs: number, opts?: { account?: string }): Promise<Utxo[]>;
+    listUnspent(
+      minConfs: number,
+      maxConfs: number,
+      opts?: { account?: string; pkScripts?: readonly Uint8Array[] },
+    ): Promise<Utxo[]>;
     /** A fresh wallet pkScript for an expiry sweep (`WalletKit.NextAddr`, decoded). */
     nextSweepPkScript(): Promise<Uint8Array>;
   };
 
 /** Default bound of the confirmation check of a published sweep that is not in the wallet view, ms. */
 export const DEFAULT_CONFIRMATION_CHECK_MS = 3_000;
+
+/**
+ * Default bound of a spend check (lnd's `RegisterSpendNtfn` for a deposit's output), ms. lnd answers at once
+ * for a spend already in the chain; an unspent output costs the whole wait (the checks run in parallel).
+ */
+export const DEFAULT_SPEND_CHECK_MS = 3_000;
+
+/** Confirmations after which a spend by another transaction is recorded (`SpentElsewhere`, final). */
+export const SPEND_FINAL_CONFS = 3;
+
+/** New deposits written per write transaction (bounded memory and lock time on a first sync). */
+export const CREATE_BATCH = 200;
+
+/** The stored `timeout_sweep_pk_script` of a deposit whose sweep destination is not assigned yet. */
+export const NO_SWEEP_DESTINATION: Uint8Array = new Uint8Array(0);
+
+/**
+ * The deposit's sweep destination: the stored one, or a fresh wallet address (`NextAddr`) stored now, before
+ * anything is signed to it. The store is conditional (`WHERE` the column is still empty), so two syncs racing
+ * here both use the address the first one stored; the loser's address stays unused in lnd's wallet.
+ */
+async function ensureSweepDestination(deps: SyncDeps, d: Deposit): Promise<Uint8Array> {
+  if (d.timeoutSweepPkScript.length) return d.timeoutSweepPkScript;
+  const fresh = await deps.lnd.nextSweepPkScript();
+  try {
+    return await deps.db.write(async (tx) => {
+      await tx.execute({
+        sql: `UPDATE deposits SET timeout_sweep_pk_script = ?
+               WHERE deposit_id = ? AND length(timeout_sweep_pk_script) = 0`,
+        args: [fresh, d.depositId],
+      });
+      const rs = await tx.execute({
+        sql: "SELECT timeout_sweep_pk_script AS s FROM deposits WHERE deposit_id = ?",
+        args: [d.depositId],
+      });
+      return new Uint8Array(rs.rows[0].s as ArrayBuffer);
+    });
+  } catch (err) {
+    throw dbError(err, `storing the sweep destination of deposit ${outpointOf(d)}`);
+  }
+}
+
+/** The sweep destinations of deposits whose stored expiry sweep is not final yet. */
+async function listPendingSweepScripts(db: Db): Promise<Uint8Array[]> {
+  const rs = await db.client.execute(
+    `SELECT DISTINCT timeout_sweep_pk_script AS s FROM deposits
+      WHERE state IN ('PublishExpirySweep', 'WaitForExpirySweep') AND expiry_sweep_tx IS NOT NULL`,
+  );
+  return rs.rows.map((r) => new Uint8Array(r.s as ArrayBuffer));
+}
+
+/** Spend-notifier streams open at once. */
+const SPEND_CHECK_CONCURRENCY = 16;
 
 /** Dependencies of {@linkcode syncDeposits}. */
 export interface SyncDeps {
@@ -76,6 +136,10 @@ export interface SyncDeps {
   sweepConfTarget?: number;
   /** How long to wait for lnd's confirmation answer on a sweep missing from the wallet view, ms. */
   confirmationCheckMs?: number;
+  /** How long to wait for lnd's spend answer on a deposit's output (default {@linkcode DEFAULT_SPEND_CHECK_MS}). */
+  spendCheckMs?: number;
+  /** Progress of a first sync that creates more than one batch of deposits (core/progress.ts). */
+  progress?: Progress;
 }
 
 /** One changed deposit in the sync result. */
@@ -93,9 +157,11 @@ export interface SweepReport {
   /**
    * `published`: signed, stored and published now; `republished`: the stored sweep was published again;
    * `waiting`: the stored sweep has 1–2 confirmations; `confirmed`: it has 3, the deposit is `Expired`;
-   * `failed`: nothing was stored (or the stored sweep could not be published), see `error`.
+   * `failed`: nothing was stored (or the stored sweep could not be published), see `error`;
+   * `spent_elsewhere`: the deposit's output was spent by another transaction, so this sweep can never
+   * confirm; it is no longer published (the spend is in {@linkcode SyncResult.spends}).
    */
-  action: "published" | "republished" | "waiting" | "confirmed" | "failed";
+  action: "published" | "republished" | "waiting" | "confirmed" | "failed" | "spent_elsewhere";
   /** Deposit state after this sync. */
   state: string;
   /** Sweep txid, once one is stored. */
@@ -116,6 +182,28 @@ export interface SyncResult {
   changes: SyncChange[];
   /** Expiry sweeps acted on in this run. */
   sweeps: SweepReport[];
+  /** Spends of deposits by transactions loopkit did not make, seen in this run (and failed spend checks). */
+  spends: SpendReport[];
+}
+
+/** A deposit's output spent by a transaction loopkit did not make (lnd's spend notifier), or a failed check. */
+export interface SpendReport {
+  outpoint: string;
+  /**
+   * `recorded`: the spend has {@linkcode SPEND_FINAL_CONFS} confirmations, the deposit is now
+   * `SpentElsewhere`; `pending`: fewer, nothing written yet; `check_failed`: lnd's spend notifier failed
+   * (see `error`).
+   */
+  action: "recorded" | "pending" | "check_failed";
+  /** Deposit state after this sync. */
+  state: string;
+  /** The spending transaction, display hex. */
+  spendingTxid?: string;
+  /** Its block height. */
+  spendingHeight?: number;
+  /** Its confirmations at this sync's tip. */
+  confirmations?: number;
+  error?: { code: string; message: string; exitCode: ExitCodeValue };
 }
 
 /** lnd's wallet account that `ImportTapscript` adds scripts to (btcwallet's imported-account name). */
@@ -125,16 +213,22 @@ export const IMPORTED_ACCOUNT = "imported";
  * Reads the wallet view and the tip it belongs to: GetInfo before and after ListUnspent must agree, so
  * a block found in between cannot shift a derived confirmation height by one (bounded retries).
  * @param account ListUnspent's account filter (undefined: every account)
+ * @param pkScripts keep only UTXOs paying one of these (undefined: all)
  * @throws {LoopkitError} `chain_moving` when the tip changed on every attempt; lnd errors as they come
  */
 export async function consistentWalletView(
   lnd: Pick<SyncLnd, "getInfo" | "listUnspent">,
   attempts = 3,
   account?: string,
+  pkScripts?: readonly Uint8Array[],
 ): Promise<{ tip: number; utxos: Utxo[] }> {
+  const opts = {
+    ...(account === undefined ? {} : { account }),
+    ...(pkScripts === undefined ? {} : { pkScripts }),
+  };
   for (let i = 0; i < attempts; i++) {
     const before = (await lnd.getInfo()).blockHeight;
-    const utxos = await (account === undefined ? lnd.listUnspent(0, 0) : lnd.listUnspent(0, 0, { account }));
+    const utxos = await (Object.keys(opts).length ? lnd.listUnspent(0, 0, opts) : lnd.listUnspent(0, 0));
     const after = (await lnd.getInfo()).blockHeight;
     if (before === after) return { tip: after, utxos };
   }
@@ -170,22 +264,32 @@ interface WalletView {
 }
 
 /**
+ * The scripts a wallet read keeps: our static-address pkScripts plus the destinations of pending expiry sweeps
+ * (their outputs pay lnd's default account and tell how deep the sweep is). Every other wallet output is
+ * dropped while lnd's answer is decoded (bounded memory at 100 000 UTXOs, bench/README.md).
+ */
+interface Wanted {
+  pkScripts: Uint8Array[];
+  sweepScripts: Uint8Array[];
+}
+
+/**
  * The `imported`-account view, or the full one when lnd refuses the filter
  * ({@linkcode isAccountFilterRefused}); other lnd errors propagate (unreachable: exit 75).
  */
-async function filteredView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
+async function filteredView(lnd: SyncLnd, w: Wanted): Promise<WalletView> {
   try {
-    const { tip, utxos } = await consistentWalletView(lnd, 3, IMPORTED_ACCOUNT);
-    return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: false };
+    const { tip, utxos } = await consistentWalletView(lnd, 3, IMPORTED_ACCOUNT, w.pkScripts);
+    return { tip, utxos, ours: filterOurUtxos(utxos, w.pkScripts), full: false };
   } catch (err) {
     if (!isAccountFilterRefused(err)) throw err;
-    return await fullView(lnd, pkScripts);
+    return await fullView(lnd, w);
   }
 }
 
-async function fullView(lnd: SyncLnd, pkScripts: Uint8Array[]): Promise<WalletView> {
-  const { tip, utxos } = await consistentWalletView(lnd);
-  return { tip, utxos, ours: filterOurUtxos(utxos, pkScripts), full: true };
+async function fullView(lnd: SyncLnd, w: Wanted): Promise<WalletView> {
+  const { tip, utxos } = await consistentWalletView(lnd, 3, undefined, [...w.pkScripts, ...w.sweepScripts]);
+  return { tip, utxos, ours: filterOurUtxos(utxos, w.pkScripts), full: true };
 }
 
 /** `meta` key of the imported-account filter check: `ok:<height of the last check>` or `off`. */
@@ -202,7 +306,7 @@ export const FILTER_RECHECK_BLOCKS = 144;
  * wallet, as Loop does. So on any lnd a deposit is found within a day at worst, and on lnd that files
  * imported scripts under `imported` (v0.21.3, checked on regtest) at once and cheaply.
  */
-async function checkedView(deps: SyncDeps, pkScripts: Uint8Array[]): Promise<WalletView> {
+async function checkedView(deps: SyncDeps, pkScripts: Wanted): Promise<WalletView> {
   let check: string | null;
   try {
     const rs = await deps.db.client.execute({
@@ -253,85 +357,115 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => crypto.getRandomValues(new Uint8Array(32)));
   const addresses = await listStaticAddresses(deps.db);
-  if (addresses.length === 0) return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [] };
-  const pkScripts = addresses.map((a) => a.pkScript);
+  if (addresses.length === 0) {
+    return { tipHeight: 0, walletDeposits: 0, changes: [], sweeps: [], spends: [] };
+  }
   // Read the rows BEFORE the wallet: only a row that existed before the wallet was read can be judged
   // absent from it (another sync may store a deposit that reached the wallet after this read).
   let stored: DepositHead[];
+  let pendingSweepScripts: Uint8Array[];
   try {
     stored = await listDepositHeads(deps.db.client);
+    pendingSweepScripts = await listPendingSweepScripts(deps.db);
   } catch (err) {
     throw dbError(err, "reading deposits");
   }
+  const wanted: Wanted = { pkScripts: addresses.map((a) => a.pkScript), sweepScripts: pendingSweepScripts };
   const knownBeforeRead = new Set(stored.map(outpointOf));
-  let view = await checkedView(deps, pkScripts);
+  let view = await checkedView(deps, wanted);
   let draft = planReconcile(view.ours, stored, view.tip);
   if (!view.full && draft.update.some(marksAbsence)) {
     // Missing from the imported account is no proof of absence: confirm with the whole wallet.
-    view = await fullView(deps.lnd, pkScripts);
+    view = await fullView(deps.lnd, wanted);
     draft = planReconcile(view.ours, stored, view.tip);
   }
   const { tip, ours } = view;
-  let changes: SyncChange[] = [];
+  const changes: SyncChange[] = [];
   if (!planIsEmpty(draft)) {
-    // Sweep destinations for outpoints that look new, fetched before the transaction.
-    const sweepScripts = new Map<string, Uint8Array>();
-    for (const c of draft.create) sweepScripts.set(outpointOf(c), await deps.lnd.nextSweepPkScript());
+    // New deposits are written in bounded batches (CREATE_BATCH per transaction, the updates with the first),
+    // each recomputing the plan from the rows as they are inside it: a concurrent sync never loses or
+    // duplicates a row, and a first sync of thousands of deposits never holds them all in one transaction.
+    const batches: Set<string>[] = [];
+    for (let i = 0; i < draft.create.length; i += CREATE_BATCH) {
+      batches.push(new Set(draft.create.slice(i, i + CREATE_BATCH).map(outpointOf)));
+    }
+    if (!batches.length) batches.push(new Set());
     try {
-      ({ changes, stored } = await deps.db.write(async (tx) => {
-        const current = await listDepositHeads(tx);
-        const plan = planReconcile(ours, current, tip);
-        // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
-        // unless this view is the full wallet.
-        if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
-        // Nor a row stored after the wallet read, whatever the view: this view may predate its output.
-        plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
-        const at = now();
-        const out: SyncChange[] = [];
-        for (const c of plan.create) {
-          const op = outpointOf(c);
-          const sweep = sweepScripts.get(op) ?? await deps.lnd.nextSweepPkScript();
-          if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
-            out.push({
-              outpoint: op,
-              change: "created",
-              state: "Deposited",
-              confirmationHeight: c.confirmationHeight,
-              amountSat: c.amountSat,
-            });
+      for (let b = 0; b < batches.length; b++) {
+        const batch = batches[b];
+        const last = b === batches.length - 1;
+        const r = await deps.db.write(async (tx) => {
+          const current = await listDepositHeads(tx);
+          const plan = planReconcile(ours, current, tip);
+          plan.create = plan.create.filter((c) => batch.has(outpointOf(c)));
+          if (b > 0) plan.update = [];
+          // A row stored since the draft (another sync) that this view lacks: leave it to the next sync
+          // unless this view is the full wallet.
+          if (!view.full) plan.update = plan.update.filter((u) => !marksAbsence(u));
+          // Nor a row stored after the wallet read, whatever the view: this view may predate its output.
+          plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
+          const at = now();
+          const out: SyncChange[] = [];
+          for (const c of plan.create) {
+            const op = outpointOf(c);
+            // No sweep destination yet: a wallet address is taken only when the deposit is swept
+            // (ensureSweepDestination), not one per deposit at creation as Loop does.
+            const sweep = NO_SWEEP_DESTINATION;
+            if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
+              out.push({
+                outpoint: op,
+                change: "created",
+                state: "Deposited",
+                confirmationHeight: c.confirmationHeight,
+                amountSat: c.amountSat,
+              });
+            }
           }
-        }
-        const byOutpoint = new Map(current.map((d) => [outpointOf(d), d]));
-        for (const u of plan.update) {
-          await applyDepositUpdate(tx, u, at);
-          const d = byOutpoint.get(u.outpoint)!;
-          for (const reason of u.reasons) {
-            out.push({
-              outpoint: u.outpoint,
-              change: reason as SyncChange["change"],
-              state: u.resultingState,
-              confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
-              amountSat: d.amountSat,
-            });
+          const byOutpoint = new Map(current.map((d) => [outpointOf(d), d]));
+          for (const u of plan.update) {
+            await applyDepositUpdate(tx, u, at);
+            const d = byOutpoint.get(u.outpoint)!;
+            for (const reason of u.reasons) {
+              out.push({
+                outpoint: u.outpoint,
+                change: reason as SyncChange["change"],
+                state: u.resultingState,
+                confirmationHeight: u.confirmationHeight ?? d.confirmationHeight,
+                amountSat: d.amountSat,
+              });
+            }
           }
+          return { changes: out, stored: last ? await listDepositHeads(tx) : undefined };
+        });
+        changes.push(...r.changes);
+        if (r.stored) stored = r.stored;
+        if (batches.length > 1) {
+          deps.progress?.update(
+            Math.min((b + 1) * CREATE_BATCH, draft.create.length),
+            draft.create.length,
+            "creating deposits",
+          );
         }
-        return { changes: out, stored: await listDepositHeads(tx) };
-      }));
+      }
+      deps.progress?.end();
     } catch (err) {
       throw dbError(err, "reconciling deposits");
     }
   }
 
-  const sweeps = await actOnExpiry(deps, now, {
+  const { sweeps, spends } = await actOnExpiry(deps, now, {
     tip,
     ours,
     stored,
     addresses,
     // Stored sweeps pay lnd's default account: find their outputs in the whole wallet (one more read, only
     // when a sweep is pending).
-    allUtxos: async () => view.full ? view.utxos : (await consistentWalletView(deps.lnd)).utxos,
+    allUtxos: async () =>
+      view.full
+        ? view.utxos
+        : (await consistentWalletView(deps.lnd, 3, undefined, wanted.sweepScripts)).utxos,
   });
-  return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps };
+  return { tipHeight: tip, walletDeposits: ours.length, changes, sweeps, spends };
 }
 
 interface View {
@@ -361,13 +495,99 @@ function failure(err: unknown): NonNullable<SweepReport["error"]> {
   return { code: "internal_error", message: err instanceof Error ? err.message : String(err), exitCode: 1 };
 }
 
-async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<SweepReport[]> {
+/** One spend check: lnd's answer, or the error it failed with. */
+type SpendCheck = { spend: SpendDetails | null } | { error: NonNullable<SweepReport["error"]> };
+
+/**
+ * Asks lnd's spend notifier whether the deposit's output was spent (from its confirmation height), bounded by
+ * `spendCheckMs`; an lnd error is kept, not thrown, so one failed check does not stop the others.
+ */
+async function spendCheck(deps: SyncDeps, d: Deposit): Promise<SpendCheck> {
+  try {
+    const spend = await deps.lnd.registerSpend(
+      { txid: d.txid, vout: d.vout },
+      d.pkScript,
+      Math.max(1, d.confirmationHeight),
+      { timeoutMs: deps.spendCheckMs ?? DEFAULT_SPEND_CHECK_MS },
+    );
+    return { spend };
+  } catch (err) {
+    return { error: failure(err) };
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Confirmations at `tip` of a transaction mined at `height` (0 when lnd reports no height). */
+const confsAt = (tip: number, height: number) => height > 0 ? Math.max(0, tip - height + 1) : 0;
+
+/**
+ * A spend of the deposit by a transaction other than its stored sweep: with {@linkcode SPEND_FINAL_CONFS}
+ * confirmations the deposit becomes `SpentElsewhere` (the spending txid and height on the row and its history
+ * row); before that it is reported `pending` and nothing is written (a reorg may still undo it).
+ */
+async function recordSpentElsewhere(
+  deps: SyncDeps,
+  now: () => Date,
+  d: Deposit,
+  spend: SpendDetails,
+  tip: number,
+): Promise<SpendReport> {
+  const op = outpointOf(d);
+  const confirmations = confsAt(tip, spend.spendingHeight);
+  const report = {
+    outpoint: op,
+    spendingTxid: spend.spendingTxid,
+    spendingHeight: spend.spendingHeight,
+    confirmations,
+  };
+  if (confirmations < SPEND_FINAL_CONFS) return { ...report, action: "pending", state: d.state };
+  let state: string | null;
+  try {
+    state = await deps.db.write((tx) =>
+      transitionDeposit(tx, {
+        depositId: d.depositId,
+        from: d.state,
+        events: ["OnSpentElsewhere"],
+        spentBy: { txid: spend.spendingTxid, height: spend.spendingHeight },
+      }, now())
+    );
+  } catch (err) {
+    throw dbError(err, `recording the spend of deposit ${op}`);
+  }
+  if (state === null) {
+    // Another process changed the row meanwhile: the next sync looks again.
+    return { ...report, action: "pending", state: d.state };
+  }
+  return { ...report, action: "recorded", state };
+}
+
+async function actOnExpiry(
+  deps: SyncDeps,
+  now: () => Date,
+  v: View,
+): Promise<{ sweeps: SweepReport[]; spends: SpendReport[] }> {
   const inWallet = new Map(v.ours.map((u) => [outpointOf(u), u]));
   const addressOf = (script: Uint8Array) =>
     v.addresses.find((a) =>
       a.pkScript.length === script.length && a.pkScript.every((b, i) => b === script[i])
     );
-  // Candidates from the scan fields: stored sweeps to follow, and expired deposits still in the wallet.
+  // Candidates from the scan fields: stored sweeps to follow, expired deposits still in the wallet, and
+  // confirmed Deposited deposits the wallet does not list (gone from it, or restored by `recover deposit`
+  // into an lnd that does not rescan): those get a spend check, and a sweep from the stored row at expiry.
+  // LoopingIn and SweepHtlcTimeout deposits outside the wallet are the loop-in's business: not touched here.
   const candidates: { head: DepositHead; address: StaticAddressRow }[] = [];
   for (const d of v.stored) {
     if (!SWEEPING.has(d.state) && !EXPIRABLE.has(d.state)) continue;
@@ -376,11 +596,13 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
     const u = inWallet.get(outpointOf(d));
     const expiredInWallet = u !== undefined && u.confirmations > 0 &&
       isExpired(d.confirmationHeight, address.expiry, v.tip);
-    if ((SWEEPING.has(d.state) && d.expirySweepTxid) || expiredInWallet) {
+    const unlisted = d.state === "Deposited" && u === undefined && !d.walletVisible &&
+      d.confirmationHeight > 0;
+    if ((SWEEPING.has(d.state) && d.expirySweepTxid) || expiredInWallet || unlisted) {
       candidates.push({ head: d, address });
     }
   }
-  if (!candidates.length) return [];
+  if (!candidates.length) return { sweeps: [], spends: [] };
 
   const full: Deposit[] = [];
   for (const c of candidates) {
@@ -402,20 +624,59 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
       if (wanted.has(outpointOf(u))) sweepConfs.set(u.txid, u.confirmations);
     }
   }
-  // Confirmation checks of stored sweeps go to lnd in parallel (each bounded); the writes stay sequential.
+  const unlisted = full.filter((d) => d.state === "Deposited" && !inWallet.has(outpointOf(d)));
+  // A stored sweep not yet confirmed, and every unlisted deposit, gets a spend check of the deposit's
+  // output: it tells a sweep that can never confirm (its input spent by another transaction) from one that
+  // is still waiting. Confirmation and spend checks go to lnd in parallel (each bounded, a few at a time);
+  // the writes stay sequential.
   const checks = new Map<Deposit, Promise<number | undefined>>();
   for (const d of pending) {
     checks.set(d, sweepConfirmations(deps, d, v.tip, sweepConfs.get(d.expirySweepTxid!)));
   }
-  await Promise.allSettled(checks.values());
+  const spendChecked = [
+    ...pending.filter((d) => !(sweepConfs.get(d.expirySweepTxid!)! > 0)),
+    ...unlisted,
+  ];
+  const [spendResults] = await Promise.all([
+    mapLimit(spendChecked, SPEND_CHECK_CONCURRENCY, (d) => spendCheck(deps, d)),
+    Promise.allSettled(checks.values()),
+  ]);
+  const spendOf = new Map(spendChecked.map((d, i) => [d, spendResults[i]]));
 
   const reports: SweepReport[] = [];
+  const spends: SpendReport[] = [];
   for (const d of full) {
     const op = outpointOf(d);
     try {
       const check = checks.get(d);
+      const spent = spendOf.get(d);
+      const spend = spent && "spend" in spent ? spent.spend : null;
+      const elsewhere = spend !== null && spend.spendingTxid !== d.expirySweepTxid;
       if (check) {
-        reports.push(await followSweep(deps, now, d, await check));
+        if (elsewhere) {
+          // The sweep's input is spent by another transaction: the sweep can never confirm, do not republish.
+          const r = await recordSpentElsewhere(deps, now, d, spend, v.tip);
+          spends.push(r);
+          reports.push({ outpoint: op, action: "spent_elsewhere", state: r.state, txid: d.expirySweepTxid! });
+          continue;
+        }
+        let confs = await check;
+        if (confs === undefined && spend) confs = confsAt(v.tip, spend.spendingHeight); // our sweep, mined
+        reports.push(await followSweep(deps, now, d, confs));
+      } else if (spent) {
+        // Confirmed Deposited, not listed by the wallet.
+        if ("error" in spent) {
+          spends.push({ outpoint: op, action: "check_failed", state: d.state, error: spent.error });
+        } else if (elsewhere) {
+          spends.push(await recordSpentElsewhere(deps, now, d, spend, v.tip));
+        } else if (
+          spend !== null || isExpired(d.confirmationHeight, addressOfDeposit.get(op)!.expiry, v.tip)
+        ) {
+          // Expired and no spend seen (not proof, but a sweep of a spent output is merely refused by the
+          // network and the next sync's spend check then records the spend), or spent by its own stored
+          // sweep: sweep from the stored row.
+          reports.push(await startSweep(deps, now, d, addressOfDeposit.get(op)!));
+        }
       } else if (SWEEPING.has(d.state) || EXPIRABLE.has(d.state)) {
         reports.push(await startSweep(deps, now, d, addressOfDeposit.get(op)!));
       }
@@ -423,7 +684,7 @@ async function actOnExpiry(deps: SyncDeps, now: () => Date, v: View): Promise<Sw
       reports.push({ outpoint: op, action: "failed", state: d.state, error: failure(err) });
     }
   }
-  return reports;
+  return { sweeps: reports, spends };
 }
 
 /** Signs (or reuses) the sweep, stores it with the state change, then publishes the stored bytes. */
@@ -444,7 +705,7 @@ async function startSweep(
       vout: d.vout,
       valueSat: d.amountSat,
       spend,
-      sweepPkScript: d.timeoutSweepPkScript,
+      sweepPkScript: await ensureSweepDestination(deps, d),
     }, deps.sweepConfTarget ?? DEFAULT_SWEEP_CONF_TARGET);
   }
   const events = d.state === "PublishExpirySweep"

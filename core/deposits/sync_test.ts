@@ -66,7 +66,7 @@ Deno.test("syncDeposits() stores a 0-conf deposit, backfills its height, and a r
     "Deposited",
     "Deposited",
   ]);
-  assertEquals(t.lnd.nextAddrCalls, 1);
+  assertEquals(t.lnd.nextAddrCalls, 0); // no wallet address until the deposit is swept
 });
 
 Deno.test("syncDeposits() persists Replaced with a history row and revives the same record", async () => {
@@ -454,13 +454,12 @@ Deno.test("an lnd that refuses the account filter gets the full read; an unreach
 Deno.test("a row another sync stored meanwhile is not marked Replaced from the filtered view", async () => {
   await using t = await importedSetup();
   t.lnd.utxos = [utxo(1, 0, t.address.pkScript)];
-  // While this sync fetches the sweep destination of deposit 1, another sync stores deposit 2 (which this
-  // sync's filtered view does not hold).
-  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
-  let raced = false;
-  t.lnd.nextSweepPkScript = async () => {
-    if (!raced) {
-      raced = true;
+  // Right after this sync's wallet read, another sync stores deposit 2 (which this sync's filtered view does
+  // not hold).
+  const info = t.lnd.getInfo.bind(t.lnd);
+  let calls = 0;
+  t.lnd.getInfo = async () => {
+    if (++calls === 2) { // the GetInfo right after the wallet read
       await t.db.write((tx) =>
         insertDeposit(tx, {
           txid: txid(2),
@@ -473,7 +472,7 @@ Deno.test("a row another sync stored meanwhile is not marked Replaced from the f
         }, new Date())
       );
     }
-    return await next();
+    return await info();
   };
   const r = await syncDeposits(t);
   assertEquals(r.changes.map((c) => [c.outpoint, c.change]), [[`${txid(1)}:1`, "created"]]);
@@ -568,11 +567,10 @@ Deno.test("a row another sync stored after this sync's full-wallet read is not m
   await using t = await setup();
   await setFilterCheck(t.db, "off"); // every read is the whole wallet
   t.lnd.utxos = [utxo(1, 0)];
-  const next = t.lnd.nextSweepPkScript.bind(t.lnd);
-  let raced = false;
-  t.lnd.nextSweepPkScript = async () => {
-    if (!raced) {
-      raced = true; // deposit 2 reached the wallet after this sync's read; a faster sync stored it
+  const info = t.lnd.getInfo.bind(t.lnd);
+  let calls = 0;
+  t.lnd.getInfo = async () => {
+    if (++calls === 2) { // the GetInfo right after the wallet read // deposit 2 reached the wallet after this sync's read; a faster sync stored it
       await t.db.write((tx) =>
         insertDeposit(tx, {
           txid: txid(2),
@@ -585,7 +583,7 @@ Deno.test("a row another sync stored after this sync's full-wallet read is not m
         }, new Date())
       );
     }
-    return await next();
+    return await info();
   };
   const r = await syncDeposits(t);
   assertEquals(t.lnd.listUnspentAccounts, [""]);
@@ -594,4 +592,235 @@ Deno.test("a row another sync stored after this sync's full-wallet read is not m
     (await listDeposits(t.db.client)).map((d) => [d.txid, d.state]).sort(),
     [[txid(1), "Deposited"], [txid(2), "Deposited"]],
   );
+});
+
+// ---- deposits spent by something else, and unlisted deposits at expiry (fsm.md "Spent elsewhere")
+
+/** A spend event of lnd's spend notifier: `txid` mined at `height`. */
+const spentAt = (n: number, height: number) => ({
+  spendingTxid: txid(n),
+  spendingHeight: height,
+  spendingInputIndex: 0,
+});
+
+Deno.test("a confirmed deposit gone from the wallet and spent by another transaction becomes SpentElsewhere at 3 confirmations, txid and height in its history", async () => {
+  await using t = await expirySetup();
+  t.at(105); // confirmed at 101, not expired
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  const op = `${d.txid}:${d.vout}`;
+  // Spent by a transaction loopkit did not make (loopd, another data directory), mined at 106.
+  t.lnd.height = 106;
+  t.lnd.utxos = [];
+  t.lnd.spends.set(op, spentAt(500, 106));
+  const first = await syncDeposits(t);
+  assertEquals(first.changes.map((c) => c.change), ["vanished"]);
+  assertEquals(first.spends.map((s) => [s.action, s.state, s.spendingTxid, s.confirmations]), [
+    ["pending", "Deposited", txid(500), 1],
+  ]);
+  assertEquals(t.lnd.spendCalls, [{ outpoint: op, heightHint: 101 }]);
+  assertEquals((await listDeposits(t.db.client))[0].state, "Deposited");
+
+  t.lnd.height = 108; // 3 confirmations
+  const second = await syncDeposits(t);
+  assertEquals(second.spends.map((s) => [s.action, s.state, s.spendingHeight, s.confirmations]), [
+    ["recorded", "SpentElsewhere", 106, 3],
+  ]);
+  const [after] = await listDeposits(t.db.client);
+  assertEquals([after.state, after.spentBy], ["SpentElsewhere", { txid: txid(500), height: 106 }]);
+  const history = await depositHistory(t.db.client, d.depositId);
+  assertEquals(history.at(-1)?.state, "SpentElsewhere");
+  assertEquals(history.at(-1)?.spentBy, { txid: txid(500), height: 106 });
+  assertEquals(history.slice(0, -1).every((h) => h.spentBy === undefined), true);
+  // Final: no more checks, no sweep at expiry, nothing signed.
+  const calls = t.lnd.spendCalls.length;
+  t.lnd.height = 200;
+  const later = await syncDeposits(t);
+  assertEquals([later.sweeps, later.spends, later.changes], [[], [], []]);
+  assertEquals(t.lnd.spendCalls.length, calls);
+  assertEquals(t.lnd.signCalls.length, 0);
+});
+
+Deno.test("a stored sweep whose input another transaction spent is recorded SpentElsewhere and no longer published: no failed sweep", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  const op = `${d.txid}:${d.vout}`;
+  // Another transaction spent the deposit and was mined at 112; ours can never confirm: lnd refuses it.
+  t.lnd.utxos = [];
+  t.lnd.publishError = "bad-txns-inputs-missingorspent";
+  t.lnd.spends.set(op, spentAt(600, 112));
+  const published = t.lnd.published.length;
+  t.lnd.height = 113; // 2 confirmations: reported, nothing written, not republished
+  const early = await syncDeposits(t);
+  assertEquals(early.sweeps.map((s) => [s.action, s.state, s.error]), [
+    ["spent_elsewhere", "WaitForExpirySweep", undefined],
+  ]);
+  assertEquals(early.spends.map((s) => [s.action, s.confirmations]), [["pending", 2]]);
+  assertEquals(t.lnd.published.length, published);
+  t.lnd.height = 114;
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.state, s.txid, s.error]), [
+    ["spent_elsewhere", "SpentElsewhere", d.expirySweepTxid!, undefined],
+  ]);
+  assertEquals(r.spends.map((s) => [s.action, s.spendingTxid, s.spendingHeight]), [
+    ["recorded", txid(600), 112],
+  ]);
+  assertEquals(t.lnd.published.length, published);
+  const [after] = await listDeposits(t.db.client);
+  assertEquals([after.state, after.expirySweepTxid], ["SpentElsewhere", d.expirySweepTxid]);
+  assertEquals((await depositHistory(t.db.client, d.depositId)).map((h) => h.state).slice(-2), [
+    "WaitForExpirySweep",
+    "SpentElsewhere",
+  ]);
+  assertEquals((await syncDeposits(t)).sweeps, []);
+});
+
+Deno.test("a stored sweep that lnd's spend notifier reports as the spender is followed to Expired", async () => {
+  await using t = await expirySetup();
+  t.at(101 + E);
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  t.lnd.utxos = []; // its output already spent onwards, the confirmation check does not answer
+  t.lnd.height = 120;
+  t.lnd.spends.set(`${d.txid}:${d.vout}`, {
+    spendingTxid: d.expirySweepTxid!,
+    spendingHeight: 112,
+    spendingInputIndex: 0,
+  });
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.action, s.state, s.confirmations]), [["confirmed", "Expired", 9]]);
+  assertEquals(r.spends, []);
+});
+
+/** A confirmed deposit stored as `recover deposit` stores one lnd's wallet does not list. */
+async function unlistedSetup() {
+  const t = await setup({ csvExpiry: E });
+  t.lnd.height = 101;
+  const [id, sweepScript] = [
+    new Uint8Array(32).fill(4),
+    Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
+  ];
+  await t.db.write(async (tx) => {
+    await insertDeposit(tx, {
+      depositId: id,
+      txid: txid(9),
+      vout: 2,
+      amountSat: 80_000n,
+      confirmationHeight: 101,
+      pkScript: t.address.pkScript,
+      timeoutSweepPkScript: sweepScript,
+    }, new Date());
+    await tx.execute({ sql: "UPDATE deposits SET wallet_visible = 0 WHERE deposit_id = ?", args: [id] });
+  });
+  return { ...t, id, sweepScript, op: `${txid(9)}:2` };
+}
+
+Deno.test("an expired deposit lnd's wallet does not list (recover deposit) is swept from its stored row after a spend check", async () => {
+  await using t = await unlistedSetup();
+  t.lnd.height = 101 + E - 1;
+  const before = await syncDeposits(t);
+  assertEquals([before.sweeps, before.spends], [[], []]);
+  assertEquals(t.lnd.spendCalls, [{ outpoint: t.op, heightHint: 101 }]);
+
+  t.lnd.height = 101 + E;
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps.map((s) => [s.outpoint, s.action, s.state]), [[
+    t.op,
+    "published",
+    "WaitForExpirySweep",
+  ]]);
+  assertEquals(t.lnd.spendCalls.length, 2);
+  const raw = RawTx.decode(t.lnd.published[0]);
+  assertEquals(raw.inputs[0].txid, Uint8Array.from(txid(9).match(/../g)!, (x) => parseInt(x, 16)));
+  assertEquals([raw.inputs[0].index, raw.inputs[0].sequence], [2, E]);
+  assertEquals(raw.outputs[0].script, t.sweepScript);
+  assertEquals(raw.outputs[0].amount, 80_000n - r.sweeps[0].feeSat!);
+  assertEquals(t.lnd.signCalls[0].prev, [{ valueSat: 80_000n, pkScript: t.address.pkScript }]);
+  const [d] = await listDeposits(t.db.client);
+  assertEquals([d.state, d.walletVisible], ["WaitForExpirySweep", false]);
+  // The sweep then confirms like any other.
+  t.lnd.utxos = [{
+    txid: d.expirySweepTxid!,
+    vout: 0,
+    amountSat: 79_000n,
+    pkScript: t.sweepScript,
+    confirmations: 3,
+    address: "",
+  }];
+  t.lnd.height += 3;
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => [s.action, s.state]), [["confirmed", "Expired"]]);
+});
+
+Deno.test("an expired unlisted deposit whose spend check fails is not swept: the failure is reported", async () => {
+  await using t = await unlistedSetup();
+  t.lnd.height = 101 + E;
+  t.lnd.spendError = "connection refused";
+  const r = await syncDeposits(t);
+  assertEquals(r.sweeps, []);
+  assertEquals(r.spends.map((s) => [s.outpoint, s.action, s.error?.code]), [[
+    t.op,
+    "check_failed",
+    "lnd_rpc",
+  ]]);
+  assertEquals(t.lnd.signCalls.length + t.lnd.published.length, 0);
+  // An unlisted deposit spent elsewhere before expiry is recorded, never swept.
+  t.lnd.spendError = "";
+  t.lnd.spends.set(t.op, spentAt(700, 105));
+  const again = await syncDeposits(t);
+  assertEquals(again.spends.map((s) => [s.action, s.state]), [["recorded", "SpentElsewhere"]]);
+  assertEquals(again.sweeps, []);
+});
+
+Deno.test("LoopingIn and SweepHtlcTimeout deposits outside the wallet get no spend check and no change (the loop-in's business)", async () => {
+  await using t = await unlistedSetup();
+  const other = new Uint8Array(32).fill(5);
+  await t.db.write(async (tx) => {
+    await transitionDeposit(
+      tx,
+      { depositId: t.id, from: "Deposited", events: ["OnLoopInInitiated"] },
+      new Date(),
+    );
+    await insertDeposit(tx, {
+      depositId: other,
+      txid: txid(10),
+      vout: 0,
+      amountSat: 70_000n,
+      confirmationHeight: 101,
+      pkScript: t.address.pkScript,
+      timeoutSweepPkScript: t.sweepScript,
+    }, new Date());
+    await tx.execute({ sql: "UPDATE deposits SET wallet_visible = 0 WHERE deposit_id = ?", args: [other] });
+    await transitionDeposit(
+      tx,
+      { depositId: other, from: "Deposited", events: ["OnSweepingHtlcTimeout"] },
+      new Date(),
+    );
+  });
+  t.lnd.height = 101 + E + 50;
+  t.lnd.spends.set(t.op, spentAt(800, 105));
+  t.lnd.spends.set(`${txid(10)}:0`, spentAt(801, 105));
+  const r = await syncDeposits(t);
+  assertEquals([r.sweeps, r.spends, r.changes], [[], [], []]);
+  assertEquals(t.lnd.spendCalls, []);
+  assertEquals((await listDeposits(t.db.client)).map((d) => d.state), ["LoopingIn", "SweepHtlcTimeout"]);
+});
+
+Deno.test("a new deposit takes no wallet address; its expiry sweep takes one, stored before anything is signed", async () => {
+  await using t = await expirySetup();
+  assertEquals(t.lnd.nextAddrCalls, 0);
+  const [before] = await listDeposits(t.db.client);
+  assertEquals(before.timeoutSweepPkScript, new Uint8Array(0));
+  t.at(101 + E);
+  t.lnd.feeRate = 100_000n; // the first attempt is refused (fee): the address is kept for the next one
+  assertEquals((await syncDeposits(t)).sweeps.map((s) => s.error?.code), ["sweep_fee_too_high"]);
+  const [kept] = await listDeposits(t.db.client);
+  assertEquals([t.lnd.nextAddrCalls, kept.timeoutSweepPkScript.length], [1, 34]);
+  t.lnd.feeRate = 2_500n;
+  await syncDeposits(t);
+  const [d] = await listDeposits(t.db.client);
+  assertEquals(t.lnd.nextAddrCalls, 1);
+  assertEquals(d.timeoutSweepPkScript, kept.timeoutSweepPkScript);
+  assertEquals(RawTx.decode(d.expirySweepTx!).outputs[0].script, kept.timeoutSweepPkScript);
 });

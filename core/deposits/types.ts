@@ -4,7 +4,10 @@
  * @module
  */
 
-/** Persisted deposit states: Loop's names (§4.2) plus loopkit's `Replaced` (decision 2). */
+/**
+ * Persisted deposit states: Loop's names (§4.2) plus loopkit's `Replaced` (decision 2) and `SpentElsewhere`
+ * (the output was spent by a transaction loopkit did not make: fsm.md).
+ */
 export const DEPOSIT_STATES = [
   "Deposited",
   "Withdrawing",
@@ -19,18 +22,20 @@ export const DEPOSIT_STATES = [
   "OpeningChannel",
   "ChannelPublished",
   "Replaced",
+  "SpentElsewhere",
 ] as const;
 
 /** One of {@linkcode DEPOSIT_STATES}. */
 export type DepositState = typeof DEPOSIT_STATES[number];
 
-/** Final states: nothing happens to such a deposit any more (§4.2). */
+/** Final states: nothing happens to such a deposit any more (§4.2, plus loopkit's `SpentElsewhere`). */
 export const FINAL_STATES: ReadonlySet<DepositState> = new Set([
   "Expired",
   "Withdrawn",
   "LoopedIn",
   "HtlcTimeoutSwept",
   "ChannelPublished",
+  "SpentElsewhere",
 ]);
 
 /** True when `s` is a known state name. */
@@ -64,6 +69,11 @@ export interface Deposit {
   expirySweepTx: Uint8Array | null;
   /** Swap hash of the loop-in that uses it, hex. */
   swapHash: string | null;
+  /**
+   * The transaction loopkit did not make that spent the output (`SpentElsewhere`, from lnd's spend
+   * notifier): its txid (display hex) and block height; null otherwise.
+   */
+  spentBy: { txid: string; height: number } | null;
 }
 
 /** `txid:vout`. */

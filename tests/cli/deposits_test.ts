@@ -386,3 +386,19 @@ Deno.test(`4 deposits sync processes at once on one database file, ${ROUNDS} rou
     lnd.close();
   }
 });
+
+Deno.test("a first sync of many deposits writes no progress into a pipe (stderr piped), human or --json", async () => {
+  await using t = await setup();
+  t.lnd.setUtxos(Array.from({ length: 450 }, (_, i) => t.deposit(i + 1, 1 + (i % 5))));
+  const human = await t.cli("deposits", "sync"); // more than two batches of 200 new deposits
+  assertEquals(human.code, 0, human.stderr);
+  assertEquals(human.stderr, "");
+  assertEquals(human.stdout.split("\n").filter((l) => l.startsWith("created")).length, 450);
+  t.lnd.setUtxos([
+    ...Array.from({ length: 450 }, (_, i) => t.deposit(i + 1, 2 + (i % 5))),
+    ...Array.from({ length: 250 }, (_, i) => t.deposit(1000 + i, 1)),
+  ]);
+  const json = await t.cli("--json", "deposits", "sync");
+  assertEquals([json.code, json.stderr], [0, ""]);
+  assertEquals((json.json?.changes as Json[]).filter((c) => c.change === "created").length, 250);
+});
