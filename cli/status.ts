@@ -76,6 +76,11 @@ export function statusJson(r: StatusReport) {
       ? {
         total: r.loopins.total,
         by_state: r.loopins.byState.map((s) => ({ state: s.state, count: s.count })),
+        active: r.loopins.active.map((a) => ({
+          swap_hash: a.swapHash,
+          state: a.state,
+          waiting_for: a.waitingFor,
+        })),
       }
       : null,
     backup: {

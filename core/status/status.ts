@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { listLoopIns } from "../loopin/view.ts";
 import { basename, join } from "node:path";
 import type { LndClient, LndInfo } from "../../lnd/types.ts";
 import type { Db } from "../db/db.ts";
@@ -154,8 +155,15 @@ export interface StatusReport {
   };
   warnExpiryBlocks: number;
   sweeps: PendingSweep[];
-  /** The loop-in hook: rows of `loopin_swaps` by state, or null when the table does not exist. */
-  loopins: { total: number; byState: { state: string; count: number }[] } | null;
+  /**
+   * The loop-ins: rows of `loopin_swaps` by state, and every pending or still watched swap with what it waits
+   * for (core/loopin/view.ts); null when the table does not exist (a database older than the loop-in).
+   */
+  loopins: {
+    total: number;
+    byState: { state: string; count: number }[];
+    active: { swapHash: string; state: string; waitingFor: string }[];
+  } | null;
   backup: BackupStatus;
   copies: CopyStatus[];
   tempFiles: TempFile[];
@@ -203,13 +211,18 @@ async function loopinCounts(db: Db): Promise<StatusReport["loopins"]> {
   const hasState = cols.rows.some((r) => String(r.name) === "state");
   if (!hasState) {
     const n = await db.client.execute("SELECT count(*) AS n FROM loopin_swaps");
-    return { total: Number(n.rows[0].n), byState: [] };
+    return { total: Number(n.rows[0].n), byState: [], active: [] };
   }
   const rs = await db.client.execute(
     "SELECT state, count(*) AS n FROM loopin_swaps GROUP BY state ORDER BY state",
   );
   const byState = rs.rows.map((r) => ({ state: String(r.state), count: Number(r.n) }));
-  return { total: byState.reduce((a, b) => a + b.count, 0), byState };
+  const active = (await listLoopIns(db)).filter((v) => v.pending || v.watched).map((v) => ({
+    swapHash: v.swap.swapHashHex,
+    state: v.swap.state,
+    waitingFor: v.waitingFor,
+  }));
+  return { total: byState.reduce((a, b) => a + b.count, 0), byState, active };
 }
 
 /** Stale temporary files loopkit may leave after a crash: `.loopkit-*.tmp` and `<file>.tmp` in `dir`. */
@@ -449,6 +462,9 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
   if (report.loopins) {
     const s = report.loopins.byState.map((x) => `${x.state} ${x.count}`).join(", ");
     add("loopins", "ok", `loop-ins: ${report.loopins.total}${s ? ` (${s})` : ""}`);
+    for (const a of report.loopins.active) {
+      add("loopins", "ok", `loop-in ${a.swapHash} ${a.state}: ${a.waitingFor}`);
+    }
   }
 
   // The backup of the current generation (the paid l402.token), verified like `backup verify` through lnd.

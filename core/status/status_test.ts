@@ -1,4 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../tests/assert.ts";
+import { LoopInSwapStore } from "../loopin/store.ts";
+import { newSwap } from "../loopin/_store_testing.ts";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { LndInfo } from "../../lnd/types.ts";
 import { vectorLnd } from "../backup/_testing.ts";
@@ -83,13 +86,14 @@ Deno.test("status: all well is exit 0 with every check ok, the backup verified t
     static_address: "ok",
     deposits: "ok",
     expiry: "ok",
+    loopins: "ok",
     backup: "ok",
   });
   assertEquals(r.backup.status, "ok");
   assertEquals(r.backup.path, `${t.dir}/${backupFileName(CREATED_NS, "07" + "00".repeat(31))}`);
   assertEquals(r.deposits.nearestExpiry?.blocksUntilExpiry, 101 + 144 - 110);
   assertEquals(r.deposits.byState, [{ state: "Deposited", count: 1, valueSat: 100_000n }]);
-  assertEquals(r.loopins, null);
+  assertEquals(r.loopins, { total: 0, byState: [], active: [] });
   assertEquals(DEFAULT_WARN_EXPIRY_BLOCKS, 1_000);
 });
 
@@ -207,17 +211,20 @@ Deno.test("status: an expiry sweep not final long after expiry is exit 1; a fres
   assertStringIncludes(late.concerns.find((c) => c.check === "sweeps")!.message, txidN(99));
 });
 
-Deno.test("status: loop-ins are counted by state when the loopin_swaps table exists; no database is exit 1", async () => {
+Deno.test("status: loop-ins are counted by state and each pending one says what it waits for; no database is exit 1", async () => {
   await using t = await setup();
-  await t.db.client.execute("CREATE TABLE loopin_swaps (id INTEGER PRIMARY KEY, state TEXT NOT NULL)");
-  await t.db.client.execute(
-    "INSERT INTO loopin_swaps (state) VALUES ('InitHtlcTx'), ('InitHtlcTx'), ('Succeeded')",
-  );
+  const store = new LoopInSwapStore(t.db);
+  const swap = newSwap([`${txidN(1)}:0`], 100_000n, 1);
+  await store.createSwap(swap);
   const r = await collectStatus(t.deps());
-  assertEquals(r.loopins, {
-    total: 3,
-    byState: [{ state: "InitHtlcTx", count: 2 }, { state: "Succeeded", count: 1 }],
-  });
+  assertEquals(r.loopins?.total, 1);
+  assertEquals(r.loopins?.byState, [{ state: "InitHtlcTx", count: 1 }]);
+  assertEquals(r.loopins?.active.map((a) => [a.swapHash, a.state]), [[
+    bytesToHex(swap.swapHash),
+    "InitHtlcTx",
+  ]]);
+  const line = r.concerns.find((c) => c.check === "loopins" && c.message.includes(bytesToHex(swap.swapHash)));
+  assert(line && line.message.includes(r.loopins!.active[0].waitingFor), JSON.stringify(r.concerns));
   const none = await collectStatus(t.deps({ db: () => Promise.resolve(null) }));
   assertEquals(none.exitCode, ExitCode.Failure);
   assertStringIncludes(
