@@ -51,6 +51,13 @@ export const RECOVERY_SCAN_FAMILIES: readonly number[] = [42061, 42062];
  */
 export const RECOVERY_SCAN_LIMIT = DEFAULT_CLIENT_KEY_SCAN_LIMIT;
 
+/**
+ * Highest child index `recover deposit` asks lnd to watch per key family when no `--pkscript` is given (Loop's
+ * gap of 20): each candidate is one `RegisterConfirmationsNtfn` in lnd, so the key search depth of
+ * {@linkcode RECOVERY_SCAN_LIMIT} (1 000) would be 3 000 watches.
+ */
+export const CANDIDATE_WATCH_LIMIT = 20;
+
 /** Default bound of the wait for lnd's confirmation event, ms. */
 export const DEFAULT_RECOVER_DEPOSIT_WAIT_MS = 60_000;
 
@@ -423,7 +430,15 @@ export async function recoverDeposit(
     candidates = [req.pkScript];
   } else {
     // The scan range is derived before lnd is asked: a child the database does not hold is a candidate too.
-    scanned = await scanCandidates(rows, deps.lnd, deps.network, req.heightHint, scanLimit);
+    // Every candidate is one confirmation watch in lnd, so without --pkscript the children asked about stop at
+    // Loop's gap (CANDIDATE_WATCH_LIMIT); the key search depth (--key-scan-limit) applies to --pkscript.
+    scanned = await scanCandidates(
+      rows,
+      deps.lnd,
+      deps.network,
+      req.heightHint,
+      Math.min(scanLimit, CANDIDATE_WATCH_LIMIT),
+    );
     candidates = scanned.map((m) => m.address.pkScript);
   }
 
@@ -450,10 +465,12 @@ export async function recoverDeposit(
       `lnd did not confirm ${op} ${
         req.pkScript
           ? `paying ${bytesToHex(req.pkScript)} `
-          : `paying any stored static address or child 0..${scanLimit} of the scanned key families `
+          : `paying any stored static address or child 0..${
+            Math.min(scanLimit, CANDIDATE_WATCH_LIMIT)
+          } of the scanned key families `
       }within ${Math.round(waitMs / 1000)} s from height hint ${req.heightHint}: check the outpoint, that ` +
         "--height-hint is at or before its block" +
-        (req.pkScript ? "" : ", or give --pkscript (with a larger --scan-limit for a later child)"),
+        (req.pkScript ? "" : ", or give --pkscript (a later child is found up to --key-scan-limit)"),
     );
   }
   matched ??= scanned.find((m) => equalBytes(m.address.pkScript, confirmed.pkScript)) ?? await findOurAddress(
