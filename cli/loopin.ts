@@ -505,7 +505,7 @@ export function registerLoopIn(program: Command): void {
     .option("--private", "generate route hints for private channels (not supported yet)")
     .option("--max-swap-fee-sat <sat>", "refuse a swap fee above this (default: the quoted fee)")
     .option("--max-swap-fee-ppm <ppm>", "refuse a swap fee above this share of the swap amount")
-    .option("--payment-timeout <duration>", "how long the server has to pay once it accepted (default 60s)")
+    .option("--payment-timeout <duration>", "how long the server has to pay once it accepted (default: 60s)")
     .option("--label <text>", "a label for the swap (at most 500 bytes)")
     .option("--force", "skip the confirmation prompt (needed without a terminal)")
     .option("--listen <duration>", "`loopin sync`: how long to hold the server's notification stream")
@@ -513,7 +513,7 @@ export function registerLoopIn(program: Command): void {
     .option("--swapserver-tls", "use TLS to the swap server", true)
     .option("--no-swapserver-tls", "plaintext to a local swap server on a loopback address")
     .option("--swapserver-tlscert <path>", "PEM certificate to trust for the swap server")
-    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default 1000)")
+    .option("--max-l402-cost-sat <sat>", "highest L402 price paid automatically (default: 1000)")
     .action(action<LoopInFlags>(async (ctx, opts, args) => {
       refuseFlags(opts, ["listen"], "");
       const req = loopInRequest(opts, args);

@@ -119,11 +119,11 @@ export function registerStatus(program: Command): void {
     .option("--copy-to <dir>", "also check the backup's copy in this directory (repeatable)", collect, [])
     .option(
       "--warn-expiry-blocks <n>",
-      `attention when a deposit is this close to its CSV expiry (default ${DEFAULT_WARN_EXPIRY_BLOCKS})`,
+      `attention when a deposit is this close to its CSV expiry (default: ${DEFAULT_WARN_EXPIRY_BLOCKS})`,
     )
     .option(
       "--warn-sweep-blocks <n>",
-      `attention when an expiry sweep is not final this many blocks after expiry + 3 (default ${DEFAULT_WARN_SWEEP_BLOCKS})`,
+      `attention when an expiry sweep is not final this many blocks after expiry + 3 (default: ${DEFAULT_WARN_SWEEP_BLOCKS})`,
     )
     .action(
       action<{ offline?: boolean; copyTo: string[]; warnExpiryBlocks?: string; warnSweepBlocks?: string }>(
