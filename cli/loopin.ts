@@ -667,13 +667,14 @@ function syncText(r: LoopInSyncResult): string[] {
  * it contacts neither. SIGINT/SIGTERM stops the listening; the current step finishes, then exit 130.
  */
 async function runSync(ctx: Context, opts: LoopInFlags, listenSec: number | undefined): Promise<number> {
-  const db = await ctx.existingDb();
-  if (!db) {
+  // No database: nothing was ever initiated (and none is created). Otherwise sync writes: the writable handle.
+  if (!(await ctx.existingDb())) {
     if (ctx.config.json) {
       out(toJson(syncJson({ tipHeight: 0, swaps: [], serverContacted: false, notifications: [] })));
     } else out("no pending loop-ins");
     return ExitCode.Ok;
   }
+  const db = await ctx.db();
   const node = async () => (await ctx.lnd()).lnd;
   const lnd: SyncLoopInLnd = {
     getInfo: async () => (await node()).getInfo(),
