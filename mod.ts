@@ -25,3 +25,10 @@ export type {
   RecoverDepositRequest,
   RecoverDepositResult,
 } from "./core/deposits/recover_deposit.ts";
+// The static loop-in: pure rules (core/loopin/mod.ts, each citing its spec section), the store, one
+// reconcile-and-act cycle (`syncLoopIns`), quote and initiation, and the offline views.
+export * as loopin from "./core/loopin/mod.ts";
+export { initiateLoopIn, quoteLoopIn } from "./core/loopin/initiate.ts";
+export { syncExitCode, syncLoopIns } from "./core/loopin/sync.ts";
+export { LoopInSwapStore } from "./core/loopin/store.ts";
+export { listLoopIns, showLoopIn } from "./core/loopin/view.ts";
