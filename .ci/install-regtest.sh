@@ -27,7 +27,12 @@ fi
 export GOFLAGS="-buildvcs=false"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
-want=(btcd btcctl lnd lncli loopd loop)
+# `--no-loop`: only btcd and lnd (what `deno task demo` needs); loopd/loop are for the interop test.
+with_loop=1
+if [ "${1:-}" = "--no-loop" ]; then with_loop=0; fi
+
+want=(btcd btcctl lnd lncli)
+if [ "$with_loop" = 1 ]; then want+=(loopd loop); fi
 missing=0
 for name in "${want[@]}"; do
   case "$name" in btcd | btcctl) v="$BTCD_VERSION" ;; loopd | loop) v="$LOOP_VERSION" ;; *) v="$LND_VERSION" ;; esac
@@ -59,7 +64,7 @@ if [ "$required_btcd" != "$BTCD_VERSION" ]; then
   exit 1
 fi
 btcd_dir="$(module_dir "github.com/btcsuite/btcd@$BTCD_VERSION")"
-loop_dir="$(module_dir "github.com/lightninglabs/loop@$LOOP_VERSION")"
+if [ "$with_loop" = 1 ]; then loop_dir="$(module_dir "github.com/lightninglabs/loop@$LOOP_VERSION")"; fi
 
 tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -86,7 +91,7 @@ build "$lnd_dir" ./cmd/lncli lncli "$LND_VERSION" "$LND_TAGS"
 # in a writable copy of the module with those two modules placed where the replace lines point. The versions its
 # go.mod requires are older than its tree (the release does not compile against them), so versions.env pins the
 # newest ones the proxy serves.
-if [ ! -x "$bin_dir/loopd-$LOOP_VERSION" ] || [ ! -x "$bin_dir/loop-$LOOP_VERSION" ]; then
+if [ "$with_loop" = 1 ] && { [ ! -x "$bin_dir/loopd-$LOOP_VERSION" ] || [ ! -x "$bin_dir/loop-$LOOP_VERSION" ]; }; then
   loop_src="$tmp/loop-src"
   cp -r "$loop_dir" "$loop_src"
   for sub in swapserverrpc looprpc; do

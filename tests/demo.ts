@@ -38,7 +38,10 @@ async function ensureBinaries(): Promise<void> {
     Deno.exit(2);
   }
   say("# building btcd and lnd from the Go module proxy (first run only, several minutes)");
-  const build = await new Deno.Command("bash", { args: [`${root}.ci/install-regtest.sh`], stdout: "inherit" })
+  const build = await new Deno.Command("bash", {
+    args: [`${root}.ci/install-regtest.sh`, "--no-loop"],
+    stdout: "inherit",
+  })
     .output();
   if (!build.success) {
     console.error("demo: building the regtest binaries failed (see above)");
