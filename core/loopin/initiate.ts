@@ -46,13 +46,7 @@ import type {
   SwapServerClient,
 } from "../swapserver/client.ts";
 import { ExitCode, LoopkitError, usageError } from "../errors.ts";
-import type {
-  KeyDescriptor,
-  LndClient,
-  MuSig2Session,
-  RouteHint,
-  WalletTransaction,
-} from "../../lnd/types.ts";
+import type { LndClient, MuSig2Session, RouteHint, WalletTransaction } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import {
   DEFAULT_PAYMENT_TIMEOUT_SEC,
@@ -73,6 +67,7 @@ import { htlcP2wshPkScript, htlcV2Script } from "./htlc.ts";
 import { buildHtlcTx, htlcFeeCapSat, type HtlcTx, keySpendSighashes } from "./htlc_tx.ts";
 import { validateLoopInResponse } from "./validate_server.ts";
 import { depositAvailability } from "./availability.ts";
+import type { NewSwapRecord } from "./store.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Dependencies (small interfaces; cli/loopin.ts binds them to lnd, the swap server and the store)
@@ -103,34 +98,11 @@ export type LoopInServer = Pick<
   "loopInTerms" | "probe" | "loopInQuote" | "serverStaticAddressLoopIn" | "pushStaticAddressHtlcSigs"
 >;
 
-/** A new swap as {@linkcode LoopInStore.createSwap} stores it (state `InitHtlcTx`). */
-export interface NewLoopInSwap {
-  swapHash: Uint8Array;
-  preimage: Uint8Array;
-  /** HTLC client key (33 bytes) and its locator. */
-  htlcKey: KeyDescriptor;
-  /** Deposit outpoints, selection order = HTLC input order (the snapshot). */
-  depositOutpoints: string[];
-  /** Selected amount as requested (0: all of the deposits), sat. */
-  selectedAmountSat: bigint;
-  /** Swap amount (selected, or the total), sat. */
-  swapAmountSat: bigint;
-  /** Total value of the deposits, sat. */
-  totalDepositSat: bigint;
-  quotedSwapFeeSat: bigint;
-  maxSwapFeeSat: bigint;
-  paymentTimeoutSeconds: number;
-  label: string;
-  initiator: string;
-  fast: boolean;
-  lastHop: Uint8Array | null;
-  initiationHeight: number;
-  initiationTime: Date;
-  /** Static address row id the deposits pay. */
-  staticAddressId: number;
-  /** Who runs the initiation (a concurrent `loopin sync` leaves the swap alone while it is alive). */
-  owner: string;
-}
+/**
+ * A new swap as {@linkcode LoopInStore.createSwap} stores it (state `InitHtlcTx`): the store's record, with the
+ * owner always named (a concurrent `loopin sync` leaves the swap alone while that owner is alive).
+ */
+export type NewLoopInSwap = NewSwapRecord & { owner: string };
 
 /** Server parameters stored on `InitHtlcTx → SignHtlcTx` (spec §2.4 "persisted fields"). */
 export interface LoopInServerParams {
