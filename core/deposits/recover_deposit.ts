@@ -188,6 +188,56 @@ interface MatchedAddress {
   stored: boolean;
 }
 
+/** The key families a child address is searched in: the legacy row's family, then 42061, 42062 (deduplicated). */
+function scanFamilies(seed: StaticAddressRow): number[] {
+  return [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
+    .filter((f, i, all) => all.indexOf(f) === i);
+}
+
+/** `scan_derive_failed`: lnd could not derive child `family:index`. */
+function deriveFailed(family: number, index: number, err: unknown): LoopkitError {
+  return new LoopkitError(
+    "scan_derive_failed",
+    `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
+    err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
+    { cause: err },
+  );
+}
+
+/**
+ * The child address `family:index` (client key `key`) built with the legacy row's server key, expiry and
+ * protocol version, as a not-yet-stored row with initiation height = the height hint.
+ */
+function childAddress(
+  seed: StaticAddressRow,
+  key: { rawKeyBytes: Uint8Array },
+  family: number,
+  index: number,
+  heightHint: number,
+  network: NetworkName,
+): MatchedAddress {
+  const address = staticAddress({
+    clientPubkey: key.rawKeyBytes,
+    serverPubkey: seed.serverPubkey,
+    csvExpiry: seed.expiry,
+    network,
+  });
+  return {
+    address,
+    stored: false,
+    row: {
+      clientPubkey: key.rawKeyBytes.slice(),
+      serverPubkey: seed.serverPubkey,
+      expiry: seed.expiry,
+      clientKeyFamily: family,
+      clientKeyIndex: index,
+      pkScript: address.pkScript,
+      protocolVersion: seed.protocolVersion,
+      initiationHeight: heightHint,
+    },
+  };
+}
+
 /**
  * Finds our address for `pkScript` (spec §7.2 algorithm step 2): a stored row wins; otherwise the
  * families `[legacy family, 42061, 42062]` (deduplicated), indexes 0..scanLimit (pipelined), built with the legacy row's
@@ -209,42 +259,11 @@ export async function findOurAddress(
   if (stored) return { row: stored, address: addressOfRow(stored, network), stored: true };
   const seed = rows[0];
   if (!seed) return null;
-  const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
-    .filter((f, i, all) => all.indexOf(f) === i);
-  for (const family of families) {
+  for (const family of scanFamilies(seed)) {
     for await (const d of deriveInOrder(lnd, family, 0, scanLimit)) {
-      const index = d.index;
-      if (!d.ok) {
-        const err = d.error;
-        throw new LoopkitError(
-          "scan_derive_failed",
-          `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
-          err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
-          { cause: err },
-        );
-      }
-      const key = d.key;
-      const address = staticAddress({
-        clientPubkey: key.rawKeyBytes,
-        serverPubkey: seed.serverPubkey,
-        csvExpiry: seed.expiry,
-        network,
-      });
-      if (!equalBytes(address.pkScript, pkScript)) continue;
-      return {
-        address,
-        stored: false,
-        row: {
-          clientPubkey: key.rawKeyBytes.slice(),
-          serverPubkey: seed.serverPubkey,
-          expiry: seed.expiry,
-          clientKeyFamily: family,
-          clientKeyIndex: index,
-          pkScript: address.pkScript,
-          protocolVersion: seed.protocolVersion,
-          initiationHeight: heightHint,
-        },
-      };
+      if (!d.ok) throw deriveFailed(family, d.index, d.error);
+      const m = childAddress(seed, d.key, family, d.index, heightHint, network);
+      if (equalBytes(m.address.pkScript, pkScript)) return m;
     }
   }
   return null;
@@ -252,8 +271,8 @@ export async function findOurAddress(
 
 /**
  * Every address `recover deposit` would match (spec §7.2 step 2), without a pkScript to look for: the stored
- * rows, then each child `[legacy family, 42061, 42062]` × 0..`scanLimit` that is not stored (built like
- * {@linkcode findOurAddress} builds it). Without `--pkscript` lnd is asked about all of them at once, so a
+ * rows, then each child `[legacy family, 42061, 42062]` × 0..`scanLimit` that is not stored (derived pipelined and
+ * built like {@linkcode findOurAddress} builds it). Without `--pkscript` lnd is asked about all of them at once, so a
  * deposit to a child the database does not hold confirms at once instead of after the whole wait.
  *
  * @throws {LoopkitError} `scan_derive_failed` as {@linkcode findOurAddress}
@@ -273,44 +292,14 @@ export async function scanCandidates(
   const seen = new Set(out.map((m) => bytesToHex(m.address.pkScript)));
   const seed = rows[0];
   if (!seed) return out;
-  const families = [seed.clientKeyFamily || STATIC_ADDRESS_KEY_FAMILY, ...RECOVERY_SCAN_FAMILIES]
-    .filter((f, i, all) => all.indexOf(f) === i);
-  for (const family of families) {
-    for (let index = 0; index <= scanLimit; index++) {
-      let key;
-      try {
-        key = await lnd.deriveKey({ family, index });
-      } catch (err) {
-        throw new LoopkitError(
-          "scan_derive_failed",
-          `unable to derive static address child ${family}:${index}: ${(err as Error).message ?? err}`,
-          err instanceof LoopkitError ? err.exitCode : ExitCode.Failure,
-          { cause: err },
-        );
-      }
-      const address = staticAddress({
-        clientPubkey: key.rawKeyBytes,
-        serverPubkey: seed.serverPubkey,
-        csvExpiry: seed.expiry,
-        network,
-      });
-      const hex = bytesToHex(address.pkScript);
+  for (const family of scanFamilies(seed)) {
+    for await (const d of deriveInOrder(lnd, family, 0, scanLimit)) {
+      if (!d.ok) throw deriveFailed(family, d.index, d.error);
+      const m = childAddress(seed, d.key, family, d.index, heightHint, network);
+      const hex = bytesToHex(m.address.pkScript);
       if (seen.has(hex)) continue;
       seen.add(hex);
-      out.push({
-        address,
-        stored: false,
-        row: {
-          clientPubkey: key.rawKeyBytes.slice(),
-          serverPubkey: seed.serverPubkey,
-          expiry: seed.expiry,
-          clientKeyFamily: family,
-          clientKeyIndex: index,
-          pkScript: address.pkScript,
-          protocolVersion: seed.protocolVersion,
-          initiationHeight: heightHint,
-        },
-      });
+      out.push(m);
     }
   }
   return out;
