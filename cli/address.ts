@@ -7,7 +7,6 @@ import type { Command } from "commander";
 import { L402TokenStore } from "../core/l402/store.ts";
 import { PAID_TOKEN_FILE_NAME, parseTokenFile } from "../core/l402/token_file.ts";
 import { parseBackupFileName } from "../core/backup/file_name.ts";
-import type * as SwapServerClient from "../core/swapserver/client.ts";
 import {
   addressOfRow,
   CREATION_LOCK_FILE_NAME,
@@ -19,17 +18,12 @@ import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static
 import type { StaticAddress } from "../core/staticaddr/script.ts";
 import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError, usageError } from "../core/errors.ts";
 import { action } from "./context.ts";
-import { lazyImport } from "./lazy.ts";
+import { resolveSwapServer, type SwapServerFlags } from "./swap_server.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { writeBackupAfterAddress } from "../core/backup/generation.ts";
 import { generationBackupDeps, writeResultJson, writeResultText } from "./generation_backup.ts";
 
-interface AddressNewOpts {
-  swapserver?: string;
-  swapserverTls: boolean;
-  swapserverTlscert?: string;
-  maxL402CostSat?: string;
-}
+type AddressNewOpts = SwapServerFlags;
 
 function addressJson(row: StaticAddressRow, a: StaticAddress) {
   return {
@@ -106,21 +100,7 @@ export function registerAddress(program: Command): void {
     .action(action<AddressNewOpts>(async (ctx, opts) => {
       const { network, dataDir } = ctx.config;
       // The swap server's gRPC client loads only here: `address show` stays offline and light.
-      const { openSwapServer, swapServerAddress } = await lazyImport<typeof SwapServerClient>(
-        new URL("../core/swapserver/client.ts", import.meta.url),
-      );
-      const serverAddress = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
-      let tlsCert: Uint8Array | undefined;
-      if (opts.swapserverTlscert) {
-        try {
-          tlsCert = await Deno.readFile(opts.swapserverTlscert);
-        } catch (err) {
-          throw usageError(
-            `Cannot read --swapserver-tlscert "${opts.swapserverTlscert}": ${(err as Error).message}`,
-            "config_invalid",
-          );
-        }
-      }
+      const { openSwapServer, address: serverAddress, tlsCert } = await resolveSwapServer(network, opts);
       const { lnd } = await ctx.lnd();
       const db = await ctx.db();
       const store = await L402TokenStore.open(dataDir);

@@ -14,9 +14,9 @@ import type { Command } from "commander";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { L402TokenStore } from "../core/l402/store.ts";
 import type { SwapServerClient } from "../core/swapserver/client.ts";
-import type * as SwapServerModule from "../core/swapserver/client.ts";
 import type * as DepositsSyncModule from "../core/deposits/sync.ts";
 import { lazyImport } from "./lazy.ts";
+import { resolveSwapServer, type SwapServerFlags } from "./swap_server.ts";
 import { setInterruptHook } from "../core/interrupt.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
 import { formatLowConfirmationWarning } from "../core/loopin/warning.ts";
@@ -147,13 +147,6 @@ export function initiationOwnerAlive(dataDir: string) {
 // Flag parsing
 // ---------------------------------------------------------------------------------------------------------
 
-interface SwapServerFlags {
-  swapserver?: string;
-  swapserverTls: boolean;
-  swapserverTlscert?: string;
-  maxL402CostSat?: string;
-}
-
 interface LoopInFlags extends SwapServerFlags {
   utxo: string[];
   all?: boolean;
@@ -255,27 +248,13 @@ function loopInRequest(opts: LoopInFlags, args: string[]): LoopInRequest {
 // Swap server and dependencies (gRPC and the deposit sync load on first use: cli/commands.ts)
 // ---------------------------------------------------------------------------------------------------------
 
-const loadSwapServer = () =>
-  lazyImport<typeof SwapServerModule>(new URL("../core/swapserver/client.ts", import.meta.url));
 const loadDepositsSync = () =>
   lazyImport<typeof DepositsSyncModule>(new URL("../core/deposits/sync.ts", import.meta.url));
 
 /** Opens the swap server like `address new` does (L402 through the token store, lnd pays). */
 async function openServer(ctx: Context, opts: SwapServerFlags): Promise<SwapServerClient> {
   const { network, dataDir } = ctx.config;
-  const { openSwapServer, swapServerAddress } = await loadSwapServer();
-  const address = swapServerAddress(network, opts.swapserver ?? Deno.env.get("LOOPKIT_SWAPSERVER"));
-  let tlsCert: Uint8Array | undefined;
-  if (opts.swapserverTlscert) {
-    try {
-      tlsCert = await Deno.readFile(opts.swapserverTlscert);
-    } catch (err) {
-      throw usageError(
-        `Cannot read --swapserver-tlscert "${opts.swapserverTlscert}": ${(err as Error).message}`,
-        "config_invalid",
-      );
-    }
-  }
+  const { openSwapServer, address, tlsCert } = await resolveSwapServer(network, opts);
   const { lnd } = await ctx.lnd();
   const store = await L402TokenStore.open(dataDir);
   return openSwapServer({
