@@ -203,11 +203,26 @@ export function buildHtlcTx(params: HtlcTxParams): HtlcTx {
 
 /** Display txid of a serialized transaction (witness ignored). */
 export function txidOfRaw(tx: Uint8Array): string {
-  return Transaction.fromRaw(tx, {
-    allowUnknownOutputs: true,
-    allowUnknownInputs: true,
-    disableScriptCheck: true,
-  }).id;
+  return Transaction.fromRaw(tx, RAW_TX_OPTIONS).id;
+}
+
+/** How loopkit decodes the raw transactions it builds or signs: any script, no standardness checks. */
+const RAW_TX_OPTIONS = {
+  allowUnknownOutputs: true,
+  allowUnknownInputs: true,
+  disableScriptCheck: true,
+} as const;
+
+/**
+ * Decodes a raw transaction (witness optional) for sighash computation.
+ * @throws {LoopkitError} `tx_undecodable` (exit 1)
+ */
+export function decodeRawTx(tx: Uint8Array): Transaction {
+  try {
+    return Transaction.fromRaw(tx, RAW_TX_OPTIONS);
+  } catch (cause) {
+    throw loopinError("tx_undecodable", "transaction bytes do not decode", ExitCode.Failure, cause);
+  }
 }
 
 /** A previous output: what a BIP-341 sighash commits to for every input. */
@@ -228,16 +243,7 @@ export interface Prevout {
  * @throws {LoopkitError} `sighash_prevouts_mismatch` (exit 1) when the counts differ; `tx_undecodable`
  */
 export function keySpendSighashes(tx: Uint8Array, prevouts: readonly Prevout[]): Uint8Array[] {
-  let parsed: Transaction;
-  try {
-    parsed = Transaction.fromRaw(tx, {
-      allowUnknownOutputs: true,
-      allowUnknownInputs: true,
-      disableScriptCheck: true,
-    });
-  } catch (cause) {
-    throw loopinError("tx_undecodable", "transaction bytes do not decode", ExitCode.Failure, cause);
-  }
+  const parsed = decodeRawTx(tx);
   if (prevouts.length !== parsed.inputsLength) {
     throw loopinError(
       "sighash_prevouts_mismatch",

@@ -18,7 +18,7 @@
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { equalBytes } from "@noble/curves/utils.js";
 import { hex } from "@scure/base";
-import { RawTx, Transaction } from "@scure/btc-signer";
+import { RawTx } from "@scure/btc-signer";
 import { parseOutpoint } from "../staticaddr/outpoint.ts";
 import {
   hash160,
@@ -28,7 +28,7 @@ import {
   parseHtlcV2Script,
   SIGHASH_ALL,
 } from "./htlc.ts";
-import { feeForWeight, txidOfRaw } from "./htlc_tx.ts";
+import { decodeRawTx, feeForWeight, txidOfRaw } from "./htlc_tx.ts";
 import { DUST_LIMIT_SAT } from "./types.ts";
 import { loopinError, requireBigint } from "./_util.ts";
 import { ExitCode } from "../errors.ts";
@@ -217,17 +217,12 @@ export function witnessV0Sighash(
   valueSat: bigint,
   sighashType: number = SIGHASH_ALL,
 ): Uint8Array {
-  let parsed: Transaction;
-  try {
-    parsed = Transaction.fromRaw(tx, {
-      allowUnknownOutputs: true,
-      allowUnknownInputs: true,
-      disableScriptCheck: true,
-    });
-  } catch (cause) {
-    throw loopinError("tx_undecodable", "transaction bytes do not decode", ExitCode.Failure, cause);
-  }
-  return parsed.preimageWitnessV0(inputIndex, witnessScript, sighashType, requireBigint(valueSat, "value"));
+  return decodeRawTx(tx).preimageWitnessV0(
+    inputIndex,
+    witnessScript,
+    sighashType,
+    requireBigint(valueSat, "value"),
+  );
 }
 
 /**
