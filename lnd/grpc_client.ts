@@ -162,6 +162,17 @@ function bytes(b: Uint8Array | null | undefined): Uint8Array {
 }
 
 /** The lnd client over gRPC. Owns `rpc`: {@linkcode close} closes it. */
+/**
+ * True when a stream ended because the call's own deadline ran out: DEADLINE_EXCEEDED, or CANCELLED once
+ * `deadlineAt` has passed. lnd's Go server enforces the same `grpc-timeout` and resets the stream with CANCELLED
+ * ("Call cancelled"); on a loaded machine that reset can be read before the client's deadline timer fires.
+ * A CANCELLED before the deadline stays an error.
+ */
+export function ownDeadlinePassed(err: unknown, deadlineAt: number): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === GrpcStatus.DEADLINE_EXCEEDED || (code === GrpcStatus.CANCELLED && Date.now() >= deadlineAt);
+}
+
 export class GrpcLndClient implements LndClient {
   readonly #rpc: LndRpc;
   readonly #callTimeoutMs: number;
@@ -431,15 +442,15 @@ export class GrpcLndClient implements LndClient {
       num_confs: numConfs,
       height_hint: heightHint,
     };
+    const deadlineMs = opts.timeoutMs ?? DEFAULT_DEADLINE_MS;
+    const deadlineAt = Date.now() + deadlineMs;
     try {
       for await (
         const ev of serverStream<WireConfEvent>(
           this.#rpc.chainNotifier,
           "RegisterConfirmationsNtfn",
           request,
-          {
-            deadlineMs: opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
-          },
+          { deadlineMs },
         )
       ) {
         if (ev.event !== "conf" || !ev.conf) continue;
@@ -453,7 +464,7 @@ export class GrpcLndClient implements LndClient {
         };
       }
     } catch (err) {
-      if ((err as { code?: unknown }).code === GrpcStatus.DEADLINE_EXCEEDED) return null;
+      if (ownDeadlinePassed(err, deadlineAt)) return null;
       throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
     }
     throw new LndRpcError(rpc, undefined, "the notification stream ended before a confirmation");
@@ -481,10 +492,12 @@ export class GrpcLndClient implements LndClient {
       script: pkScript,
       height_hint: heightHint,
     };
+    const deadlineMs = opts.timeoutMs ?? DEFAULT_DEADLINE_MS;
+    const deadlineAt = Date.now() + deadlineMs;
     try {
       for await (
         const ev of serverStream<WireSpendEvent>(this.#rpc.chainNotifier, "RegisterSpendNtfn", request, {
-          deadlineMs: opts.timeoutMs ?? DEFAULT_DEADLINE_MS,
+          deadlineMs,
         })
       ) {
         if (ev.event !== "spend" || !ev.spend) continue;
@@ -497,7 +510,7 @@ export class GrpcLndClient implements LndClient {
         };
       }
     } catch (err) {
-      if ((err as { code?: unknown }).code === GrpcStatus.DEADLINE_EXCEEDED) return null;
+      if (ownDeadlinePassed(err, deadlineAt)) return null;
       throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
     }
     throw new LndRpcError(rpc, undefined, "the notification stream ended before a spend");
@@ -564,13 +577,14 @@ export class GrpcLndClient implements LndClient {
     fallbackHash: string,
   ): Promise<PaymentResult> {
     let last: PaymentResult | undefined;
+    const deadlineAt = Date.now() + deadlineMs;
     try {
       for await (const p of serverStream<WirePayment>(this.#rpc.router, method, request, { deadlineMs })) {
         last = this.#payment(rpc, p);
         if (FINAL_STATUSES.includes(last.status)) return last;
       }
     } catch (err) {
-      if ((err as { code?: unknown }).code !== GrpcStatus.DEADLINE_EXCEEDED) {
+      if (!ownDeadlinePassed(err, deadlineAt)) {
         throw lndError(err, { rpc, rpcServer: this.#rpc.rpcServer, phase: "call" });
       }
     }

@@ -13,7 +13,7 @@ import { decode as decodeBolt11 } from "light-bolt11-decoder";
 import { nonceAggregate, nonceGen, Session, sortKeys } from "@scure/btc-signer/musig2.js";
 import { decodeInvoice } from "../core/l402/bolt11.ts";
 import { staticAddress } from "../core/staticaddr/script.ts";
-import { GrpcLndClient } from "./grpc_client.ts";
+import { GrpcLndClient, ownDeadlinePassed } from "./grpc_client.ts";
 import { openLndRpc } from "./rpc.ts";
 import type { LndClient } from "./types.ts";
 
@@ -262,6 +262,42 @@ Deno.test("registerConfirmation() waits for a later confirmation and returns nul
       null,
     );
     assert.ok(Date.now() - started < 2000);
+  });
+});
+
+Deno.test("ownDeadlinePassed(): DEADLINE_EXCEEDED, or CANCELLED once the call's own deadline has passed (lnd's server-side reset)", () => {
+  const now = Date.now();
+  const status = (code: number) => Object.assign(new Error("x"), { code });
+  assert.equal(ownDeadlinePassed(status(GrpcStatus.DEADLINE_EXCEEDED), now + 60_000), true);
+  assert.equal(ownDeadlinePassed(status(GrpcStatus.CANCELLED), now - 1), true);
+  assert.equal(ownDeadlinePassed(status(GrpcStatus.CANCELLED), now + 60_000), false);
+  assert.equal(ownDeadlinePassed(status(GrpcStatus.UNAVAILABLE), now - 1), false);
+  assert.equal(ownDeadlinePassed(new Error("no code"), now - 1), false);
+});
+
+Deno.test("registerConfirmation() and registerSpend(): a stream lnd resets with CANCELLED before the deadline is an error, not 'none yet'", async () => {
+  await withLnd(async (lnd, fake) => {
+    fake.failCall("ChainNotifier.RegisterConfirmationsNtfn", {
+      code: GrpcStatus.CANCELLED,
+      details: "Call cancelled",
+      afterMs: 100,
+    });
+    await assert.rejects(
+      () => lnd.registerConfirmation("ab".repeat(32), new Uint8Array([0x51]), 1, 0, { timeoutMs: 10_000 }),
+      (e: unknown) => e instanceof LndRpcError && e.grpcCode === GrpcStatus.CANCELLED,
+    );
+    fake.failCall("ChainNotifier.RegisterSpendNtfn", {
+      code: GrpcStatus.CANCELLED,
+      details: "Call cancelled",
+      afterMs: 100,
+    });
+    await assert.rejects(
+      () =>
+        lnd.registerSpend({ txid: "ab".repeat(32), vout: 0 }, new Uint8Array([0x51]), 1, {
+          timeoutMs: 10_000,
+        }),
+      (e: unknown) => e instanceof LndRpcError && e.grpcCode === GrpcStatus.CANCELLED,
+    );
   });
 });
 

@@ -183,6 +183,11 @@ export interface FakeFailure {
   details: string;
   /** How many calls fail (default 1; `Infinity` until {@linkcode FakeLnd.clearFailures}). */
   times?: number;
+  /**
+   * Streams only: send the failure this many ms after the call arrived instead of at once (as lnd's Go server
+   * resets a stream with CANCELLED when the call's own `grpc-timeout` runs out).
+   */
+  afterMs?: number;
 }
 
 /** Options of {@linkcode startFakeLnd}. */
@@ -311,7 +316,7 @@ function routeHintBytes(hops: Msg[]): Uint8Array {
 
 /** A gRPC error as lnd produces it. */
 class StatusError extends Error {
-  constructor(readonly code: number, readonly details: string) {
+  constructor(readonly code: number, readonly details: string, readonly afterMs = 0) {
     super(details);
   }
 }
@@ -524,7 +529,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       const f = failures.get(rpc);
       if (!f) return undefined;
       if (--f.left <= 0) failures.delete(rpc);
-      return new StatusError(f.code ?? grpc.status.UNKNOWN, f.details);
+      return new StatusError(f.code ?? grpc.status.UNKNOWN, f.details, f.afterMs ?? 0);
     };
 
     const toStatus = (err: unknown) =>
@@ -603,6 +608,15 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
       requests.push({ rpc, request: call.request });
       const injected = injectedFailure(rpc);
       if (injected) {
+        if (injected.afterMs > 0) {
+          const t = setTimeout(() => {
+            if (finished) return;
+            finish();
+            call.emit("error", toStatus(injected));
+          }, injected.afterMs);
+          cleanups.push(() => clearTimeout(t));
+          return;
+        }
         finish();
         call.emit("error", toStatus(injected));
         return;
