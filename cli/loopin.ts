@@ -23,13 +23,13 @@ import { formatLowConfirmationWarning } from "../core/loopin/warning.ts";
 import {
   initiateLoopIn,
   type InitiateResult,
+  type InitiateStep,
   type LoopInDeps,
   type LoopInQuote,
   type LoopInRequest,
   quoteLoopIn,
 } from "../core/loopin/initiate.ts";
 import { outpointOf } from "../core/deposits/types.ts";
-import type { HtlcVariant } from "../core/loopin/types.ts";
 import { LoopInSwapStore } from "../core/loopin/store.ts";
 import { listLoopIns, type LoopInView, loopInViewJson, showLoopIn } from "../core/loopin/view.ts";
 import { type LoopInSyncResult, syncExitCode, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
@@ -288,7 +288,7 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
     server,
     store: new LoopInSwapStore(db),
     signal,
-    ...testHooks(signal),
+    ...stepHooks(signal),
     refreshDeposits: async () => {
       const { syncDeposits } = await loadDepositsSync();
       await syncDeposits({ db, lnd: syncLnd(lnd, network) });
@@ -298,39 +298,38 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
 }
 
 /**
- * The interrupt hold follows the steps (active from the confirmation until the marker), plus two test hooks
- * read from the environment (the CLI and regtest tests set them; nothing else does):
- * `LOOPKIT_TEST_STOP_AT=<step>[:<ms>]` stops the initiation at that step boundary (prints
- * `loopkit-test: at <step>` on stderr, then waits to be killed or interrupted, or `ms` milliseconds);
- * `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a byte of that HTLC variant's first partial signature before the
- * push (the server must refuse it).
+ * Test-only hooks of the initiation, installed by the test entry point `tests/cli/_hooked_main.ts` (which the
+ * CLI and regtest tests run instead of `cli/main.ts` when they need them). The shipped CLI never installs any and
+ * reads no environment variable for them.
  */
-function testHooks(signal?: AbortSignal): Pick<LoopInDeps, "onStep" | "beforePush"> {
-  const [stopAt, pauseMs] = (Deno.env.get("LOOPKIT_TEST_STOP_AT") ?? "").split(":");
-  const flip = Deno.env.get("LOOPKIT_TEST_FLIP_SIG") as HtlcVariant | undefined;
+export interface LoopInTestHooks {
+  /** Called at each step boundary after loopkit's own handling; may wait (e.g. to be killed there). */
+  onStep?(step: InitiateStep, signal?: AbortSignal): Promise<void> | void;
+  /** Called with the partial signatures just before the push (e.g. to corrupt one). */
+  beforePush?: LoopInDeps["beforePush"];
+}
+
+let installedTestHooks: LoopInTestHooks = {};
+
+/** Installs {@linkcode LoopInTestHooks} for this process (tests only; see `tests/cli/_hooked_main.ts`). */
+export function setLoopInTestHooks(hooks: LoopInTestHooks): void {
+  installedTestHooks = hooks;
+}
+
+/**
+ * The interrupt hold follows the steps: active from the confirmation until the marker (an interrupt in between
+ * unwinds the swap; after the marker the swap is armed and `loopin sync` takes it). Test hooks, when installed,
+ * run after it.
+ */
+function stepHooks(signal?: AbortSignal): Pick<LoopInDeps, "onStep" | "beforePush"> {
+  const hooks = installedTestHooks;
   return {
     onStep: async (step) => {
       if (step === "quoted") setInterruptHold(true);
       if (step === "armed") setInterruptHold(false);
-      if (stopAt) {
-        if (step !== stopAt) return;
-        diag(`loopkit-test: at ${step}`);
-        // Until killed, or interrupted (then the initiation goes on to its unwind).
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, pauseMs ? Number(pauseMs) : 3_600_000);
-          signal?.addEventListener("abort", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
+      await hooks.onStep?.(step, signal);
     },
-    beforePush: flip
-      ? (signing) => {
-        const sig = signing[flip]?.sigs[0];
-        if (sig) sig[sig.length - 1] ^= 0x01;
-      }
-      : undefined,
+    beforePush: hooks.beforePush,
   };
 }
 

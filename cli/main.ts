@@ -159,9 +159,15 @@ function exitInterrupted(detail: string): never {
   Deno.exit(ExitCode.Interrupted);
 }
 
-if (import.meta.main) {
+/**
+ * The process entry: installs the SIGINT / SIGTERM handling, runs {@linkcode main} on `argv` and exits with its
+ * code. `cli/main.ts` run as a program calls it; so does the tests' entry point `tests/cli/_hooked_main.ts`.
+ */
+export async function runProcess(argv: string[]): Promise<never> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const code = await main(Deno.args);
+  const code = await main(argv);
   Deno.exit(code);
 }
+
+if (import.meta.main) await runProcess(Deno.args);

@@ -33,6 +33,20 @@ export const CLI_RUN_ARGS: readonly string[] = [
   MAIN,
 ];
 
+const HOOKED_MAIN = new URL("./_hooked_main.ts", import.meta.url).pathname;
+
+/** Environment variables only the tests' entry point `_hooked_main.ts` reads (the shipped CLI ignores them). */
+const TEST_HOOK_ENV = ["LOOPKIT_TEST_STOP_AT", "LOOPKIT_TEST_FLIP_SIG"];
+
+/**
+ * {@linkcode CLI_RUN_ARGS}, with the tests' entry point `_hooked_main.ts` (same permissions) in place of
+ * `cli/main.ts` when `env` sets one of its test-hook variables.
+ */
+export function cliRunArgs(env: Record<string, string> = {}): string[] {
+  if (!TEST_HOOK_ENV.some((k) => k in env)) return [...CLI_RUN_ARGS];
+  return CLI_RUN_ARGS.map((a) => a === MAIN ? HOOKED_MAIN : a);
+}
+
 /** Where an lnd's gRPC endpoint and credentials are. */
 export interface LndEndpoint {
   rpcServer: string;
@@ -59,7 +73,7 @@ export function lndFlags(lnd: LndEndpoint, loopdir: string): string[] {
 /** Runs `loopkit <args>` with the CLI's exact permissions. */
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: [...CLI_RUN_ARGS, ...args],
+    args: [...cliRunArgs(env), ...args],
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -115,7 +129,7 @@ export interface SpawnedCli {
 /** Starts `loopkit <args>` with the CLI's exact permissions, without waiting for it. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): SpawnedCli {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...CLI_RUN_ARGS, ...args],
+    args: [...cliRunArgs(env), ...args],
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",

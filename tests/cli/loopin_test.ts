@@ -14,7 +14,7 @@ import { startFakeLnd } from "../fakelnd/server.ts";
 import { startSwapServer } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
 import { MemoryChain } from "../swapserver/chain.ts";
-import { CLI_RUN_ARGS, lndFlags, runCli } from "./_harness.ts";
+import { CLI_RUN_ARGS, cliRunArgs, lndFlags, runCli } from "./_harness.ts";
 
 const TIP = 1000;
 /** `loopin sync` (core/loopin/sync.ts) has landed: the tests that need it run. */
@@ -288,7 +288,15 @@ Deno.test({
 /** Runs `loopin` until it reports `step` on stderr (LOOPKIT_TEST_STOP_AT), then sends `signal`. */
 async function stopAt(t: Setup, step: string, signal: Deno.Signal, args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...CLI_RUN_ARGS, ...t.flags, "--json", "loopin", ...args, "--force", ...t.serverFlags],
+    args: [
+      ...cliRunArgs({ LOOPKIT_TEST_STOP_AT: step }),
+      ...t.flags,
+      "--json",
+      "loopin",
+      ...args,
+      "--force",
+      ...t.serverFlags,
+    ],
     env: { NO_COLOR: "1", LOOPKIT_TEST_STOP_AT: step },
     stdin: "null",
     stdout: "piped",
@@ -425,6 +433,32 @@ Deno.test({
     assertEquals(armedOf(mine), true);
     assertEquals((await depositStates(t))[b], "LoopingIn");
     assertEquals(t.lnd.invoices.get(mine.swap_hash as string)?.state, "OPEN");
+  },
+});
+
+Deno.test({
+  name: "the shipped CLI reads no test hook: LOOPKIT_TEST_STOP_AT / LOOPKIT_TEST_FLIP_SIG change nothing",
+  ignore: !SYNC_READY,
+  fn: async () => {
+    await using t = await setup();
+    const a = t.deposit(300_000n, 6);
+    t.wallet([{ op: a, valueSat: 300_000n, confirmations: 6 }]);
+    assertEquals((await t.cli("deposits", "sync")).code, 0);
+    // cli/main.ts itself (not the tests' _hooked_main.ts): a hook would stop at "quoted" for a minute, or
+    // corrupt the standard signature so that the server refuses the push.
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: [...CLI_RUN_ARGS, ...t.flags, "--json", "loopin", "--utxo", a, "--force", ...t.serverFlags],
+      env: { NO_COLOR: "1", LOOPKIT_TEST_STOP_AT: "quoted:60000", LOOPKIT_TEST_FLIP_SIG: "standard" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(o.stderr);
+    assertEquals(o.code, 0, stderr);
+    assert(!stderr.includes("loopkit-test"), stderr);
+    const out = JSON.parse(new TextDecoder().decode(o.stdout)) as Json;
+    assertEquals([out.state, out.armed, out.push_error], ["MonitorInvoiceAndHtlcTx", true, null]);
+    assertEquals(t.server.loopIn.records.htlcSigned, [out.swap_hash], "the server accepted the signatures");
   },
 });
 
