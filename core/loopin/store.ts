@@ -588,21 +588,35 @@ export class LoopInSwapStore {
   /**
    * Commits the "signatures pushed" marker (decision 6, review §1.1) in its own transaction, with a history
    * row. Idempotent: the first time is kept. Call it before the first `PushStaticAddressHtlcSigs`.
-   * @throws {LoopkitError} `loopin_not_found`; `db_busy` (exit 75) — then nothing may be pushed
+   *
+   * Only a swap in `SignHtlcTx` (its server parameters stored, the initiation still owning it) can become armed.
+   * A swap another process has moved on meanwhile (e.g. a `loopin sync` that found the initiation's owner gone
+   * and unwound it, releasing the deposits) must never get its signatures pushed: the deposits may already be
+   * spent or in another swap.
+   * @throws {LoopkitError} `loopin_not_found`; `loopin_state_changed` (exit 75) when the swap is not armed and
+   *   not in `SignHtlcTx` — nothing written, nothing may be pushed; `db_busy` (exit 75) — then nothing may be
+   *   pushed
    */
   async markArmed(swapHash: Uint8Array | string): Promise<void> {
     const hash = swapHashBytes(swapHash);
     const now = this.#now();
     await this.#write(`marking loop-in ${bytesToHex(hash)} armed`, async (tx) => {
-      const state = await this.#stateOf(tx, hash);
-      if (state === null) throw swapNotFound(hash);
       const rs = await tx.execute({
-        sql: "UPDATE loopin_swaps SET armed_at = ?, updated_at = ? WHERE swap_hash = ? AND armed_at IS NULL",
+        sql: "UPDATE loopin_swaps SET armed_at = ?, updated_at = ? " +
+          "WHERE swap_hash = ? AND armed_at IS NULL AND state = 'SignHtlcTx'",
         args: [iso(now), iso(now), hash],
       });
       if (rs.rowsAffected) {
-        await this.#history(tx, hash, state, null, "armed: HTLC signatures about to be pushed", now);
+        await this.#history(tx, hash, "SignHtlcTx", null, "armed: HTLC signatures about to be pushed", now);
+        return;
       }
+      const row = await tx.execute({
+        sql: "SELECT state, armed_at FROM loopin_swaps WHERE swap_hash = ?",
+        args: [hash],
+      });
+      if (!row.rows.length) throw swapNotFound(hash);
+      if (row.rows[0].armed_at !== null) return; // already armed: the first time is kept
+      throw swapChanged(hash, "SignHtlcTx", row.rows[0].state as LoopInState);
     });
   }
 

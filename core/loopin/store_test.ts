@@ -221,6 +221,7 @@ Deno.test("markArmed is its own committed transaction and keeps the first time",
   const store = new LoopInSwapStore(t.db, { now: () => now });
   const a = newSwap([t.outpoints[0]], 1_000_000n, 1);
   await store.createSwap(a);
+  await store.transition(a.swapHash, "InitHtlcTx", "OnHtlcInitiated");
   await store.markArmed(a.swapHash);
   now = new Date("2026-01-02T00:05:00Z");
   await store.markArmed(a.swapHash);
@@ -234,6 +235,27 @@ Deno.test("markArmed is its own committed transaction and keeps the first time",
   }
   assertEquals((await store.history(a.swapHash)).filter((h) => h.reason.startsWith("armed")).length, 1);
   await assertRejects(() => store.markArmed(new Uint8Array(32)), LoopkitError);
+});
+
+Deno.test("markArmed refuses a swap that is not in SignHtlcTx (another process unwound it): nothing written", async () => {
+  await using t = await tempLoopInDb({ amounts: [1_000_000n, 2_000_000n] });
+  const store = new LoopInSwapStore(t.db, { now: () => new Date("2026-01-02T00:00:00Z") });
+  const a = newSwap([t.outpoints[0]], 1_000_000n, 1);
+  const b = newSwap([t.outpoints[1]], 2_000_000n, 2);
+  await store.createSwap(a);
+  await store.createSwap(b);
+  // a: still InitHtlcTx (no server parameters). b: a `loopin sync` unwound it (owner gone) to Failed.
+  await store.transition(b.swapHash, "InitHtlcTx", ["OnHtlcInitiated", "OnRecover", "OnError"], {
+    releaseDeposits: true,
+  });
+  for (const [s, state] of [[a, "InitHtlcTx"], [b, "Failed"]] as const) {
+    const before = await store.history(s.swapHash);
+    const err = await assertRejects(() => store.markArmed(s.swapHash), LoopkitError);
+    assertEquals([err.code, err.exitCode], ["loopin_state_changed", 75]);
+    const after = await store.getSwap(s.swapHash);
+    assertEquals([after?.state, after?.armedAt], [state, null]);
+    assertEquals((await store.history(s.swapHash)).length, before.length);
+  }
 });
 
 Deno.test("recordRiskDecision: first time kept, rejection replaces acceptance, acceptance never replaces rejection", async () => {
