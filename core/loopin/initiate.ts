@@ -594,8 +594,11 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
     await step("invoice");
     checkAborted(deps.signal);
 
-    // 5. The server call. An error here: invoice cancelled, no abandon push (spec §6) — except a timeout,
-    // where the server may have registered the swap: then an abandon push too (review §3, #922).
+    // 5. The server call. An error here: invoice cancelled and deposits released. Spec §6 sends no abandon push,
+    // but only an answer proves what the server did: a timeout (review §3, #922), a connection reset after the
+    // request was sent (UNAVAILABLE) or a server error may all come after the server registered the swap. So
+    // every error sends the abandon push (only the swap hash: harmless for a swap the server does not know),
+    // except one proving no gRPC server took the request (TLS failure, not a gRPC endpoint).
     let res: ServerStaticAddressLoopInResponse;
     try {
       res = await deps.server.serverStaticAddressLoopIn({
@@ -611,7 +614,7 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
       });
     } catch (err) {
       const e = asLoopkitError(err);
-      if (e.code === "swap_server_timeout") serverAnswered = true;
+      serverAnswered = !NEVER_REACHED_SERVER.has(e.code);
       throw new LoopkitError(
         e.code,
         `Unable to initiate the loop-in with the server: ${e.message}`,
@@ -789,6 +792,12 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
     );
   }
 }
+
+/**
+ * Swap-server error codes (core/swapserver/client.ts) proving the loop-in request reached no gRPC server, so the
+ * server cannot have registered the swap and needs no abandon push. Every other error is ambiguous.
+ */
+const NEVER_REACHED_SERVER: ReadonlySet<string> = new Set(["swap_server_tls", "swap_server_protocol"]);
 
 /** `MuSig2Cleanup` for every session; failures are logged (lnd drops them on restart anyway). */
 async function cleanupSessions(deps: LoopInDeps, sessions: MuSig2Session[]): Promise<void> {

@@ -426,18 +426,39 @@ async function failedWith(p: Promise<unknown>): Promise<LoopInFailed> {
   return err as LoopInFailed;
 }
 
-Deno.test("a ServerStaticAddressLoopIn error cancels the invoice (no abandon push) and releases the deposits", async () => {
-  await withTempDir(async (dir) => {
-    using t = await setup(dir);
-    t.server.loopInError = new LoopkitError("swap_server_rpc", "Swap server failed: INTERNAL: no liquidity");
-    const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
-    assertEquals([err.state, err.exitCode], ["Failed", 1]);
-    assert(err.message.includes("no liquidity"), err.message);
-    assert(t.events.includes("cancelInvoice"));
-    assert(!t.events.includes("abandon"));
-    assertEquals(t.store.locked.size, 0);
-    assertEquals(t.store.only().state, "Failed");
-  });
+Deno.test("a ServerStaticAddressLoopIn error: abandon push (the server may have registered it), cancel, release", async () => {
+  for (
+    const e of [
+      new LoopkitError("swap_server_rpc", "Swap server failed: INTERNAL: no liquidity"),
+      new LoopkitError("swap_server_unreachable", "connection reset", ExitCode.TempFail),
+    ]
+  ) {
+    await withTempDir(async (dir) => {
+      using t = await setup(dir);
+      t.server.loopInError = e;
+      const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
+      assertEquals([err.state, err.exitCode], ["Failed", e.exitCode], e.code);
+      assert(err.message.includes(e.message), err.message);
+      assert(
+        t.events.indexOf("abandon") >= 0 && t.events.indexOf("abandon") < t.events.indexOf("cancelInvoice"),
+      );
+      assertEquals(t.store.locked.size, 0);
+      assertEquals(t.store.only().state, "Failed");
+    });
+  }
+});
+
+Deno.test("a loop-in request that reached no gRPC server (TLS, not gRPC): no abandon push, cancel, release", async () => {
+  for (const code of ["swap_server_tls", "swap_server_protocol"]) {
+    await withTempDir(async (dir) => {
+      using t = await setup(dir);
+      t.server.loopInError = new LoopkitError(code, "handshake failed", ExitCode.Usage);
+      const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
+      assertEquals(err.state, "Failed", code);
+      assert(t.events.includes("cancelInvoice") && !t.events.includes("abandon"), code);
+      assertEquals(t.store.locked.size, 0);
+    });
+  }
 });
 
 Deno.test("a server timeout is ambiguous: abandon push too, then cancel and release; exit 75", async () => {
