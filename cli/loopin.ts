@@ -278,6 +278,7 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
       deriveNextKey: (f) => lnd.deriveNextKey(f),
       addInvoice: (r) => lnd.addInvoice(r),
       cancelInvoice: (h) => lnd.cancelInvoice(h),
+      lookupInvoice: (h) => lnd.lookupInvoice(h),
       getTransactions: () => lnd.getTransactions(0, -1),
       muSig2CreateSession: (r) => lnd.muSig2CreateSession(r),
       muSig2RegisterNonces: (id, n) => lnd.muSig2RegisterNonces(id, n),

@@ -81,6 +81,7 @@ export type LoopInLnd =
     | "deriveNextKey"
     | "addInvoice"
     | "cancelInvoice"
+    | "lookupInvoice"
     | "getTransactions"
     | "muSig2CreateSession"
     | "muSig2RegisterNonces"
@@ -853,6 +854,16 @@ async function checkAvailability(deps: LoopInDeps, outpoints: string[]): Promise
   }
 }
 
+/** After a cancel error: true when `LookupInvoice` reads the invoice CANCELED or unknown (a failed read: false). */
+async function invoiceGone(deps: LoopInDeps, swapHash: Uint8Array): Promise<boolean> {
+  try {
+    const inv = await deps.lnd.lookupInvoice(swapHash);
+    return inv === null || inv.state === "CANCELED";
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The unwind of a swap that was never armed: abandon push (when the server answered), invoice cancel
  * (acknowledged), then deposits back and `Failed` in one transaction. Returns the error to throw.
@@ -894,7 +905,11 @@ async function unwindSwap(
     } catch (err) {
       if (err instanceof LndError && err.code === "lnd_invoice_not_found") {
         cancelled = true; // lnd never stored it: nothing anyone could pay
-      } else {
+      } else if (!(err instanceof LndError && err.code === "lnd_invoice_settled")) {
+        // Not an answer about the invoice: lnd's own state decides (review §1.7: acknowledged = read back).
+        cancelled = await invoiceGone(deps, s.swapHash);
+      }
+      if (!cancelled) {
         notes.push(
           `lnd did not acknowledge the invoice cancel (${(err as Error).message}); the deposits stay ` +
             "locked until `loopkit loopin sync` cancels it",

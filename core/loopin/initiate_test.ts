@@ -16,7 +16,13 @@ import { insertStaticAddress } from "../db/static_addresses.ts";
 import { insertDeposit } from "../deposits/store.ts";
 import { staticAddress } from "../staticaddr/script.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
-import type { KeyDescriptor, LndInfo, MuSig2Session, WalletTransaction } from "../../lnd/types.ts";
+import type {
+  InvoiceInfo,
+  KeyDescriptor,
+  LndInfo,
+  MuSig2Session,
+  WalletTransaction,
+} from "../../lnd/types.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { ClientHtlcSigningInfo, ServerStaticAddressLoopInResponse } from "../swapserver/client.ts";
 import {
@@ -96,6 +102,21 @@ class StandInLnd implements LoopInLnd {
       return Promise.reject(new LndError("Invoices.CancelInvoice", "not_found", "unable to locate invoice"));
     }
     return Promise.resolve();
+  }
+  /** lnd's invoice state as LookupInvoice reads it (default: OPEN once added). */
+  invoiceStates = new Map<string, "OPEN" | "CANCELED" | "SETTLED">();
+  lookupInvoice(hash: Uint8Array): Promise<InvoiceInfo | null> {
+    this.events.push("lookupInvoice");
+    const h = bytesToHex(hash);
+    if (!this.invoices.has(h)) return Promise.resolve(null);
+    const state = this.invoiceStates.get(h) ?? "OPEN";
+    return Promise.resolve({
+      state,
+      valueMsat: 1n,
+      amtPaidMsat: 0n,
+      settleDate: 0,
+      paymentRequest: `lnbcrt-${h}`,
+    });
   }
   getTransactions(): Promise<WalletTransaction[]> {
     this.events.push("getTransactions");
@@ -587,6 +608,27 @@ for (const at of ["created", "invoice", "server", "params", "checked", "signed"]
     });
   });
 }
+
+Deno.test("a CancelInvoice error loopkit does not map is read back: CANCELED in lnd releases the deposits, OPEN keeps them", async () => {
+  for (
+    const [lndState, swapState, locked] of [["CANCELED", "Failed", 0], ["OPEN", "UnlockDeposits", 2]] as const
+  ) {
+    await withTempDir(async (dir) => {
+      using t = await setup(dir);
+      t.server.loopInError = new LoopkitError("swap_server_rpc", "refused");
+      t.lnd.cancelError = new LndError("Invoices.CancelInvoice", "unknown", "invoice already canceled");
+      const orig = t.lnd.addInvoice.bind(t.lnd);
+      t.lnd.addInvoice = async (r) => {
+        const inv = await orig(r);
+        t.lnd.invoiceStates.set(bytesToHex(inv.paymentHash), lndState);
+        return inv;
+      };
+      const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
+      assertEquals([err.state, t.store.locked.size], [swapState, locked], lndState);
+      assert(t.events.indexOf("lookupInvoice") > t.events.indexOf("cancelInvoice"), lndState);
+    });
+  }
+});
 
 Deno.test("never two swaps for one deposit: a second initiation for a locked deposit fails before any invoice", async () => {
   await withTempDir(async (dir) => {

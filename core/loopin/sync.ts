@@ -634,22 +634,27 @@ async function recoverInitiation(c: Ctx, e: Eval): Promise<boolean> {
 /** Cancels the invoice and reads it back (review §1.7). */
 async function cancelAcknowledged(c: Ctx, s: LoopInSwap): Promise<"canceled" | "settled"> {
   if (s.invoiceCanceledAt) return "canceled";
+  // Any other cancel error is not an answer about the invoice: lnd's state decides (read back below), so an
+  // unmapped text (a canceled, or settled, invoice worded differently by another lnd version) is not retried for ever.
+  let cancelError: unknown = null;
   try {
     await c.deps.lnd.cancelInvoice(s.swapHash);
   } catch (err) {
     if (err instanceof LndError && err.code === "lnd_invoice_settled") return "settled";
-    if (!(err instanceof LndError && err.code === "lnd_invoice_not_found")) {
-      throw retryable(err, "lnd CancelInvoice (not acknowledged: deposits stay locked)");
-    }
+    if (!(err instanceof LndError && err.code === "lnd_invoice_not_found")) cancelError = err;
   }
   let inv;
   try {
     inv = await c.deps.lnd.lookupInvoice(s.swapHash);
   } catch (err) {
+    if (cancelError) {
+      throw retryable(cancelError, "lnd CancelInvoice (not acknowledged: deposits stay locked)");
+    }
     throw retryable(err, "lnd LookupInvoice after the cancel");
   }
   if (inv === null || inv.state === "CANCELED") return "canceled";
   if (inv.state === "SETTLED") return "settled";
+  if (cancelError) throw retryable(cancelError, "lnd CancelInvoice (not acknowledged: deposits stay locked)");
   throw new LoopkitError(
     "loopin_cancel_unacknowledged",
     `lnd still reports the invoice ${inv.state} after CancelInvoice; deposits stay locked, the next run retries`,

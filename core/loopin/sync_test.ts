@@ -233,6 +233,28 @@ Deno.test("an unacknowledged cancel keeps the deposits locked and changes nothin
   assertEquals(r.swaps[0].state, "Failed");
 });
 
+Deno.test("a CancelInvoice error loopkit does not map is read back with LookupInvoice: CANCELED releases, SETTLED succeeds, OPEN waits", async () => {
+  for (
+    const [lndState, swapState, deposits] of [
+      ["CANCELED", "Failed", "Deposited"],
+      ["SETTLED", "Succeeded", "LoopedIn"],
+      ["OPEN", "MonitorInvoiceAndHtlcTx", "LoopingIn"],
+    ] as const
+  ) {
+    const clock = { now: T0 };
+    const f = await armedSwap({ now: () => clock.now });
+    await using _t = f.t;
+    await f.store.recordRiskDecision(f.hash, "rejected");
+    f.lnd.invoices.set(hexOf(f.hash), lndState);
+    f.lnd.cancelError = new LndError("Invoices.CancelInvoice", "unknown", "invoice is already cancelled");
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals(r.swaps[0].state, swapState, lndState);
+    assertEquals(r.swaps[0].error?.exitCode, lndState === "OPEN" ? 75 : undefined, lndState);
+    assertEquals(await states(f.t.db), [deposits, deposits], lndState);
+    assert(f.lnd.calls.includes("lookupInvoice"), lndState);
+  }
+});
+
 Deno.test("lnd errors while monitoring change nothing and exit 75; the next run completes (review §1.8)", async () => {
   const clock = { now: T0 };
   const f = await armedSwap({ now: () => clock.now });
