@@ -67,7 +67,7 @@ import { htlcP2wshPkScript, htlcV2Script } from "./htlc.ts";
 import { buildHtlcTx, htlcFeeCapSat, type HtlcTx, keySpendSighashes } from "./htlc_tx.ts";
 import { validateLoopInResponse } from "./validate_server.ts";
 import { depositAvailability } from "./availability.ts";
-import type { NewSwapRecord } from "./store.ts";
+import type { NewSwapRecord, ServerParamsRecord } from "./store.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Dependencies (small interfaces; cli/loopin.ts binds them to lnd, the swap server and the store)
@@ -105,18 +105,12 @@ export type LoopInServer = Pick<
  */
 export type NewLoopInSwap = NewSwapRecord & { owner: string };
 
-/** Server parameters stored on `InitHtlcTx → SignHtlcTx` (spec §2.4 "persisted fields"). */
-export interface LoopInServerParams {
-  htlcServerPubKey: Uint8Array;
-  htlcExpiry: number;
-  /** Standard, high and extreme fee rates, sat/kw. */
-  feeRates: Record<HtlcVariant, bigint>;
-  /** Txids (display hex) of the three HTLC variants, once built (for the armed watch, review §1.11). */
-  htlcTxids?: Record<HtlcVariant, string>;
-  /** The three unsigned HTLC transactions (decision 6: whichever variant confirms is swept from its bytes). */
-  htlcTxs?: Record<HtlcVariant, Uint8Array>;
-  timeoutSweepPkScript: Uint8Array;
-}
+/**
+ * Server parameters stored on `InitHtlcTx → SignHtlcTx` (spec §2.4 "persisted fields"): the store's record (HTLC
+ * server pubkey, CLTV expiry, the three fee rates in sat/kw, the HTLC variants' txids and unsigned transactions,
+ * the timeout sweep pkScript).
+ */
+export type LoopInServerParams = ServerParamsRecord;
 
 /** The store operations initiation uses (E1's `core/loopin/store.ts`, adapted by the caller). */
 export interface LoopInStore {
