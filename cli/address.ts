@@ -16,8 +16,9 @@ import {
 import { resolve } from "node:path";
 import { getLegacyStaticAddress, type StaticAddressRow } from "../core/db/static_addresses.ts";
 import type { StaticAddress } from "../core/staticaddr/script.ts";
-import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError, usageError } from "../core/errors.ts";
+import { dataDirUnwritable, ExitCode, isUnwritableError, LoopkitError } from "../core/errors.ts";
 import { action } from "./context.ts";
+import { parseWholeFlag } from "./flags.ts";
 import { resolveSwapServer, type SwapServerFlags } from "./swap_server.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { writeBackupAfterAddress } from "../core/backup/generation.ts";
@@ -80,12 +81,6 @@ async function paidTokenId(dataDir: string): Promise<string | null> {
   }
 }
 
-function parseSat(flag: string, v: string | undefined): bigint | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(v)) throw usageError(`Invalid ${flag} "${v}": expected a whole number of sat`);
-  return BigInt(v);
-}
-
 /** Registers `address` and its subcommands. */
 export function registerAddress(program: Command): void {
   const address = program.command("address").description("the static address (one per paid L402 token)");
@@ -109,7 +104,11 @@ export function registerAddress(program: Command): void {
         tls: opts.swapserverTls,
         tlsCert,
         network,
-        l402: { store, payer: lnd, maxCostSat: parseSat("--max-l402-cost-sat", opts.maxL402CostSat) },
+        l402: {
+          store,
+          payer: lnd,
+          maxCostSat: parseWholeFlag("--max-l402-cost-sat", opts.maxL402CostSat, "sat"),
+        },
       });
       let result;
       try {

@@ -16,6 +16,7 @@ import { L402TokenStore } from "../core/l402/store.ts";
 import type { SwapServerClient } from "../core/swapserver/client.ts";
 import type * as DepositsSyncModule from "../core/deposits/sync.ts";
 import { lazyImport } from "./lazy.ts";
+import { parseWholeFlag } from "./flags.ts";
 import { resolveSwapServer, type SwapServerFlags } from "./swap_server.ts";
 import { setInterruptHook } from "../core/interrupt.ts";
 import { ExitCode, LoopkitError, usageError } from "../core/errors.ts";
@@ -165,13 +166,6 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** A whole number of sat for `flag` (`what` names it in errors). */
-export function parseSatFlag(flag: string, v: string | undefined): bigint | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d{1,19}$/.test(v)) throw usageError(`Invalid ${flag} "${v}": expected a whole number`);
-  return BigInt(v);
-}
-
 /** The positional AMOUNT (sat); at most one. */
 export function parseAmountArg(args: string[]): bigint | undefined {
   const given = args.filter((a) => a !== undefined);
@@ -262,7 +256,11 @@ async function openServer(ctx: Context, opts: SwapServerFlags): Promise<SwapServ
     tls: opts.swapserverTls,
     tlsCert,
     network,
-    l402: { store, payer: lnd, maxCostSat: parseSatFlag("--max-l402-cost-sat", opts.maxL402CostSat) },
+    l402: {
+      store,
+      payer: lnd,
+      maxCostSat: parseWholeFlag("--max-l402-cost-sat", opts.maxL402CostSat, "sat"),
+    },
   });
 }
 
@@ -496,8 +494,8 @@ export function registerLoopIn(program: Command): void {
     .action(action<LoopInFlags>(async (ctx, opts, args) => {
       refuseFlags(opts, ["listen"], "");
       const req = loopInRequest(opts, args);
-      const maxSwapFeeSat = parseSatFlag("--max-swap-fee-sat", opts.maxSwapFeeSat);
-      const maxSwapFeePpm = parseSatFlag("--max-swap-fee-ppm", opts.maxSwapFeePpm);
+      const maxSwapFeeSat = parseWholeFlag("--max-swap-fee-sat", opts.maxSwapFeeSat, "sat");
+      const maxSwapFeePpm = parseWholeFlag("--max-swap-fee-ppm", opts.maxSwapFeePpm, "ppm");
       const paymentTimeoutSeconds = opts.paymentTimeout === undefined
         ? 0
         : parseDurationSec("--payment-timeout", opts.paymentTimeout);
