@@ -73,6 +73,8 @@ export interface KillScenario {
   expectStates: LoopInState[];
   setup(f: Awaited<ReturnType<typeof armedSwap>>): Promise<void>;
   phases: KillPhase[];
+  /** The server pays the invoice at the moment the cancel reaches lnd (lnd then refuses the cancel). */
+  settleOnCancel?: boolean;
 }
 
 /** Every published but unconfirmed transaction is mined at `height`. */
@@ -177,11 +179,77 @@ export async function killScenarios(): Promise<KillScenario[]> {
     {
       name: "settled-at-cancel",
       expectStates: ["Succeeded"],
+      settleOnCancel: true,
       // Rejected, but the server pays as the cancel reaches lnd: lnd refuses the cancel, the swap Succeeded.
       setup: (f) => f.store.recordRiskDecision(f.hash, "rejected").then(() => {}),
       phases: [{ name: "cancel meets the payment", clockMs: 1_000, apply: (l) => void (l.tip = 300) }],
     },
+    {
+      name: "initiation-gone-unarmed",
+      expectStates: ["Failed"],
+      // The initiating process died in SignHtlcTx before the marker (no push ever attempted): abandon push (best
+      // effort; the server is unreachable here), UnlockDeposits, cancel acknowledged, Failed; not watched.
+      setup: (f) => rewindToSignHtlcTx(f, { armed: false }),
+      phases: [{ name: "unwind", clockMs: 1_000, apply: (l) => void (l.tip = 300) }],
+    },
+    {
+      name: "initiation-gone-armed",
+      expectStates: ["MonitorHtlcTimeoutSweep"],
+      // The initiating process died in SignHtlcTx after the marker: resumed in MonitorInvoiceAndHtlcTx; the
+      // standard variant is deep and tip − 1 reached the CLTV: cancel, SweepHtlcTimeout, sweep stored and published.
+      setup: (f) => rewindToSignHtlcTx(f, { armed: true }),
+      phases: [{
+        name: "resume at the CLTV with the standard variant confirmed",
+        clockMs: 1_000,
+        apply: (l, o) => {
+          l.tip = cltv + 1;
+          l.confirmations.set(txids.standard, 1_100);
+          l.feeRate = o.rerun ? 3_500n : 2_000n;
+        },
+      }],
+    },
+    {
+      name: "unlock-armed-htlc",
+      expectStates: ["SweepHtlcTimeout"],
+      // An armed swap in UnlockDeposits whose standard variant confirmed before the unlock finished (fsm.md
+      // addition 1): cancel acknowledged, SweepHtlcTimeout; the deposits never pass through Deposited.
+      setup: (f) => toUnlockDeposits(f),
+      phases: [{
+        name: "unlock with an HTLC on chain",
+        clockMs: 1_000,
+        apply: (l) => {
+          l.tip = 300;
+          l.confirmations.set(txids.standard, 290);
+        },
+      }],
+    },
+    {
+      name: "unlock-settled",
+      expectStates: ["Succeeded"],
+      settleOnCancel: true,
+      // UnlockDeposits, and the server pays as the cancel reaches lnd (fsm.md addition 3): Succeeded, LoopedIn.
+      setup: (f) => toUnlockDeposits(f),
+      phases: [{ name: "unlock meets the payment", clockMs: 1_000, apply: (l) => void (l.tip = 300) }],
+    },
   ];
+}
+
+/**
+ * The fixture as an initiation that died in `SignHtlcTx` leaves it: the state (and, unarmed, the marker) set back
+ * by SQL, since the fixture only builds the armed monitor state. The history rows of the fixture stay.
+ */
+async function rewindToSignHtlcTx(f: Awaited<ReturnType<typeof armedSwap>>, o: { armed: boolean }) {
+  await f.t.db.client.execute({
+    sql: `UPDATE loopin_swaps SET state = 'SignHtlcTx'${
+      o.armed ? "" : ", armed_at = NULL"
+    } WHERE swap_hash = ?`,
+    args: [f.hash],
+  });
+}
+
+/** The fixture moved `MonitorInvoiceAndHtlcTx —OnError→ UnlockDeposits` (deposits still LoopingIn). */
+async function toUnlockDeposits(f: Awaited<ReturnType<typeof armedSwap>>) {
+  await f.store.transition(f.hash, "MonitorInvoiceAndHtlcTx", "OnError", { reason: "test: unlocking" });
 }
 
 /** Where a run stops for good. `k` counts from 1 over the whole scenario run (all phases). */
@@ -229,7 +297,7 @@ export async function prepareScenario(dir: string, sc: KillScenario): Promise<vo
   const f = await armedSwap({ dir, now: () => KILL_T0 });
   try {
     await sc.setup(f);
-    saveLnd(dir, f.lnd, sc.name === "settled-at-cancel");
+    saveLnd(dir, f.lnd, sc.settleOnCancel ?? false);
   } finally {
     f.t.db.close();
   }
