@@ -121,6 +121,11 @@ for (const sc of await killScenarios()) {
       try {
         await prepareScenario(dir, sc);
         const { phase, step } = await killAt(dir, sc, plan);
+        // The child made the same calls as the uninterrupted run: it stopped at the step this plan names.
+        const want = plan.at.startsWith("lnd")
+          ? `${plan.at} #${plan.k} ${counts.lndCalls[plan.k - 1]}`
+          : `${plan.at} #${plan.k}`;
+        if (step !== want) failures.push(`${where}: the child stopped at ${step}, not ${want}`);
         const mid = await observe(dir);
         const atKill = `${mid.swap.state}/${mid.depositStates.join(",")}`;
         seenAtKill.set(atKill, (seenAtKill.get(atKill) ?? 0) + 1);
