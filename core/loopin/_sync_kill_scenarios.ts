@@ -21,7 +21,8 @@ import { type LoopInSwap, LoopInSwapStore } from "./store.ts";
 import type { LoopInState } from "./types.ts";
 import { txidOfRaw } from "./htlc_tx.ts";
 import { isFinalLoopInState, isWatchedLoopIn } from "./fsm.ts";
-import { armedSwap, FakeSyncLnd, hexOf } from "./_sync_testing.ts";
+import type { ServerNotification } from "../swapserver/client.ts";
+import { armedSwap, FakeSyncLnd, FakeSyncServer, hexOf } from "./_sync_testing.ts";
 
 /** Start of every scenario's clock. */
 export const KILL_T0 = new Date("2026-01-02T00:00:00Z");
@@ -64,6 +65,11 @@ export interface KillPhase {
   clockMs: number;
   /** Sets lnd's facts before the run (idempotent: a rerun of the phase applies it again). */
   apply(lnd: FakeSyncLnd, o: { rerun: boolean }): void;
+  /**
+   * The run listens (`--listen`) to a swap server that sends these notifications on every subscription (as the
+   * server re-sends risk decisions); without it the run does not listen and has no swap server.
+   */
+  notifications?: (swapHash: Uint8Array) => ServerNotification[];
 }
 
 /** One unhappy path: what is stored before the first run, then the runs. */
@@ -75,6 +81,8 @@ export interface KillScenario {
   phases: KillPhase[];
   /** The server pays the invoice at the moment the cancel reaches lnd (lnd then refuses the cancel). */
   settleOnCancel?: boolean;
+  /** The deposits' confirmation height (default 100: the legacy 6-confirmation deadline rule holds at once). */
+  depositConfHeight?: number;
 }
 
 /** Every published but unconfirmed transaction is mined at `height`. */
@@ -183,6 +191,21 @@ export async function killScenarios(): Promise<KillScenario[]> {
       // Rejected, but the server pays as the cancel reaches lnd: lnd refuses the cancel, the swap Succeeded.
       setup: (f) => f.store.recordRiskDecision(f.hash, "rejected").then(() => {}),
       phases: [{ name: "cancel meets the payment", clockMs: 1_000, apply: (l) => void (l.tip = 300) }],
+    },
+    {
+      name: "rejected-while-listening",
+      expectStates: ["Failed"],
+      depositConfHeight: 298,
+      // No deadline yet (deposits 3 blocks deep, no decision); the run listens and the server rejects: the
+      // decision is stored, then cancel, release, Failed (watched). A decision lost with a killed run comes again
+      // on the next subscription. The poll timer never fires: the calls are the same in every run.
+      setup: () => Promise.resolve(),
+      phases: [{
+        name: "rejection notified",
+        clockMs: 1_000,
+        apply: (l) => void (l.tip = 300),
+        notifications: (swapHash) => [{ kind: "risk_rejected", swapHash }],
+      }],
     },
     {
       name: "initiation-gone-unarmed",
@@ -294,7 +317,7 @@ export function saveLnd(dir: string, lnd: FakeSyncLnd, settleOnCancel: boolean):
 
 /** Creates the scenario's database and lnd state in `dir` (the fixture, then `setup`). */
 export async function prepareScenario(dir: string, sc: KillScenario): Promise<void> {
-  const f = await armedSwap({ dir, now: () => KILL_T0 });
+  const f = await armedSwap({ dir, now: () => KILL_T0, depositConfHeight: sc.depositConfHeight });
   try {
     await sc.setup(f);
     saveLnd(dir, f.lnd, sc.settleOnCancel ?? false);
@@ -316,7 +339,14 @@ function blockForever(step: string): Promise<never> {
 export async function runScenario(
   dir: string,
   sc: KillScenario,
-  o: { fromPhase?: number; plan?: KillPlan; rerun?: boolean; onPhase?: (i: number) => void } = {},
+  o: {
+    fromPhase?: number;
+    plan?: KillPlan;
+    rerun?: boolean;
+    /** Added to every phase's clock (a rerun comes later than the run it follows), ms. */
+    clockShiftMs?: number;
+    onPhase?: (i: number) => void;
+  } = {},
 ): Promise<KillRunCounts> {
   const plan = o.plan ?? { at: "none" };
   const counts: KillRunCounts = { lndCalls: [], dbWrites: 0, results: [] };
@@ -366,17 +396,24 @@ export async function runScenario(
           return out.v;
         };
       }
-      const now = () => new Date(KILL_T0.getTime() + phase.clockMs);
+      const now = () => new Date(KILL_T0.getTime() + phase.clockMs + (o.clockShiftMs ?? 0));
+      const store = new LoopInSwapStore(db, { now });
+      let server: FakeSyncServer | null = null;
+      if (phase.notifications) {
+        server = new FakeSyncServer();
+        server.queue = phase.notifications((await store.listSwaps())[0].swapHash);
+      }
       counts.results.push(
         await syncLoopIns({
           db,
-          store: new LoopInSwapStore(db, { now }),
+          store,
           network: "regtest",
           lnd: lnd as unknown as SyncLoopInLnd,
-          server: () => Promise.reject(new Error("no swap server in this test")),
+          server: () =>
+            server ? Promise.resolve(server) : Promise.reject(new Error("no swap server in this test")),
           now,
           ownerAlive: () => false,
-        }, { listenMs: 0 }),
+        }, server ? { listenMs: 30_000, pollMs: 3_600_000 } : { listenMs: 0 }),
       );
     }
   } finally {

@@ -37,6 +37,8 @@ import { hexOf } from "./_sync_testing.ts";
 const CHILD = new URL("./_sync_kill_step_child.ts", import.meta.url).pathname;
 /** Children at once (the machine has 2 cores). */
 const PARALLEL = 2;
+/** How much later than the killed run its rerun comes, ms (past the fixture's 60 s payment timeout). */
+const RERUN_LATER_MS = 600_000;
 /** A child that neither stops nor ends within this is a failure, ms. */
 const CHILD_TIMEOUT_MS = 60_000;
 
@@ -131,8 +133,16 @@ for (const sc of await killScenarios()) {
         seenAtKill.set(atKill, (seenAtKill.get(atKill) ?? 0) + 1);
         for (const v of invariantViolations(mid)) failures.push(`${where} (${step}), after the kill: ${v}`);
         const storedSweep = mid.swap.timeoutSweep ? hexOf(mid.swap.timeoutSweep.tx) : null;
-        const rerun = await runScenario(dir, sc, { fromPhase: phase, rerun: true });
-        const again = await runScenario(dir, sc, { fromPhase: sc.phases.length - 1, rerun: true });
+        const rerun = await runScenario(dir, sc, {
+          fromPhase: phase,
+          rerun: true,
+          clockShiftMs: RERUN_LATER_MS,
+        });
+        const again = await runScenario(dir, sc, {
+          fromPhase: sc.phases.length - 1,
+          rerun: true,
+          clockShiftMs: 2 * RERUN_LATER_MS,
+        });
         for (const r of [...rerun.results, ...again.results]) {
           if (syncExitCode(r) !== 0) {
             failures.push(`${where}: a rerun exited ${syncExitCode(r)}: ${JSON.stringify(r.swaps)}`);
