@@ -1,7 +1,8 @@
 /**
  * The unhappy-path scenarios of sync_kill_test.ts's bounded `kill -9` test (issue 9 acceptance), shared by the
- * test and its child process `_sync_kill_step_child.ts`: each scenario stores an armed swap
- * (`armedSwap`), then runs `syncLoopIns` once per phase, each phase with its own tip, clock and chain facts.
+ * test and its child process `_sync_kill_step_child.ts`: each scenario stores a swap (the armed fixture
+ * `armedSwap`, some set back to `SignHtlcTx` or moved to `UnlockDeposits`), then runs `syncLoopIns` once per phase,
+ * each phase with its own tip, clock, chain facts and (optionally) server notifications.
  *
  * The lnd double is `FakeSyncLnd` with its state (tip, invoices, confirmations, published transactions, fee
  * estimate) kept in `lnd.json` beside the database and saved after every call, so that what lnd did before a
