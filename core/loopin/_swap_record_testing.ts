@@ -11,7 +11,7 @@ import { txidFromBytes } from "../staticaddr/outpoint.ts";
 import { HTLC_VARIANTS, type HtlcVariant } from "./types.ts";
 import { htlcP2wshPkScript, htlcV2Script } from "./htlc.ts";
 import { buildHtlcTx, type HtlcTx } from "./htlc_tx.ts";
-import { type LoopInSwapRecord, swapRecordOf } from "./swap_record.ts";
+import { type LoopInSwapRecord, type SwapRecordAddress, swapRecordOf } from "./swap_record.ts";
 
 /** A 33-byte public key from a one-byte seed. */
 export const pub = (seed: number): Uint8Array => secp256k1.getPublicKey(new Uint8Array(32).fill(seed), true);
@@ -29,11 +29,27 @@ export const SAMPLE_ADDRESS = staticAddress({
  * Σ values − `changeSat`.
  */
 export function sampleSwapRecord(
-  opts: { seed?: number; values?: bigint[]; changeSat?: bigint; staticAddressId?: number } = {},
+  opts: {
+    seed?: number;
+    values?: bigint[];
+    changeSat?: bigint;
+    staticAddressId?: number;
+    /** The static address the deposits pay (default the sample's, key 42060/0). */
+    address?: SwapRecordAddress;
+  } = {},
 ): LoopInSwapRecord {
   const seed = opts.seed ?? 7;
   const values = opts.values ?? [300_000n, 200_000n];
   const changeSat = opts.changeSat ?? 100_000n;
+  const address: SwapRecordAddress = opts.address ?? {
+    id: opts.staticAddressId ?? 1,
+    pkScript: SAMPLE_ADDRESS.pkScript,
+    clientPubkey: pub(1),
+    serverPubkey: pub(2),
+    expiry: 14_400,
+    clientKeyFamily: 42060,
+    clientKeyIndex: 0,
+  };
   const preimage = sha256(Uint8Array.of(seed, 0x70));
   const swapHash = sha256(preimage);
   const htlcKey = { keyLocator: { family: 42060, index: 5 }, rawKeyBytes: pub(3) };
@@ -45,7 +61,7 @@ export function sampleSwapRecord(
     txid: txidFromBytes(sha256(Uint8Array.of(seed, i))),
     vout: i,
     amountSat: v,
-    pkScript: SAMPLE_ADDRESS.pkScript,
+    pkScript: address.pkScript,
     confirmationHeight: i === 0 ? 800 : 0,
     timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(0x11 + i)),
   }));
@@ -64,7 +80,7 @@ export function sampleSwapRecord(
       changeSat,
       feeRateSatPerKw: feeRates[v],
       htlcPkScript,
-      staticPkScript: SAMPLE_ADDRESS.pkScript,
+      staticPkScript: address.pkScript,
     });
   }
   return swapRecordOf({
@@ -74,15 +90,7 @@ export function sampleSwapRecord(
     htlcKey,
     quote: {
       deposits,
-      address: {
-        id: opts.staticAddressId ?? 1,
-        pkScript: SAMPLE_ADDRESS.pkScript,
-        clientPubkey: pub(1),
-        serverPubkey: pub(2),
-        expiry: 14_400,
-        clientKeyFamily: 42060,
-        clientKeyIndex: 0,
-      },
+      address,
       selectedAmountSat: swapAmountSat,
       swapAmountSat,
       totalDepositSat: total,
