@@ -34,6 +34,7 @@ import type { SyncResult } from "../deposits/sync.ts";
 import { listDeposits } from "../deposits/store.ts";
 import { filterOurUtxos } from "../deposits/reconcile.ts";
 import { outpointOf } from "../deposits/types.ts";
+import { txidToBytes } from "../staticaddr/outpoint.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import type { StaticAddress } from "../staticaddr/script.ts";
@@ -194,25 +195,55 @@ async function loadSwapRecords(
   return out;
 }
 
-/** Dry run: which records the database already has. */
+/**
+ * Dry run: what the import would do, read-only — `existing` when the database has the swap, `skipped` when
+ * the record's static address is neither stored nor restored by this plan, or a stored deposit of it is held by
+ * another live swap (the checks `importSwapRecord` makes), else `imported`.
+ */
 async function planSwapImports(
   db: Db | null,
   records: { path: string; record: LoopInSwapRecord }[],
+  plannedScripts: Uint8Array[],
 ): Promise<SwapImport[]> {
   const out: SwapImport[] = [];
+  const one = async (sql: string, args: (Uint8Array | number)[]) => {
+    if (!db) return null;
+    try {
+      return (await db.client.execute({ sql, args })).rows[0] ?? null;
+    } catch (e) {
+      throw dbError(e, "reading loop-ins");
+    }
+  };
   for (const { path, record } of records) {
-    let stored = false;
-    if (db) {
-      try {
-        stored = (await db.client.execute({
-          sql: "SELECT 1 FROM loopin_swaps WHERE swap_hash = ?",
-          args: [record.swapHash],
-        })).rows.length > 0;
-      } catch (e) {
-        throw dbError(e, "reading loop-ins");
+    const base = { swapHashHex: bytesToHex(record.swapHash), path };
+    if (await one("SELECT 1 FROM loopin_swaps WHERE swap_hash = ?", [record.swapHash])) {
+      out.push({ ...base, action: "existing" });
+      continue;
+    }
+    const script = record.staticAddress.pkScript;
+    if (!plannedScripts.some((p) => equalBytes(p, script))) {
+      out.push({
+        ...base,
+        action: "skipped",
+        reason: `its static address (pkScript ${bytesToHex(script)}) is not in the database`,
+      });
+      continue;
+    }
+    let held: string | null = null;
+    for (const d of record.deposits) {
+      const [txid, vout] = d.outpoint.split(":");
+      const row = await one(
+        `SELECT l.swap_hash FROM loopin_swap_deposits l JOIN deposits d ON d.deposit_id = l.deposit_id
+         WHERE d.tx_hash = ? AND d.out_index = ? AND l.released = 0`,
+        [txidToBytes(txid), Number(vout)],
+      );
+      if (row) {
+        const h = row.swap_hash instanceof ArrayBuffer ? new Uint8Array(row.swap_hash) : row.swap_hash;
+        held = `deposit ${d.outpoint} is held by loop-in ${bytesToHex(h as Uint8Array)}`;
+        break;
       }
     }
-    out.push({ swapHashHex: bytesToHex(record.swapHash), path, action: stored ? "existing" : "imported" });
+    out.push(held ? { ...base, action: "skipped", reason: held } : { ...base, action: "imported" });
   }
   return out;
 }
@@ -399,7 +430,7 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
       numDepositsFound: ours.filter((u) => !known.has(outpointOf(u))).length,
       depositSyncError: null,
       walletDeposits: ours.length,
-      swaps: await planSwapImports(readDb, swapRecords),
+      swaps: await planSwapImports(readDb, swapRecords, [...ourScripts, ...rows.map((x) => x.pkScript)]),
       warnings,
     };
   }

@@ -770,3 +770,19 @@ Deno.test("recover() with a damaged record still restores the address, warns nam
   );
   assertEquals(swapRecordFileName(good.record.swapHash), good.path.slice(f.dataDir.length + 1));
 });
+
+Deno.test("recover() skips a record whose static address is not this backup's: dry run and real run say why, nothing imported", async () => {
+  await using f = await fixture();
+  const key = await deriveBackupKey(f.lnd);
+  f.lnd.calls.deriveSharedKey = 0;
+  const foreign = sampleSwapRecord({ seed: 11 }); // the sample's own address, not the fixture's
+  const { path } = await writeSwapRecordFile(f.dataDir, key, foreign);
+  const dry = await recover(f.deps({ dryRun: true }));
+  assertEquals(dry.swaps.map((s) => [s.path, s.action]), [[path, "skipped"]]);
+  assertStringIncludes(dry.swaps[0].reason!, "static address");
+  const r = await recover(f.deps());
+  assertEquals(r.swaps.map((s) => s.action), ["skipped"]);
+  assert(r.warnings.some((w) => w.includes(path) && w.includes("NOT restored")), r.warnings.join("\n"));
+  const db = await f.open();
+  assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 0n);
+});
