@@ -32,6 +32,8 @@ import {
 } from "../core/loopin/initiate.ts";
 import { outpointOf } from "../core/deposits/types.ts";
 import { LoopInSwapStore } from "../core/loopin/store.ts";
+import { swapRecordWriter } from "../core/loopin/swap_record_file.ts";
+import { deriveBackupKey } from "../core/backup/envelope.ts";
 import { listLoopIns, type LoopInView, loopInViewJson, showLoopIn } from "../core/loopin/view.ts";
 import { type LoopInSyncResult, syncExitCode, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
 import { ownerAlive as defaultOwnerAlive, type OwnerTag } from "../core/loopin/owner.ts";
@@ -286,6 +288,8 @@ async function loopInDeps(ctx: Context, server: SwapServerClient, signal?: Abort
     },
     server,
     store: new LoopInSwapStore(db),
+    // The swap's recovery record goes where the L402 backups go (the data directory), before the marker.
+    writeSwapRecord: swapRecordWriter(ctx.config.dataDir, () => deriveBackupKey(lnd)),
     signal,
     ...stepHooks(signal),
     refreshDeposits: async () => {

@@ -102,6 +102,14 @@ export function recoverJson(r: RecoverResult) {
     })),
     num_deposits_found: r.numDepositsFound,
     deposit_sync_error: r.depositSyncError,
+    loopins: r.swaps.map((s) => ({
+      swap_hash: s.swapHashHex,
+      record_file: s.path,
+      action: s.action,
+      reason: s.reason ?? null,
+      deposits_created: s.depositsCreated ?? 0,
+      deposits_linked: s.depositsLinked ?? 0,
+    })),
     warnings: r.warnings,
   };
 }
@@ -152,6 +160,14 @@ export function recoverText(r: RecoverResult): string[] {
       `deposits: ${r.numDepositsFound} ${r.dryRun ? "would be created" : "created"}; ` +
         `${r.walletDeposits} static-address output(s) in lnd's wallet`,
     );
+  }
+  for (const s of r.swaps) {
+    const what = s.action === "imported"
+      ? would("restored armed (UnlockDeposits)", "would be restored armed (UnlockDeposits)")
+      : s.action === "existing"
+      ? "already in the database"
+      : `not restored: ${s.reason}`;
+    lines.push(`loop-in ${s.swapHashHex} (${s.path}): ${what}`);
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines;

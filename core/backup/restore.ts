@@ -10,8 +10,15 @@
  * database is untouched (`restore_rollback.ts`). Finally one deposit sync runs; its failure does not undo
  * the restore.
  *
+ * Loop-ins (issue 9 F8): every swap recovery record (`loopin_swap_<hash>.enc`, core/loopin/swap_record.ts)
+ * beside the backup and in the data directory whose swap the database lacks is imported in the same
+ * transaction as the address rows — armed, in `UnlockDeposits`, its deposits linked or created `LoopingIn`
+ * (core/loopin/swap_record_restore.ts) — so the next `loopin sync` checks the HTLC variants before anything is
+ * released. An unusable record is a warning naming the file.
+ *
  * @module
  */
+import { dirname } from "node:path";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { equalBytes } from "@noble/curves/utils.js";
 import type { KeyLocator, LndClient, Utxo } from "../../lnd/types.ts";
@@ -27,6 +34,7 @@ import type { SyncResult } from "../deposits/sync.ts";
 import { listDeposits } from "../deposits/store.ts";
 import { filterOurUtxos } from "../deposits/reconcile.ts";
 import { outpointOf } from "../deposits/types.ts";
+import { txidToBytes } from "../staticaddr/outpoint.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import type { StaticAddress } from "../staticaddr/script.ts";
@@ -53,6 +61,9 @@ import { denoRestoreFs, publishToken, type RestoreFs } from "./restore_apply.ts"
 import { rollBackWrites } from "./restore_rollback.ts";
 import { removeStaleTempFiles } from "../fs/temp_files.ts";
 import { interruptible, throwIfInterrupted, withRollback } from "../interrupt.ts";
+import { readSwapRecordDir } from "../loopin/swap_record_file.ts";
+import type { LoopInSwapRecord } from "../loopin/swap_record.ts";
+import { importSwapRecord, type SwapImport } from "../loopin/swap_record_restore.ts";
 
 export * from "./restore_plan.ts";
 export * from "./restore_apply.ts";
@@ -139,8 +150,102 @@ export interface RecoverResult {
   depositSyncError: string | null;
   /** Wallet outputs paying our static addresses (after the sync, else in the snapshot). */
   walletDeposits: number;
+  /**
+   * Loop-in swap recovery records found (core/loopin/swap_record.ts), one per swap: `imported` (dry run: would
+   * be), `existing` (the database has the swap), `skipped` (see `reason`).
+   */
+  swaps: SwapImport[];
   /** Human warnings (skipped invalid backups, lnd does not rescan, empty wallet). */
   warnings: string[];
+}
+
+/**
+ * The usable swap recovery records in `dirs` (the backup's directory, then the data directory), one per swap
+ * hash (the first wins); each unusable file is a warning naming it.
+ */
+async function loadSwapRecords(
+  fs: RestoreFs,
+  dirs: string[],
+  key: Uint8Array,
+  network: NetworkName,
+  warnings: string[],
+): Promise<{ path: string; record: LoopInSwapRecord }[]> {
+  const out: { path: string; record: LoopInSwapRecord }[] = [];
+  const seen = new Set<string>();
+  for (const dir of [...new Set(dirs)]) {
+    let files;
+    try {
+      files = await readSwapRecordDir(dir, key, network, fs);
+    } catch (e) {
+      warnings.push(`cannot list "${dir}" for loop-in swap recovery records: ${messageOf(e)}`);
+      continue;
+    }
+    for (const f of files) {
+      if (!f.ok) {
+        warnings.push(
+          `${f.error.message}; that loop-in is NOT restored (keep the file; run recover again with a good copy)`,
+        );
+        continue;
+      }
+      if (seen.has(f.swapHashHex)) continue;
+      seen.add(f.swapHashHex);
+      out.push({ path: f.path, record: f.record });
+    }
+  }
+  return out;
+}
+
+/**
+ * Dry run: what the import would do, read-only — `existing` when the database has the swap, `skipped` when
+ * the record's static address is neither stored nor restored by this plan, or a stored deposit of it is held by
+ * another live swap (the checks `importSwapRecord` makes), else `imported`.
+ */
+async function planSwapImports(
+  db: Db | null,
+  records: { path: string; record: LoopInSwapRecord }[],
+  plannedScripts: Uint8Array[],
+): Promise<SwapImport[]> {
+  const out: SwapImport[] = [];
+  const one = async (sql: string, args: (Uint8Array | number)[]) => {
+    if (!db) return null;
+    try {
+      return (await db.client.execute({ sql, args })).rows[0] ?? null;
+    } catch (e) {
+      throw dbError(e, "reading loop-ins");
+    }
+  };
+  for (const { path, record } of records) {
+    const base = { swapHashHex: bytesToHex(record.swapHash), path };
+    if (await one("SELECT 1 FROM loopin_swaps WHERE swap_hash = ?", [record.swapHash])) {
+      out.push({ ...base, action: "existing" });
+      continue;
+    }
+    const script = record.staticAddress.pkScript;
+    if (!plannedScripts.some((p) => equalBytes(p, script))) {
+      out.push({
+        ...base,
+        action: "skipped",
+        reason: `its static address (pkScript ${bytesToHex(script)}) is not in the database`,
+      });
+      continue;
+    }
+    let held: string | null = null;
+    for (const d of record.deposits) {
+      const [txid, vout] = d.outpoint.split(":");
+      const row = await one(
+        `SELECT l.swap_hash FROM loopin_swap_deposits l JOIN deposits d ON d.deposit_id = l.deposit_id
+         WHERE d.tx_hash = ? AND d.out_index = ? AND l.released = 0`,
+        [txidToBytes(txid), Number(vout)],
+      );
+      if (row) {
+        const h = row.swap_hash instanceof ArrayBuffer ? new Uint8Array(row.swap_hash) : row.swap_hash;
+        held = `deposit ${d.outpoint} is held by loop-in ${bytesToHex(h as Uint8Array)}`;
+        break;
+      }
+    }
+    out.push(held ? { ...base, action: "skipped", reason: held } : { ...base, action: "imported" });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- the restore
@@ -182,6 +287,7 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   const { payload } = backup;
   const warnings = [...backup.warnings];
   const a = payload.staticAddress!;
+  const swapRecords = await loadSwapRecords(fs, [dirname(backup.path), dataDir], key, network, warnings);
 
   // 3. Legacy address and client key.
   const legacyPrep = await prepareLegacy(a, lnd, network, keyScanLimit);
@@ -324,6 +430,7 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
       numDepositsFound: ours.filter((u) => !known.has(outpointOf(u))).length,
       depositSyncError: null,
       walletDeposits: ours.length,
+      swaps: await planSwapImports(readDb, swapRecords, [...ourScripts, ...rows.map((x) => x.pkScript)]),
       warnings,
     };
   }
@@ -335,6 +442,7 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
   }
   let wroteToken = false;
   let createdDir: string | null = null;
+  let swaps: SwapImport[] = [];
   // A rollback section: SIGINT/SIGTERM aborts the waits below and runs the same rollback as a failure
   // before the command exits 130 (core/interrupt.ts).
   const db: Db = await withRollback(async () => {
@@ -360,9 +468,16 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
         for (let i = 0; i < wanted.length; i++) {
           if (acts[i] === "create") await insertStaticAddress(tx, wanted[i].row);
         }
+        // Loop-ins the database lacks, armed, in the same transaction (issue 9 F8).
+        const at = new Date();
+        const imported: SwapImport[] = [];
+        for (const r of swapRecords) imported.push(await importSwapRecord(tx, r.record, r.path, at));
+        swaps = imported;
         return acts;
       }).catch((e) => {
-        throw e instanceof LoopkitError ? e : dbError(e, "storing the restored static addresses");
+        throw e instanceof LoopkitError
+          ? e
+          : dbError(e, "storing the restored static addresses and loop-ins");
       });
       finalActions.forEach((act, i) => all[i].action = act);
       return db;
@@ -388,9 +503,21 @@ export async function recover(deps: RecoverDeps): Promise<RecoverResult> {
     depositSyncError = messageOf(e);
   }
   if (walletDeposits === 0) warnings.push(noRescanWarning(firstHeight));
+  for (const s of swaps) {
+    if (s.action === "skipped") {
+      warnings.push(`loop-in ${s.swapHashHex} from "${s.path}" was NOT restored: ${s.reason}`);
+    }
+  }
+  if (swaps.some((s) => s.action === "imported")) {
+    warnings.push(
+      "restored loop-in(s) are armed in UnlockDeposits: run `loopkit loopin sync` now (it looks for their HTLC " +
+        "transactions, cancels or settles the invoice, and sweeps an HTLC back after its CLTV)",
+    );
+  }
   return {
     ...base,
     dryRun: false,
+    swaps,
     restoredL402: wroteToken,
     restoredStaticAddress: all.some((x) => x.action === "create" || x.imported),
     numDepositsFound,

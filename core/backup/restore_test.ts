@@ -29,6 +29,10 @@ import type { BackupPayload } from "./types.ts";
 import { writeBackup } from "./write.ts";
 import { seededTokenId, tokenFileBytes, treeHash } from "./_testing.ts";
 import { contentHash, lndFailure, MemLnd, utxoFor } from "./_restore_testing.ts";
+import { LoopInSwapStore } from "../loopin/store.ts";
+import { swapRecordFileName } from "../loopin/swap_record.ts";
+import { writeSwapRecordFile } from "../loopin/swap_record_file.ts";
+import { sampleSwapRecord } from "../loopin/_swap_record_testing.ts";
 
 const T = 1776159001000000123n;
 const SERVER = secp256k1.getPublicKey(Uint8Array.from({ length: 32 }, (_, i) => 40 + i), true);
@@ -675,4 +679,110 @@ Deno.test("planAddressRows() matches by pkScript, needs the legacy row lowest, a
     })(),
     "",
   );
+});
+
+/** A loop-in recovery record over the fixture's legacy address, sealed with the fixture lnd's backup key. */
+async function swapRecordIn(f: Fixture, dir: string, seed = 7) {
+  const a = f.legacyAddress();
+  const record = sampleSwapRecord({
+    seed,
+    address: {
+      id: 1,
+      pkScript: a.pkScript,
+      clientPubkey: f.lnd.publicKey(42060, CLIENT_INDEX),
+      serverPubkey: SERVER,
+      expiry: EXPIRY,
+      clientKeyFamily: 42060,
+      clientKeyIndex: CLIENT_INDEX,
+    },
+  });
+  const key = await deriveBackupKey(f.lnd);
+  f.lnd.calls.deriveSharedKey = 0;
+  const { path } = await writeSwapRecordFile(dir, key, record);
+  return { record, path };
+}
+
+Deno.test("recover() imports a loop-in's recovery record the database lacks: armed, UnlockDeposits, deposits LoopingIn", async () => {
+  await using f = await fixture();
+  const { record, path } = await swapRecordIn(f, f.dataDir);
+  const r = await recover(f.deps());
+  assertEquals(f.lnd.calls.deriveSharedKey, 1, "one key for the backup and the records");
+  assertEquals(r.swaps.map((s) => [s.swapHashHex, s.path, s.action]), [[
+    bytesToHex(record.swapHash),
+    path,
+    "imported",
+  ]]);
+  assertEquals([r.swaps[0].depositsCreated, r.swaps[0].depositsLinked], [2, 0]);
+  const db = await f.open();
+  const s = (await new LoopInSwapStore(db).getSwap(record.swapHash))!;
+  assertEquals(s.state, "UnlockDeposits");
+  assert(s.armedAt !== null);
+  assertEquals(s.htlcTxids, record.htlcTxids);
+  assertEquals(s.staticAddressId, (await f.rows())[0].id);
+  assertEquals(s.deposits.map((d) => d.state), ["LoopingIn", "LoopingIn"]);
+  assert(r.warnings.some((w) => w.includes("loopkit loopin sync")), r.warnings.join("\n"));
+  // The record itself is left as it is (never rewritten).
+  assert(await f.exists(path));
+});
+
+Deno.test("recover() twice imports a loop-in once; --dry-run reports it and writes nothing", async () => {
+  await using f = await fixture();
+  await swapRecordIn(f, f.dataDir);
+  const dry = await recover(f.deps({ dryRun: true }));
+  assertEquals(dry.swaps.map((s) => s.action), ["imported"]);
+  assertEquals(await f.exists(f.dbPath), false, "a dry run creates no database");
+  await recover(f.deps());
+  const db = await f.open();
+  const count = async () =>
+    (await db.client.execute(
+      "SELECT (SELECT count(*) FROM loopin_swaps) AS s, (SELECT count(*) FROM deposits) AS d, " +
+        "(SELECT count(*) FROM loopin_swap_updates) AS u",
+    )).rows[0];
+  const before = await count();
+  assertEquals([before.s, before.d], [1n, 2n]);
+  const again = await recover(f.deps());
+  assertEquals(again.swaps.map((s) => s.action), ["existing"]);
+  assertEquals(await count(), before);
+  const dry2 = await recover(f.deps({ dryRun: true }));
+  assertEquals(dry2.swaps.map((s) => s.action), ["existing"]);
+});
+
+Deno.test("recover() finds records beside an explicit --backup-file too", async () => {
+  await using f = await fixture({ copy: false });
+  const src = join(f.root, "src");
+  const { record } = await swapRecordIn(f, src);
+  const r = await recover(f.deps({ backupFile: f.backupPath }));
+  assertEquals(r.swaps.map((s) => [s.swapHashHex, s.action]), [[bytesToHex(record.swapHash), "imported"]]);
+});
+
+Deno.test("recover() with a damaged record still restores the address, warns naming the file, imports nothing", async () => {
+  await using f = await fixture();
+  const { path } = await swapRecordIn(f, f.dataDir);
+  const bytes = await Deno.readFile(path);
+  await Deno.writeFile(path, bytes.slice(0, bytes.length - 7));
+  const good = await swapRecordIn(f, f.dataDir, 8);
+  const r = await recover(f.deps());
+  assertEquals(r.restoredStaticAddress, true);
+  assertEquals(r.swaps.map((s) => s.path), [good.path]);
+  assert(
+    r.warnings.some((w) => w.includes(path) && w.includes("NOT restored")),
+    r.warnings.join("\n"),
+  );
+  assertEquals(swapRecordFileName(good.record.swapHash), good.path.slice(f.dataDir.length + 1));
+});
+
+Deno.test("recover() skips a record whose static address is not this backup's: dry run and real run say why, nothing imported", async () => {
+  await using f = await fixture();
+  const key = await deriveBackupKey(f.lnd);
+  f.lnd.calls.deriveSharedKey = 0;
+  const foreign = sampleSwapRecord({ seed: 11 }); // the sample's own address, not the fixture's
+  const { path } = await writeSwapRecordFile(f.dataDir, key, foreign);
+  const dry = await recover(f.deps({ dryRun: true }));
+  assertEquals(dry.swaps.map((s) => [s.path, s.action]), [[path, "skipped"]]);
+  assertStringIncludes(dry.swaps[0].reason!, "static address");
+  const r = await recover(f.deps());
+  assertEquals(r.swaps.map((s) => s.action), ["skipped"]);
+  assert(r.warnings.some((w) => w.includes(path) && w.includes("NOT restored")), r.warnings.join("\n"));
+  const db = await f.open();
+  assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 0n);
 });

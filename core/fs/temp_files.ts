@@ -4,7 +4,7 @@
  *
  * Every temp file loopkit creates lives only while its writer holds the directory lock (`flock` on the
  * directory, {@linkcode BackupFs.lockDir}): `atomicWriteFile` (`<target>.tmp` for `l402.token`,
- * `l402.token.pending`, backup files) and `recover`'s token publish (`.loopkit-recover-<16 hex>.tmp`). So
+ * `l402.token.pending`, backup files, swap recovery records) and `recover`'s token publish (`.loopkit-recover-<16 hex>.tmp`). So
  * under that lock no live writer owns one, and any found is stale. They matter: a stale token temp file is
  * a full copy of the macaroon and preimage.
  *
@@ -18,6 +18,7 @@ const TEMP_NAME_RES: readonly RegExp[] = [
   /^\.loopkit-recover-[0-9a-f]{16}\.tmp$/,
   /^l402\.token(\.pending)?\.tmp$/,
   /^L402_backup_[0-9]{19}_[0-9a-f]{64}\.enc\.tmp$/,
+  /^loopin_swap_[0-9a-f]{64}\.enc\.tmp$/,
 ];
 
 /** True for the name of a loopkit temp file. */

@@ -18,8 +18,9 @@
  * 6. the deposit availability check, twice (spec §3.8);
  * 7. three HTLC transactions, 3 × N MuSig2 sessions through lnd, server nonces registered, partial
  *    signatures;
- * 8. the "signatures pushed" marker committed (`markArmed`), then `PushStaticAddressHtlcSigs`: from the
- *    marker on, the swap is armed whatever the push returns (review §1.1);
+ * 8. the swap's recovery record written into the backup directory (swap_record.ts, issue 9 F8: without it
+ *    nothing is pushed), the "signatures pushed" marker committed (`markArmed`), then
+ *    `PushStaticAddressHtlcSigs`: from the marker on, the swap is armed whatever the push returns (review §1.1);
  * 9. `MuSig2Cleanup` of every session (always); state → `MonitorInvoiceAndHtlcTx`.
  *
  * Any failure (or an interrupt) before step 8 unwinds: an abandon push (only the swap hash) when the
@@ -68,6 +69,7 @@ import { buildHtlcTx, htlcFeeCapSat, type HtlcTx, keySpendSighashes } from "./ht
 import { validateLoopInResponse } from "./validate_server.ts";
 import { depositAvailability } from "./availability.ts";
 import type { NewSwapRecord, ServerParamsRecord } from "./store.ts";
+import { type LoopInSwapRecord, swapRecordOf } from "./swap_record.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Dependencies (small interfaces; cli/loopin.ts binds them to lnd, the swap server and the store)
@@ -153,6 +155,12 @@ export interface LoopInDeps {
   refreshDeposits(): Promise<void>;
   /** Store (required by {@linkcode initiateLoopIn}). */
   store?: LoopInStore;
+  /**
+   * Writes the swap's recovery record durably (swap_record_file.ts `swapRecordWriter`: sealed, atomic, 0600,
+   * into the backup directory) and returns its path; required by {@linkcode initiateLoopIn}, which calls it
+   * before the marker: a failure means no push (issue 9 F8).
+   */
+  writeSwapRecord?: (record: LoopInSwapRecord) => Promise<string>;
   /** Clock. */
   now?: () => Date;
   /** CSPRNG (default `crypto.getRandomValues`). */
@@ -726,7 +734,28 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
     await step("signed");
     checkAborted(deps.signal);
 
-    // 8. The marker first, then the push. From the marker on the swap is armed (review §1.1).
+    // 8. The recovery record (issue 9 F8), then the marker, then the push. From the marker on the swap is
+    // armed (review §1.1); without a durable record it never is: a write failure unwinds like any other.
+    await writeRecoveryRecord(deps, {
+      network: deps.network,
+      swapHash,
+      preimage,
+      htlcKey,
+      quote,
+      maxSwapFeeSat,
+      paymentTimeoutSeconds,
+      fast: Boolean(req.fast),
+      label,
+      initiator,
+      lastHop: req.lastHop ?? null,
+      initiationTime: now(),
+      htlcServerPubkey: v.serverHtlcPubkey,
+      htlcExpiry: v.htlcExpiry,
+      feeRates: v.feeRates,
+      htlcTxs: txs,
+      timeoutSweepPkScript,
+      swapInvoice: invoice.paymentRequest,
+    });
     await store.markArmed(swapHash);
     armed = true;
     await step("armed");
@@ -793,6 +822,26 @@ export async function initiateLoopIn(deps: LoopInDeps, req: InitiateRequest): Pr
  * server cannot have registered the swap and needs no abandon push. Every other error is ambiguous.
  */
 const NEVER_REACHED_SERVER: ReadonlySet<string> = new Set(["swap_server_tls", "swap_server_protocol"]);
+
+/**
+ * Step 8's recovery record: built from the initiation's values ({@linkcode swapRecordOf}) and written through
+ * `deps.writeSwapRecord`, before the marker (issue 9 F8).
+ * @throws {LoopkitError} `swap_record_writer_missing` when no writer is given (a swap is never armed without
+ *   its record); the writer's errors as is (`swap_record_write_failed` naming the path, `data_dir_unwritable`)
+ */
+async function writeRecoveryRecord(
+  deps: LoopInDeps,
+  source: Parameters<typeof swapRecordOf>[0],
+): Promise<void> {
+  if (!deps.writeSwapRecord) {
+    throw new LoopkitError(
+      "swap_record_writer_missing",
+      "No swap recovery record writer (deps.writeSwapRecord): refusing to arm a loop-in whose HTLC parameters " +
+        "would live only in the database",
+    );
+  }
+  await deps.writeSwapRecord(swapRecordOf(source));
+}
 
 /** `MuSig2Cleanup` for every session; failures are logged (lnd drops them on restart anyway). */
 async function cleanupSessions(deps: LoopInDeps, sessions: MuSig2Session[]): Promise<void> {

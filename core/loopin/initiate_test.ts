@@ -35,8 +35,9 @@ import {
   type NewLoopInSwap,
   quoteLoopIn,
 } from "./initiate.ts";
-import type { LoopInState } from "./types.ts";
+import { HTLC_VARIANTS, type LoopInState } from "./types.ts";
 import { txidOf } from "./_testing.ts";
+import type { LoopInSwapRecord } from "./swap_record.ts";
 
 const TIP = 1000;
 const CSV = 14_400;
@@ -327,12 +328,23 @@ async function setup(dir: string, values: bigint[] = [300_000n, 200_000n]) {
   const steps: InitiateStep[] = [];
   const controller = new AbortController();
   let refreshes = 0;
+  /** Records written, with how many events had happened by then; `recordError` makes the writer fail. */
+  const records: { record: LoopInSwapRecord; eventsBefore: number; pushesBefore: number }[] = [];
+  const writer = {
+    error: undefined as Error | undefined,
+    writeSwapRecord(record: LoopInSwapRecord): Promise<string> {
+      if (writer.error) return Promise.reject(writer.error);
+      records.push({ record, eventsBefore: events.length, pushesBefore: server.pushes.length });
+      return Promise.resolve(`/data/loopin_swap_${bytesToHex(record.swapHash)}.enc`);
+    },
+  };
   const deps = {
     db,
     network: "regtest" as const,
     lnd,
     server,
     store,
+    writeSwapRecord: (r: LoopInSwapRecord) => writer.writeSwapRecord(r),
     refreshDeposits: () => {
       refreshes++;
       return Promise.resolve();
@@ -354,6 +366,8 @@ async function setup(dir: string, values: bigint[] = [300_000n, 200_000n]) {
     controller,
     outpoints,
     address,
+    records,
+    writer,
     refreshes: () => refreshes,
     [Symbol.dispose]() {
       db.close();
@@ -643,5 +657,66 @@ Deno.test("never two swaps for one deposit: a second initiation for a locked dep
     assertEquals(err.code, "deposit_not_available");
     assertEquals(t.lnd.invoices.size, invoices);
     assertEquals(t.store.swaps.size, 1);
+  });
+});
+
+Deno.test("initiateLoopIn writes the swap recovery record before the marker, with the stored HTLC parameters", async () => {
+  await withTempDir(async (dir) => {
+    using t = await setup(dir);
+    const r = await initiateLoopIn(t.deps, { outpoints: t.outpoints, amountSat: 400_000n });
+    assert(r.armed);
+    assertEquals(t.records.length, 1);
+    const [{ record, eventsBefore, pushesBefore }] = t.records;
+    assert(eventsBefore <= t.events.indexOf("markArmed"), "the record is written before the marker");
+    assert(eventsBefore > t.events.lastIndexOf("muSig2Sign"), "and after signing (all parameters final)");
+    assertEquals(pushesBefore, 0);
+    const s = t.store.only();
+    assertEquals(record.swapHash, s.swap.swapHash);
+    assertEquals(record.preimage, s.swap.preimage);
+    assertEquals([record.htlcKey.family, record.htlcKey.index], [42060, s.swap.htlcKey.keyLocator.index]);
+    assertEquals(record.htlcKey.pubkey, s.swap.htlcKey.rawKeyBytes);
+    assertEquals(record.htlcExpiry, r.htlcExpiry);
+    assertEquals(record.htlcTxids, r.htlcTxids);
+    assertEquals(record.feeRates, r.feeRates);
+    assertEquals(record.deposits.map((d) => d.outpoint), t.outpoints);
+    assertEquals(record.swapAmountSat, 400_000n);
+    assertEquals(record.changeSat, 100_000n);
+    assertEquals(record.swapInvoice, r.paymentRequest);
+    assertEquals(record.staticAddress.pkScript, t.address.pkScript);
+    assertEquals(record.network, "regtest");
+    assertEquals(HTLC_VARIANTS.map((v) => record.htlcTxs[v].length > 0), [true, true, true]);
+  });
+});
+
+Deno.test("a failing swap record writer (disk full) means no push: the swap unwinds, invoice canceled, deposits released", async () => {
+  await withTempDir(async (dir) => {
+    using t = await setup(dir);
+    const path = "/data/loopin_swap_x.enc";
+    t.writer.error = new LoopkitError(
+      "swap_record_write_failed",
+      `Cannot write the swap recovery record "${path}": No space left on device (os error 28)`,
+    );
+    const err = await failedWith(initiateLoopIn(t.deps, { all: true }));
+    assertEquals([err.state, err.exitCode, err.code], ["Failed", 1, "swap_record_write_failed"]);
+    assert(err.message.includes(path) && err.message.includes("No space left"), err.message);
+    assertEquals(t.server.pushes.filter((p) => p.standard), [], "no signature left loopkit");
+    assert(!t.events.includes("push") && !t.events.includes("markArmed"));
+    assert(t.events.includes("abandon"), "the server answered: an abandon push (swap hash only)");
+    assert(t.events.includes("cancelInvoice"));
+    assertEquals(t.store.locked.size, 0, "deposits released");
+    assertEquals(t.store.only().armed, false);
+    assertEquals(t.store.only().state, "Failed");
+    assertEquals([...t.lnd.sessions.values()].every((x) => x), true, "MuSig2 sessions cleaned up");
+  });
+});
+
+Deno.test("initiateLoopIn without a swap record writer refuses to arm (no push)", async () => {
+  await withTempDir(async (dir) => {
+    using t = await setup(dir);
+    const { writeSwapRecord: _, ...deps } = t.deps;
+    const err = await failedWith(initiateLoopIn(deps, { all: true }));
+    assertEquals([err.state, err.code], ["Failed", "swap_record_writer_missing"]);
+    assert(!t.events.includes("push") && !t.events.includes("markArmed"));
+    assertEquals(t.store.locked.size, 0);
   });
 });

@@ -15,6 +15,8 @@ import { startSwapServer } from "../swapserver/server.ts";
 import { InProcessLightning } from "../swapserver/lightning.ts";
 import { MemoryChain } from "../swapserver/chain.ts";
 import { CLI_RUN_ARGS, cliRunArgs, lndFlags, runCli } from "./_harness.ts";
+import { SHARED_KEY_NUMS_PUBKEY } from "../../core/backup/envelope.ts";
+import { openSwapRecord } from "../../core/loopin/swap_record.ts";
 
 const TIP = 1000;
 /** `loopin sync` (core/loopin/sync.ts) has landed: the tests that need it run. */
@@ -250,6 +252,17 @@ Deno.test({
     );
     assertEquals(t.lnd.muSig2Sessions(), 0, "MuSig2 sessions left in lnd");
     assertEquals(await depositStates(t), { [a]: "LoopingIn", [b]: "LoopingIn" });
+    // The swap's recovery record is in the data directory, sealed with this lnd's backup key (issue 9 F8).
+    const recordPath = `${t.loopdir}/regtest/loopin_swap_${hash}.enc`;
+    assertEquals((await Deno.stat(recordPath)).mode! & 0o777, 0o600);
+    const record = openSwapRecord(
+      t.lnd.keyRing.sharedKey(SHARED_KEY_NUMS_PUBKEY, 42060, 0),
+      await Deno.readFile(recordPath),
+      recordPath,
+      "regtest",
+    );
+    assertEquals(record.htlcTxids, out.htlc_txids);
+    assertEquals(record.deposits.map((d) => d.outpoint), [a, b]);
 
     let shown: Json | undefined;
     for (let i = 0; i < 20 && shown?.state !== "Succeeded"; i++) {

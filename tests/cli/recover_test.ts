@@ -21,6 +21,10 @@ import type { Deposit } from "../../core/deposits/types.ts";
 import { staticAddress } from "../../core/staticaddr/script.ts";
 import { lndFlags, makeTokenFile, runCli, spawnCli, waitFor } from "./_harness.ts";
 import { exists, treeHash } from "../fs.ts";
+import { SHARED_KEY_NUMS_PUBKEY } from "../../core/backup/envelope.ts";
+import { LoopInSwapStore } from "../../core/loopin/store.ts";
+import { writeSwapRecordFile } from "../../core/loopin/swap_record_file.ts";
+import { sampleSwapRecord } from "../../core/loopin/_swap_record_testing.ts";
 
 const SERVER = secp256k1.getPublicKey(sha256(new TextEncoder().encode("recover test server key")), true);
 const EXPIRY = 14400;
@@ -566,4 +570,52 @@ Deno.test("recover deposit refuses an output lnd reports already spent: exit 1, 
   const spendReq = t.lnd.requests.find((x) => x.rpc === "ChainNotifier.RegisterSpendNtfn");
   assert(spendReq, "lnd was asked for a spend notification");
   assertEquals(spendReq.request.height_hint, 650);
+});
+
+Deno.test("recover imports a loop-in's recovery record the lost database had: armed, UnlockDeposits; a second run imports nothing; backup verify ignores the record", async () => {
+  await using t = await setup();
+  const record = sampleSwapRecord({
+    address: {
+      id: 1,
+      pkScript: t.legacy.pkScript,
+      clientPubkey: t.lnd.keyRing.publicKey(42060, CLIENT_INDEX),
+      serverPubkey: SERVER,
+      expiry: EXPIRY,
+      clientKeyFamily: 42060,
+      clientKeyIndex: CLIENT_INDEX,
+    },
+  });
+  // Sealed with this lnd's backup key, as `loopin` writes it before the marker.
+  const key = t.lnd.keyRing.sharedKey(SHARED_KEY_NUMS_PUBKEY, 42060, 0);
+  const { path } = await writeSwapRecordFile(t.dataDir, key, record);
+  const verify = await t.cli("--json", "backup", "verify");
+  assertEquals(verify.code, 0, verify.stderr);
+  assert(!verify.stdout.includes("loopin_swap_"), verify.stdout);
+  await t.lose();
+  const r = await t.cli("--json", "recover");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.json?.loopins, [{
+    swap_hash: bytesToHex(record.swapHash),
+    record_file: path,
+    action: "imported",
+    reason: null,
+    deposits_created: 2,
+    deposits_linked: 0,
+  }]);
+  const db = await openDb({ url: `file:${t.dbPath}`, network: "regtest" });
+  try {
+    const s = (await new LoopInSwapStore(db).getSwap(record.swapHash))!;
+    assertEquals(s.state, "UnlockDeposits");
+    assert(s.armedAt !== null);
+    assertEquals(s.htlcTxids, record.htlcTxids);
+    assertEquals(s.deposits.map((d) => d.state), ["LoopingIn", "LoopingIn"]);
+  } finally {
+    db.close();
+  }
+  const text = await t.cli("recover");
+  assertEquals(text.code, 0, text.stderr);
+  assertStringIncludes(
+    text.stdout,
+    `loop-in ${bytesToHex(record.swapHash)} (${path}): already in the database`,
+  );
 });

@@ -1,0 +1,204 @@
+import { sha256 } from "@noble/hashes/sha2.js";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { withTempDir } from "../../tests/fs.ts";
+import { type Db, openDb } from "../db/db.ts";
+import { insertStaticAddress } from "../db/static_addresses.ts";
+import { insertDeposit, listDeposits } from "../deposits/store.ts";
+import { parseOutpoint } from "../staticaddr/outpoint.ts";
+import { LoopInSwapStore } from "./store.ts";
+import { syncLoopIns } from "./sync.ts";
+import { importSwapRecord } from "./swap_record_restore.ts";
+import type { LoopInSwapRecord } from "./swap_record.ts";
+import { pub, SAMPLE_ADDRESS, sampleSwapRecord } from "./_swap_record_testing.ts";
+import { FakeSyncLnd, hexOf } from "./_sync_testing.ts";
+
+const NOW = new Date("2026-12-02T16:00:00.000Z");
+
+/** A fresh database holding the sample's static address (as `recover` restores it). */
+async function withDb(fn: (db: Db) => Promise<void>, withAddress = true): Promise<void> {
+  await withTempDir(async (dir) => {
+    const db = await openDb({ url: `file:${dir}/loopkit.db`, network: "regtest" });
+    try {
+      if (withAddress) {
+        await db.write((tx) =>
+          insertStaticAddress(tx, {
+            clientPubkey: pub(1),
+            serverPubkey: pub(2),
+            expiry: 14_400,
+            clientKeyFamily: 42060,
+            clientKeyIndex: 0,
+            pkScript: SAMPLE_ADDRESS.pkScript,
+            protocolVersion: 0,
+            initiationHeight: 700,
+          })
+        );
+      }
+      await fn(db);
+    } finally {
+      db.close();
+    }
+  });
+}
+
+const importIt = (db: Db, r: LoopInSwapRecord, path = "/backups/rec.enc") =>
+  db.write((tx) => importSwapRecord(tx, r, path, NOW));
+
+Deno.test("importSwapRecord: the swap armed in UnlockDeposits with every HTLC parameter; missing deposits created LoopingIn", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    const got = await importIt(db, r);
+    assertEquals(got.action, "imported");
+    assertEquals([got.depositsCreated, got.depositsLinked], [2, 0]);
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals(s.state, "UnlockDeposits");
+    assertEquals(s.armedAt, NOW);
+    assertEquals(s.owner, null);
+    assertEquals(s.preimage, r.preimage);
+    assertEquals(s.htlcKey.keyLocator, { family: r.htlcKey.family, index: r.htlcKey.index });
+    assertEquals(s.htlcKey.rawKeyBytes, r.htlcKey.pubkey);
+    assertEquals(s.htlcServerPubkey, r.htlcServerPubkey);
+    assertEquals(s.htlcExpiry, r.htlcExpiry);
+    assertEquals(s.htlcTxids, r.htlcTxids);
+    assertEquals(s.htlcTxs, r.htlcTxs);
+    assertEquals(s.feeRates, r.feeRates);
+    assertEquals(s.htlcTimeoutSweepPkScript, r.timeoutSweepPkScript);
+    assertEquals(s.swapInvoice, r.swapInvoice);
+    assertEquals([s.swapAmountSat, s.totalDepositSat, s.changeSat], [
+      r.swapAmountSat,
+      r.totalDepositSat,
+      r.changeSat,
+    ]);
+    assertEquals(s.deposits.map((d) => [d.outpoint, d.amountSat, d.state, d.released]), [
+      [r.deposits[0].outpoint, 300_000n, "LoopingIn", false],
+      [r.deposits[1].outpoint, 200_000n, "LoopingIn", false],
+    ]);
+    const rows = await listDeposits(db.client);
+    assertEquals(rows.map((d) => d.swapHash), [hexOf(r.swapHash), hexOf(r.swapHash)]);
+    assertEquals(rows.map((d) => d.confirmationHeight).sort(), [0, 800]);
+    const history = await new LoopInSwapStore(db).history(r.swapHash);
+    assert(history.at(-1)!.reason.includes("/backups/rec.enc"), history.at(-1)!.reason);
+  });
+});
+
+Deno.test("importSwapRecord is idempotent: a second import finds the swap and writes nothing", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    await importIt(db, r);
+    const count = async () =>
+      (await db.client.execute(
+        "SELECT (SELECT count(*) FROM loopin_swaps) + (SELECT count(*) FROM deposits) * 100 + " +
+          "(SELECT count(*) FROM loopin_swap_updates) * 10000 AS n",
+      )).rows[0].n;
+    const before = await count();
+    assertEquals((await importIt(db, r)).action, "existing");
+    assertEquals(await count(), before);
+  });
+});
+
+Deno.test("importSwapRecord links stored deposits (Deposited → LoopingIn) and creates only the missing one", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    const o = parseOutpoint(r.deposits[1].outpoint);
+    await db.write((tx) =>
+      insertDeposit(tx, {
+        depositId: new Uint8Array(32).fill(5),
+        txid: o.txid,
+        vout: o.vout,
+        amountSat: 200_000n,
+        confirmationHeight: 810,
+        pkScript: SAMPLE_ADDRESS.pkScript,
+        timeoutSweepPkScript: new Uint8Array(34).fill(9),
+      }, NOW)
+    );
+    const got = await importIt(db, r);
+    assertEquals([got.action, got.depositsCreated, got.depositsLinked], ["imported", 1, 1]);
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals(s.deposits[1].depositId, new Uint8Array(32).fill(5));
+    assertEquals(s.deposits[1].confirmationHeight, 810, "the stored row is kept, not overwritten");
+    assertEquals(s.deposits.map((d) => d.state), ["LoopingIn", "LoopingIn"]);
+    assertEquals((await listDeposits(db.client)).length, 2);
+  });
+});
+
+Deno.test("importSwapRecord skips (writes nothing) when the address is unknown or a deposit is held by another live swap", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    const got = await importIt(db, r);
+    assertEquals(got.action, "skipped");
+    assert(got.reason!.includes("static address"), got.reason);
+    assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 0n);
+  }, false);
+  await withDb(async (db) => {
+    const a = sampleSwapRecord({ seed: 1 });
+    await importIt(db, a);
+    // Another record over the same deposits (same seed ⇒ same funding txids), another preimage.
+    const b = sampleSwapRecord({ seed: 1 });
+    b.preimage = new Uint8Array(32).fill(3);
+    b.swapHash = sha256(b.preimage);
+    const got = await importIt(db, b);
+    assertEquals(got.action, "skipped");
+    assert(got.reason!.includes(`held by loop-in ${hexOf(a.swapHash)}`), got.reason);
+    assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 1n);
+  });
+});
+
+/** One `loopin sync` over the imported swap. */
+async function syncOnce(db: Db, lnd: FakeSyncLnd) {
+  return await syncLoopIns({
+    db,
+    network: "regtest",
+    lnd,
+    server: () => Promise.reject(new Error("swap server unreachable (test)")),
+    now: () => NOW,
+    ownerAlive: () => false,
+  }, { listenMs: 0 });
+}
+
+Deno.test("after the import, loopin sync finds a confirmed HTLC variant by txid first: SweepHtlcTimeout, nothing released", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    await importIt(db, r);
+    const lnd = new FakeSyncLnd();
+    lnd.tip = 1_000; // below htlc_expiry 1 900: no sweep yet
+    lnd.invoices.set(hexOf(r.swapHash), "OPEN");
+    lnd.confirmations.set(r.htlcTxids.high, 990);
+    await syncOnce(db, lnd);
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals(s.state, "SweepHtlcTimeout");
+    assertEquals(s.confirmedHtlc?.variant, "high");
+    assertEquals(s.confirmedHtlc?.txid, r.htlcTxids.high);
+    assertEquals(s.deposits.map((d) => d.state), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+    assertEquals(lnd.invoices.get(hexOf(r.swapHash)), "CANCELED");
+  });
+});
+
+Deno.test("after the import, loopin sync with no HTLC on chain cancels the invoice and releases the deposits (still watched)", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    await importIt(db, r);
+    const lnd = new FakeSyncLnd();
+    lnd.tip = 1_000;
+    lnd.invoices.set(hexOf(r.swapHash), "OPEN");
+    await syncOnce(db, lnd);
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals(s.state, "Failed");
+    assert(s.armedAt !== null && s.watchEndedAt === null, "armed and watched: a later HTLC is still swept");
+    assertEquals(s.deposits.map((d) => d.state), ["Deposited", "Deposited"]);
+    assert(lnd.calls.includes("registerConfirmation"), "the HTLC variants were looked for first");
+    assert(lnd.calls.indexOf("registerConfirmation") < lnd.calls.indexOf("cancelInvoice"));
+  });
+});
+
+Deno.test("after the import, a SETTLED invoice makes the swap Succeeded (deposits LoopedIn)", async () => {
+  await withDb(async (db) => {
+    const r = sampleSwapRecord();
+    await importIt(db, r);
+    const lnd = new FakeSyncLnd();
+    lnd.tip = 1_000;
+    lnd.invoices.set(hexOf(r.swapHash), "SETTLED");
+    await syncOnce(db, lnd);
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals(s.state, "Succeeded");
+    assertEquals(s.deposits.map((d) => d.state), ["LoopedIn", "LoopedIn"]);
+  });
+});
