@@ -17,6 +17,7 @@ import type {
   SignDescriptor,
   SpendDetails,
   TxOut,
+  Utxo,
 } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification } from "../swapserver/client.ts";
@@ -49,8 +50,17 @@ export class FakeSyncLnd implements SyncLoopInLnd {
   cancelResult: InvoiceState = "CANCELED";
   /** Confirmation heights by txid. */
   confirmations = new Map<string, number>();
-  /** Spends by outpoint. */
+  /** Spends by outpoint (RegisterSpendNtfn's answer; such an outpoint is not listed by ListUnspent either). */
   spends = new Map<string, SpendDetails>();
+  /** lnd's wallet outputs (ListUnspent, unconfirmed included); `armedSwap` puts the swap's deposits here. */
+  utxos: Utxo[] = [];
+  /** Outpoints the wallet knows spent by an unconfirmed transaction: left out of ListUnspent, no spend event. */
+  mempoolSpent = new Set<string>();
+  /**
+   * A slow lnd: its confirmation and spend answers arrive after the query's window (null, as the gRPC client
+   * reports a stream it ended at `timeoutMs`), while request/response calls answer as usual.
+   */
+  slowChain = false;
   feeRate = 2_000n;
   published: Uint8Array[] = [];
   publishError: Error | null = null;
@@ -124,13 +134,28 @@ export class FakeSyncLnd implements SyncLoopInLnd {
     _hint: number,
   ): Promise<ConfirmationDetails | null> {
     this.#enter("registerConfirmation");
+    if (this.slowChain) return Promise.resolve(null);
     const h = txid ? this.confirmations.get(txid) : undefined;
     if (h === undefined || h > this.tip) return Promise.resolve(null);
     return Promise.resolve({ blockHeight: h, blockHash: "", txIndex: 0, rawTx: new Uint8Array() });
   }
   registerSpend(o: { txid: string; vout: number }): Promise<SpendDetails | null> {
     this.#enter("registerSpend");
+    if (this.slowChain) return Promise.resolve(null);
     return Promise.resolve(this.spends.get(`${o.txid}:${o.vout}`) ?? null);
+  }
+  listUnspent(
+    _min: number,
+    _max: number,
+    opts?: { account?: string; pkScripts?: readonly Uint8Array[] },
+  ): Promise<Utxo[]> {
+    this.#enter("listUnspent");
+    const wanted = opts?.pkScripts?.map(hexOf);
+    return Promise.resolve(this.utxos.filter((u) => {
+      const op = `${u.txid}:${u.vout}`;
+      if (this.spends.has(op) || this.mempoolSpent.has(op)) return false;
+      return !wanted || wanted.includes(hexOf(u.pkScript));
+    }));
   }
   signOutputRaw(tx: Uint8Array, descs: SignDescriptor[], _prev: TxOut[]): Promise<Uint8Array[]> {
     this.#enter("signOutputRaw");
@@ -284,5 +309,14 @@ export async function armedSwap(
   await store.releaseOwner(rec.swapHash);
   const lnd = new FakeSyncLnd();
   lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
+  const depositHeight = opts.depositConfHeight ?? 100;
+  lnd.utxos = t.outpoints.map((op, i) => ({
+    txid: op.split(":")[0],
+    vout: Number(op.split(":")[1]),
+    amountSat: [1_000_000n, 2_000_000n][i],
+    pkScript: t.address.pkScript,
+    confirmations: depositHeight > 0 ? Math.max(0, lnd.tip - depositHeight + 1) : 0,
+    address: "",
+  }));
   return { t, store, rec, hash: rec.swapHash, txids, txs, htlcScript: script, htlcPkScript, lnd, cltv };
 }

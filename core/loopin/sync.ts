@@ -12,6 +12,11 @@
  * - `UnlockDeposits`: (armed: an HTLC variant on chain first ⇒ `SweepHtlcTimeout`); invoice cancel
  *   acknowledged (lnd's CancelInvoice, then LookupInvoice reads CANCELED or NOT_FOUND) ⇒ deposits `Deposited`,
  *   `Failed`; lnd says SETTLED ⇒ `PaymentReceived → Succeeded`, deposits `LoopedIn` (settlement wins).
+ * - Every release of an armed swap's deposits (deadline, rejection, CLTV, unlock) rests on a definite chain fact
+ *   (`releaseHold`): lnd's wallet lists every deposit unspent (ListUnspent, mempool included), or a deposit is
+ *   spent in a block by a transaction that is no HTLC variant. An HTLC variant seen at 1–2 confirmations (or as
+ *   a deposit's spender) holds the deposits, with no error, until it has 3; anything else (a deposit not listed
+ *   and no answer within `chainCheckMs`: an HTLC in the mempool, or a slow lnd) changes nothing and exits 75.
  * - `MonitorInvoiceAndHtlcTx`: (a) invoice SETTLED ⇒ `Succeeded` with the deposits `LoopedIn`, one transaction;
  *   (b) a persisted rejection ⇒ the chain first, then cancel (acknowledged), deposits released, `Failed` —
  *   still watched (review §1.3); (c) the deadline is armed from a persisted start (risk acceptance time, or the
@@ -49,8 +54,8 @@ import { txidToBytes } from "../staticaddr/outpoint.ts";
 import type { LndClient } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification, SwapServerClient } from "../swapserver/client.ts";
-import { isAlreadyKnownPublishError } from "../deposits/sync.ts";
-import { type LoopInSwap, LoopInSwapStore } from "./store.ts";
+import { IMPORTED_ACCOUNT, isAccountFilterRefused, isAlreadyKnownPublishError } from "../deposits/sync.ts";
+import { type ConfirmedHtlc, type LoopInSwap, LoopInSwapStore } from "./store.ts";
 import {
   DEFAULT_PAYMENT_TIMEOUT_SEC,
   HTLC_CONFIRMATIONS,
@@ -76,6 +81,7 @@ export type SyncLoopInLnd = Pick<
   | "cancelInvoice"
   | "registerConfirmation"
   | "registerSpend"
+  | "listUnspent"
   | "signOutputRaw"
   | "publishTransaction"
   | "estimateFeeSatPerKw"
@@ -193,7 +199,7 @@ interface Ctx {
   addresses: Map<number, StaticAddressRow>;
   server: SyncLoopInServer | null;
   /** HTLC confirmation answers of this run (the tip is read once per run): re-evaluations while listening reuse them. */
-  htlcChecks: Map<string, { variant: HtlcVariant; txid: string; height: number } | null>;
+  htlcChecks: Map<string, HtlcChain>;
   serverContacted: boolean;
   log: (line: string) => void;
 }
@@ -487,6 +493,8 @@ function sweepInputs(psbt: Uint8Array): string[] {
 interface Eval {
   swap: LoopInSwap;
   actions: string[];
+  /** Set when this run holds the swap on a chain fact the stored state does not show (reported as `waitingFor`). */
+  waiting?: string;
 }
 
 async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
@@ -508,7 +516,7 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
       stateBefore: before,
       state: e.swap.state,
       actions: e.actions,
-      waitingFor: waitingFor(e.swap, c.tip, c.now()),
+      waitingFor: e.waiting ?? waitingFor(e.swap, c.tip, c.now()),
     };
   } catch (err) {
     const x = retryable(err, `loop-in ${swap0.swapHashHex}`);
@@ -518,7 +526,7 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
       stateBefore: before,
       state: fresh.state,
       actions: e.actions,
-      waitingFor: waitingFor(fresh, c.tip, c.now()),
+      waitingFor: e.waiting ?? waitingFor(fresh, c.tip, c.now()),
       error: { code: x.code, message: x.message, exitCode: x.exitCode },
     };
   }
@@ -705,6 +713,10 @@ async function unlock(c: Ctx, e: Eval): Promise<void> {
     await succeed(c, e, "lnd refused the cancel");
     return;
   }
+  if (await held(c, e)) {
+    await recordCanceled(c, e); // the acknowledged cancel is a fact of its own; the deposits stay locked
+    return;
+  }
   await move(c, e, "OnError", {
     releaseDeposits: true,
     reason: e.swap.lastError ?? "unlocking deposits",
@@ -719,14 +731,18 @@ async function cancelOrSettle(c: Ctx, e: Eval): Promise<"canceled" | "settled"> 
     await succeed(c, e, "lnd refused the cancel");
     return r;
   }
-  if (!e.swap.invoiceCanceledAt) {
-    await c.store.update(e.swap.swapHash, { invoiceCanceledAt: c.now(), invoiceState: "CANCELED" }, {
-      reason: "invoice cancel acknowledged by lnd",
-    });
-    e.actions.push("invoice canceled");
-    await reload(c, e);
-  }
+  await recordCanceled(c, e);
   return r;
+}
+
+/** Stores the acknowledged invoice cancel (once), with a history row. */
+async function recordCanceled(c: Ctx, e: Eval): Promise<void> {
+  if (e.swap.invoiceCanceledAt) return;
+  await c.store.update(e.swap.swapHash, { invoiceCanceledAt: c.now(), invoiceState: "CANCELED" }, {
+    reason: "invoice cancel acknowledged by lnd",
+  });
+  e.actions.push("invoice canceled");
+  await reload(c, e);
 }
 
 async function monitor(c: Ctx, e: Eval): Promise<void> {
@@ -753,6 +769,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   if (e.swap.riskDecision === "rejected") {
     if (await cancelOrSettle(c, e) === "settled") return;
     if (conf) return await toSweep(c, e, conf);
+    if (await held(c, e)) return;
     await move(c, e, ["OnError", "OnError"], {
       releaseDeposits: true,
       reason:
@@ -785,6 +802,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   if (deadline && now.getTime() >= deadline.getTime() && !e.swap.depositsReleasedAt) {
     if (await cancelOrSettle(c, e) === "settled") return;
     if (conf) return await toSweep(c, e, conf);
+    if (await held(c, e)) return;
     await move(c, e, "OnRecover", {
       releaseDeposits: true,
       reason: "payment deadline passed; invoice canceled, deposits released, HTLC still watched",
@@ -798,6 +816,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   // (f) CLTV reached.
   if (cltvReached) {
     if (await cancelOrSettle(c, e) === "settled") return;
+    if (await held(c, e)) return;
     await move(c, e, "OnSwapTimedOut", {
       releaseDeposits: true,
       reason: `HTLC CLTV ${s.htlcExpiry} reached with no HTLC confirmed; HTLC still watched`,
@@ -833,19 +852,29 @@ function htlcScripts(s: LoopInSwap): { script: Uint8Array; pkScript: Uint8Array 
   return { script, pkScript: htlcP2wshPkScript(script) };
 }
 
+/** What one run saw of a swap's three HTLC variants on chain (by txid, review §1.11). */
+interface HtlcChain {
+  /** The first variant (standard, high, extreme) with ≥ 3 confirmations, or null. */
+  deep: ConfirmedHtlc | null;
+  /** Every variant lnd reported confirmed within the window, at any depth. */
+  seen: ConfirmedHtlc[];
+}
+
+/** Confirmations of a transaction confirmed at `height` when the tip is `tip`. */
+const depthAt = (tip: number, height: number) => tip - height + 1;
+
 /**
- * The HTLC variant with ≥ 3 confirmations, by txid (review §1.11): all three are asked in parallel, each bounded.
- * A stored confirmed variant is trusted once recorded.
+ * Asks lnd for all three HTLC variants by txid, in parallel, each bounded by `chainCheckMs` (cached for the
+ * run). A variant that lnd does not report within the window is not in `seen`: that absence is **not** a chain
+ * fact (a loaded lnd may answer its historical rescan later), so nothing may be released on it alone
+ * ({@linkcode releaseHold}).
+ * @throws {LoopkitError} exit 75 when lnd refuses or is unreachable
  */
-async function confirmedHtlc(
-  c: Ctx,
-  s: LoopInSwap,
-): Promise<{ variant: HtlcVariant; txid: string; height: number } | null> {
-  if (s.confirmedHtlc) return s.confirmedHtlc;
+async function htlcChain(c: Ctx, s: LoopInSwap): Promise<HtlcChain> {
   const cached = c.htlcChecks.get(s.swapHashHex);
   if (cached !== undefined) return cached;
   const scripts = htlcScripts(s);
-  if (!scripts || !s.htlcTxids) return null;
+  if (!scripts || !s.htlcTxids) return { deep: null, seen: [] };
   const answers = await Promise.all(HTLC_VARIANTS.map(async (variant) => {
     try {
       const conf = await c.deps.lnd.registerConfirmation(
@@ -861,9 +890,106 @@ async function confirmedHtlc(
     }
   }));
   const seen = answers.filter((a) => a !== null);
-  const deep = seen.find((a) => c.tip - a.height + 1 >= HTLC_CONFIRMATIONS) ?? null;
-  c.htlcChecks.set(s.swapHashHex, deep);
-  return deep;
+  const deep = seen.find((a) => depthAt(c.tip, a.height) >= HTLC_CONFIRMATIONS) ?? null;
+  const chain = { deep, seen };
+  c.htlcChecks.set(s.swapHashHex, chain);
+  return chain;
+}
+
+/**
+ * The HTLC variant with ≥ 3 confirmations, by txid (review §1.11): the stored one once a swap is in
+ * `SweepHtlcTimeout` or later (re-checked where the sweep is built and followed: {@linkcode recheckHtlc}),
+ * else this run's answer ({@linkcode htlcChain}).
+ */
+async function confirmedHtlc(c: Ctx, s: LoopInSwap): Promise<ConfirmedHtlc | null> {
+  if (s.confirmedHtlc) return s.confirmedHtlc;
+  return (await htlcChain(c, s)).deep;
+}
+
+/**
+ * The definite chain fact an armed swap's deposits are released on (review §1.1–1.3, §1.8): lnd's wallet lists
+ * every deposit outpoint as unspent (`ListUnspent`, unconfirmed included: an output spent by a transaction in the
+ * mempool that the wallet knows is not listed), a request/response answer, unlike the bounded confirmation
+ * streams of {@linkcode htlcChain}. Called after the caller found no HTLC variant with 3 confirmations.
+ *
+ * - not armed, or the deposits already released ⇒ null (no signatures: no HTLC can exist);
+ * - an HTLC variant seen confirmed (1–2 blocks) ⇒ a hold: the deposits are in that HTLC, nothing is released,
+ *   and the swap goes to `SweepHtlcTimeout` once it has 3 (returns the reason, the run reports it);
+ * - every deposit listed unspent ⇒ null (release);
+ * - a deposit not listed: its spend is asked (bounded); spent by an HTLC variant ⇒ a hold; spent in a block by
+ *   another transaction ⇒ null (no HTLC variant can confirm any more: each spends every deposit; the swap stays
+ *   watched until that spend is buried, {@linkcode WATCH_END_CONFIRMATIONS});
+ * - otherwise (a spend in the mempool, or lnd answered no query in time) ambiguous ⇒ throws.
+ *
+ * @returns null when the release may go ahead; else why the deposits stay locked (no error)
+ * @throws {LoopkitError} `loopin_release_ambiguous` (exit 75) naming the outpoints: nothing is written, the
+ *   deposits stay locked and the next run checks again; lnd errors as exit 75
+ */
+async function releaseHold(c: Ctx, s: LoopInSwap): Promise<string | null> {
+  if (!s.armedAt || s.depositsReleasedAt) return null;
+  const chain = await htlcChain(c, s);
+  const shallow = chain.deep ?? chain.seen[0];
+  if (shallow) {
+    return `HTLC ${shallow.variant} ${shallow.txid} confirmed at ${shallow.height} ` +
+      `(${depthAt(c.tip, shallow.height)} of ${HTLC_CONFIRMATIONS} confirmations): deposits stay locked, ` +
+      `swept through the timeout path once it has ${HTLC_CONFIRMATIONS}`;
+  }
+  const pkScripts = [...new Map(s.deposits.map((d) => [hex.encode(d.pkScript), d.pkScript])).values()];
+  let utxos;
+  try {
+    try {
+      utxos = await c.deps.lnd.listUnspent(0, 0, { account: IMPORTED_ACCOUNT, pkScripts });
+    } catch (err) {
+      if (!isAccountFilterRefused(err)) throw err;
+      utxos = await c.deps.lnd.listUnspent(0, 0, { pkScripts });
+    }
+  } catch (err) {
+    throw retryable(err, "lnd ListUnspent (deposits stay locked)");
+  }
+  const unspent = new Set(utxos.map((u) => `${u.txid}:${u.vout}`));
+  const missing = s.deposits.filter((d) => !unspent.has(d.outpoint));
+  if (!missing.length) return null;
+  const htlcTxids = new Map(s.htlcTxids ? HTLC_VARIANTS.map((v) => [s.htlcTxids![v], v]) : []);
+  const spends = await Promise.all(missing.map(async (d) => {
+    try {
+      return await c.deps.lnd.registerSpend(
+        { txid: d.txid, vout: d.vout },
+        d.pkScript,
+        Math.max(1, d.confirmationHeight || s.initiationHeight),
+        { timeoutMs: c.chainCheckMs },
+      );
+    } catch (err) {
+      throw retryable(err, `lnd RegisterSpendNtfn (${d.outpoint})`);
+    }
+  }));
+  const byHtlc = spends.find((x) => x && htlcTxids.has(x.spendingTxid));
+  if (byHtlc) {
+    return `deposit spent by HTLC ${htlcTxids.get(byHtlc.spendingTxid)} ${byHtlc.spendingTxid}` +
+      `${
+        byHtlc.spendingHeight > 0 ? ` at ${byHtlc.spendingHeight}` : " (unconfirmed)"
+      }: deposits stay locked, ` +
+      `swept through the timeout path once it has ${HTLC_CONFIRMATIONS} confirmations`;
+  }
+  const unknown = missing.filter((_d, i) => !(spends[i] && spends[i]!.spendingHeight > 0));
+  if (!unknown.length) return null;
+  throw new LoopkitError(
+    "loopin_release_ambiguous",
+    `deposit${unknown.length > 1 ? "s" : ""} ${
+      unknown.map((d) => d.outpoint).join(", ")
+    } not listed unspent by ` +
+      `lnd's wallet, and lnd reported neither an HTLC variant confirmed nor a spend within ${c.chainCheckMs} ms ` +
+      `(an HTLC may be in the mempool, or lnd is slow to answer): nothing released, deposits stay locked; ` +
+      `the next run checks again`,
+    ExitCode.TempFail,
+  );
+}
+
+/** {@linkcode releaseHold} for the evaluation: true (reported in the run's `waitingFor`) when the deposits stay. */
+async function held(c: Ctx, e: Eval): Promise<boolean> {
+  const why = await releaseHold(c, e.swap);
+  if (why === null) return false;
+  e.waiting = why;
+  return true;
 }
 
 async function toSweep(
@@ -1107,6 +1233,10 @@ export function waitingFor(s: LoopInSwap, tip: number | null, now: Date): string
     case "MonitorInvoiceAndHtlcTx": {
       if (s.depositsReleasedAt) {
         return `nothing but the chain: deposits released after the payment deadline; watching the HTLC until CLTV ${s.htlcExpiry}`;
+      }
+      if (s.invoiceCanceledAt) {
+        return `the chain: invoice canceled, deposits locked until lnd's wallet lists them unspent or an HTLC variant ` +
+          `has ${HTLC_CONFIRMATIONS} confirmations (then swept at CLTV ${s.htlcExpiry})`;
       }
       const d = deadlineOf(s);
       if (d) {

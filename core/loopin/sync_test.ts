@@ -9,6 +9,7 @@ import { witnessV0Sighash } from "./timeout_sweep.ts";
 import { armedSwap, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
 import { newSwap, tempLoopInDb } from "./_store_testing.ts";
 import { LoopInSwapStore } from "./store.ts";
+import type { HtlcVariant, LoopInState } from "./types.ts";
 import type { Db } from "../db/db.ts";
 
 const T0 = new Date("2026-01-02T00:00:00Z");
@@ -177,19 +178,165 @@ Deno.test("an HTLC variant with only 2 confirmations is not acted on yet", async
     "MonitorHtlcTimeoutSweep",
     "at tip 1250 the HTLC at 299 is deep: swept at once",
   );
-  // The same facts with the HTLC 2 blocks deep: Failed but watched.
+  // The same facts with the HTLC 2 blocks deep: the deposits are in that HTLC, so nothing is released (it would
+  // hand back outputs that are spent); the invoice cancel is acknowledged and the swap waits for the 3rd block.
   const g = await armedSwap({ now: () => clock.now });
   await using _u = g.t;
   g.lnd.tip = 1250;
   g.lnd.confirmations.set(g.txids.standard, 1249);
   const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
-  assertEquals(r2.swaps[0].state, "Failed");
-  assertEquals(await states(g.t.db), ["Deposited", "Deposited"]);
-  // One block later it has 3: the armed watch takes Failed → SweepHtlcTimeout.
+  assertEquals([r2.swaps[0].state, r2.swaps[0].error], ["MonitorInvoiceAndHtlcTx", undefined]);
+  assert(r2.swaps[0].waitingFor.includes(`2 of 3 confirmations`), r2.swaps[0].waitingFor);
+  assertEquals(await states(g.t.db), ["LoopingIn", "LoopingIn"]);
+  assertEquals(g.lnd.invoices.get(hexOf(g.hash)), "CANCELED");
+  assertEquals((await g.store.getSwap(g.hash))!.depositsReleasedAt, null);
+  // One block later it has 3: SweepHtlcTimeout, and past the CLTV the sweep is built at once.
   g.lnd.tip = 1251;
   const r3 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
   assertEquals(r3.swaps[0].state, "MonitorHtlcTimeoutSweep", "past the CLTV the sweep is built at once");
   assertEquals(await states(g.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+});
+
+/** The server published `variant`, confirmed at `height`: it spends both deposits of the fixture. */
+function spentByHtlc(f: Awaited<ReturnType<typeof armedSwap>>, variant: HtlcVariant, height: number) {
+  f.lnd.confirmations.set(f.txids[variant], height);
+  for (const [i, op] of f.t.outpoints.entries()) {
+    f.lnd.spends.set(op, { spendingTxid: f.txids[variant], spendingHeight: height, spendingInputIndex: i });
+  }
+}
+
+/** The four release points of an armed swap, each brought about on a fresh fixture. */
+const RELEASE_POINTS: {
+  name: string;
+  setup: (f: Awaited<ReturnType<typeof armedSwap>>, clock: { now: Date }) => Promise<void>;
+  released: LoopInState;
+  /** State after the run that sees the HTLC (past the CLTV the sweep is built in the same run). */
+  swept?: LoopInState;
+}[] = [
+  {
+    name: "payment deadline passed",
+    setup: async (f, clock) => {
+      await f.store.recordRiskDecision(f.hash, "accepted");
+      clock.now = new Date(T0.getTime() + 120_000);
+    },
+    released: "MonitorInvoiceAndHtlcTx",
+  },
+  {
+    name: "CLTV reached",
+    setup: (f) => {
+      f.lnd.tip = f.cltv + 1;
+      return Promise.resolve();
+    },
+    released: "Failed",
+    swept: "MonitorHtlcTimeoutSweep",
+  },
+  {
+    name: "risk rejected",
+    setup: async (f) => {
+      await f.store.recordRiskDecision(f.hash, "rejected");
+    },
+    released: "Failed",
+  },
+  {
+    name: "UnlockDeposits (armed)",
+    setup: async (f) => {
+      await f.store.transition(f.hash, "MonitorInvoiceAndHtlcTx", "OnError", { reason: "test: unlocking" });
+    },
+    released: "Failed",
+  },
+];
+
+for (const point of RELEASE_POINTS) {
+  Deno.test(`${point.name}: a slow lnd (HTLC confirmed, answers after the window) releases nothing, exit 75; the next run sweeps`, async () => {
+    const clock = { now: T0 };
+    const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+    await using _t = f.t;
+    await point.setup(f, clock);
+    spentByHtlc(f, "high", 290);
+    f.lnd.slowChain = true;
+    const stateBefore = (await f.store.getSwap(f.hash))!.state;
+    const before = await snapshot(f.t.db);
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r.swaps[0].state, r.swaps[0].error?.code, syncExitCode(r)], [
+      stateBefore,
+      "loopin_release_ambiguous",
+      75,
+    ]);
+    assert(r.swaps[0].error!.message.includes(f.t.outpoints[0]), r.swaps[0].error!.message);
+    const after = await snapshot(f.t.db);
+    assertEquals([after.deposits, after.links], [before.deposits, before.links]);
+    assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+    const s = (await f.store.getSwap(f.hash))!;
+    assertEquals([s.state, s.depositsReleasedAt], [stateBefore, null]);
+    // lnd answers in time again: the HTLC is recognised, the deposits go to the timeout path, never released.
+    f.lnd.slowChain = false;
+    const r2 = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r2.swaps[0].state, r2.swaps[0].error], [point.swept ?? "SweepHtlcTimeout", undefined]);
+    assertEquals(await states(f.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+    assertEquals((await f.store.getSwap(f.hash))!.depositsReleasedAt, null);
+  });
+
+  Deno.test(`${point.name}: deposits listed unspent by lnd's wallet are released as before, even with a slow lnd`, async () => {
+    const clock = { now: T0 };
+    const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+    await using _t = f.t;
+    await point.setup(f, clock);
+    f.lnd.slowChain = true;
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r.swaps[0].state, r.swaps[0].error], [point.released, undefined]);
+    assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+    assert(f.lnd.calls.includes("listUnspent"));
+    assertEquals(f.lnd.invoices.get(hexOf(f.hash)), "CANCELED");
+  });
+}
+
+Deno.test("an HTLC variant in the mempool (deposits spent, no confirmation yet) keeps the deposits locked at the deadline, exit 75", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "accepted");
+  clock.now = new Date(T0.getTime() + 120_000);
+  for (const op of f.t.outpoints) f.lnd.mempoolSpent.add(op);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorInvoiceAndHtlcTx", 75]);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  // It confirms: 1 block is a chain fact (held, no error); 3 blocks: SweepHtlcTimeout.
+  f.lnd.mempoolSpent.clear();
+  spentByHtlc(f, "standard", 300);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorInvoiceAndHtlcTx", undefined]);
+  assert(r.swaps[0].waitingFor.includes("1 of 3 confirmations"), r.swaps[0].waitingFor);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  f.lnd.tip = 302;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals((await f.store.getSwap(f.hash))!.depositsReleasedAt, null);
+});
+
+Deno.test("a deposit spent in a block by a transaction that is no HTLC variant: released (no variant can confirm), still watched", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.spends.set(f.t.outpoints[1], {
+    spendingTxid: "ee".repeat(32),
+    spendingHeight: 299,
+    spendingInputIndex: 0,
+  });
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assertEquals((await f.store.listSwaps({ watchedOnly: true })).length, 1);
+  // The same spend not yet answered by lnd: ambiguous.
+  const g = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _u = g.t;
+  await g.store.recordRiskDecision(g.hash, "rejected");
+  g.lnd.mempoolSpent.add(g.t.outpoints[1]);
+  const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r2.swaps[0].state, r2.swaps[0].error?.code], [
+    "MonitorInvoiceAndHtlcTx",
+    "loopin_release_ambiguous",
+  ]);
+  assertEquals(await states(g.t.db), ["LoopingIn", "LoopingIn"]);
 });
 
 Deno.test("risk rejection after signing: cancel acknowledged, deposits released, Failed, still watched; a late HTLC is swept (review §1.3)", async () => {
