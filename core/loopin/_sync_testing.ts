@@ -249,6 +249,96 @@ export function hexOf(b: Uint8Array): string {
 /** Fee rates of the three variants in the tests, sat/kw. */
 export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 2_000n, extreme: 5_000n };
 
+/** One armed swap of {@linkcode armedSwaps}. */
+export interface ArmedSwapFixture {
+  rec: ReturnType<typeof newSwap>;
+  hash: Uint8Array;
+  /** Its two deposit outpoints. */
+  outpoints: string[];
+  txids: Record<HtlcVariant, string>;
+  txs: Record<HtlcVariant, Uint8Array>;
+  htlcScript: Uint8Array;
+  htlcPkScript: Uint8Array;
+}
+
+/**
+ * A temp database with `n` swaps, each over two deposits (1 000 000 + 2 000 000 sat, confirmed at 100) with
+ * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), their invoices
+ * OPEN and their deposits listed unspent in the fake lnd.
+ */
+export async function armedSwaps(
+  n: number,
+  opts: { cltv?: number; now?: () => Date; depositConfHeight?: number; dir?: string } = {},
+) {
+  const t = await tempLoopInDb({
+    amounts: Array.from({ length: 2 * n }, (_, i) => (i % 2 ? 2_000_000n : 1_000_000n)),
+    confirmationHeight: opts.depositConfHeight,
+    dir: opts.dir,
+  });
+  const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
+  const store = new LoopInSwapStore(t.db, { now });
+  const cltv = opts.cltv ?? 1200;
+  const lnd = new FakeSyncLnd();
+  const depositHeight = opts.depositConfHeight ?? 100;
+  const swaps: ArmedSwapFixture[] = [];
+  for (let k = 0; k < n; k++) {
+    const outpoints = t.outpoints.slice(2 * k, 2 * k + 2);
+    const rec = newSwap(outpoints, 3_000_000n, k + 1, {
+      swapAmountSat: 2_500_000n,
+      selectedAmountSat: 2_500_000n,
+    });
+    await store.createSwap(rec);
+    await store.setInvoice(rec.swapHash, "lnbcrt1");
+    const script = htlcV2Script({
+      senderPubkey: rec.htlcKey.rawKeyBytes,
+      receiverPubkey: SERVER_HTLC_PUBKEY,
+      swapHash: rec.swapHash,
+      cltvExpiry: cltv,
+    });
+    const htlcPkScript = htlcP2wshPkScript(script);
+    const txs = {} as Record<HtlcVariant, Uint8Array>;
+    const txids = {} as Record<HtlcVariant, string>;
+    for (const v of HTLC_VARIANTS) {
+      const b = buildHtlcTx({
+        deposits: [
+          { txid: outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
+          { txid: outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
+        ],
+        swapAmountSat: 2_500_000n,
+        changeSat: 500_000n,
+        feeRateSatPerKw: FEE_RATES[v],
+        htlcPkScript,
+        staticPkScript: t.address.pkScript,
+        maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
+      });
+      txs[v] = b.tx;
+      txids[v] = b.txid;
+    }
+    await store.recordServerParams(rec.swapHash, {
+      htlcServerPubKey: SERVER_HTLC_PUBKEY,
+      htlcExpiry: cltv,
+      feeRates: FEE_RATES,
+      htlcTxids: txids,
+      htlcTxs: txs,
+      timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
+    });
+    await store.markArmed(rec.swapHash);
+    await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
+    await store.releaseOwner(rec.swapHash);
+    lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
+    lnd.utxos.push(...outpoints.map((op, i) => ({
+      txid: op.split(":")[0],
+      vout: Number(op.split(":")[1]),
+      amountSat: [1_000_000n, 2_000_000n][i],
+      pkScript: t.address.pkScript,
+      confirmations: depositHeight > 0 ? Math.max(0, lnd.tip - depositHeight + 1) : 0,
+      address: "",
+    })));
+    swaps.push({ rec, hash: rec.swapHash, outpoints, txids, txs, htlcScript: script, htlcPkScript });
+  }
+  return { t, store, lnd, cltv, swaps };
+}
+
 /**
  * A temp database with two deposits (1 000 000 + 2 000 000 sat, confirmed at 100) and one swap over both with
  * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), its invoice OPEN
@@ -257,66 +347,17 @@ export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 
 export async function armedSwap(
   opts: { cltv?: number; now?: () => Date; depositConfHeight?: number; dir?: string } = {},
 ) {
-  const t = await tempLoopInDb({
-    amounts: [1_000_000n, 2_000_000n],
-    confirmationHeight: opts.depositConfHeight,
-    dir: opts.dir,
-  });
-  const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
-  const store = new LoopInSwapStore(t.db, { now });
-  const rec = newSwap(t.outpoints, 3_000_000n, 1, {
-    swapAmountSat: 2_500_000n,
-    selectedAmountSat: 2_500_000n,
-  });
-  await store.createSwap(rec);
-  await store.setInvoice(rec.swapHash, "lnbcrt1");
-  const cltv = opts.cltv ?? 1200;
-  const script = htlcV2Script({
-    senderPubkey: rec.htlcKey.rawKeyBytes,
-    receiverPubkey: SERVER_HTLC_PUBKEY,
-    swapHash: rec.swapHash,
-    cltvExpiry: cltv,
-  });
-  const htlcPkScript = htlcP2wshPkScript(script);
-  const txs = {} as Record<HtlcVariant, Uint8Array>;
-  const txids = {} as Record<HtlcVariant, string>;
-  for (const v of HTLC_VARIANTS) {
-    const b = buildHtlcTx({
-      deposits: [
-        { txid: t.outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
-        { txid: t.outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
-      ],
-      swapAmountSat: 2_500_000n,
-      changeSat: 500_000n,
-      feeRateSatPerKw: FEE_RATES[v],
-      htlcPkScript,
-      staticPkScript: t.address.pkScript,
-      maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
-    });
-    txs[v] = b.tx;
-    txids[v] = b.txid;
-  }
-  await store.recordServerParams(rec.swapHash, {
-    htlcServerPubKey: SERVER_HTLC_PUBKEY,
-    htlcExpiry: cltv,
-    feeRates: FEE_RATES,
-    htlcTxids: txids,
-    htlcTxs: txs,
-    timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
-  });
-  await store.markArmed(rec.swapHash);
-  await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
-  await store.releaseOwner(rec.swapHash);
-  const lnd = new FakeSyncLnd();
-  lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
-  const depositHeight = opts.depositConfHeight ?? 100;
-  lnd.utxos = t.outpoints.map((op, i) => ({
-    txid: op.split(":")[0],
-    vout: Number(op.split(":")[1]),
-    amountSat: [1_000_000n, 2_000_000n][i],
-    pkScript: t.address.pkScript,
-    confirmations: depositHeight > 0 ? Math.max(0, lnd.tip - depositHeight + 1) : 0,
-    address: "",
-  }));
-  return { t, store, rec, hash: rec.swapHash, txids, txs, htlcScript: script, htlcPkScript, lnd, cltv };
+  const { t, store, lnd, cltv, swaps: [s] } = await armedSwaps(1, opts);
+  return {
+    t,
+    store,
+    rec: s.rec,
+    hash: s.hash,
+    txids: s.txids,
+    txs: s.txs,
+    htlcScript: s.htlcScript,
+    htlcPkScript: s.htlcPkScript,
+    lnd,
+    cltv,
+  };
 }

@@ -32,6 +32,9 @@
  * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep has 3 confirmations ⇒
  *   `HtlcTimeoutSwept` (deposits too).
  *
+ * Swaps are evaluated {@linkcode SYNC_CONCURRENCY} at a time (their lnd queries overlap; their store calls, each
+ * its own transaction, run one after another).
+ *
  * Notifications (risk decisions, sweep requests) come from `SubscribeNotifications`, held open for up to
  * `listenMs` only while some swap wants them, and closed as soon as none does; with nothing pending or watched
  * no swap-server connection is made at all. Errors while monitoring change nothing and are reported as
@@ -131,7 +134,19 @@ export interface SyncLoopInOptions {
   pollMs?: number;
   /** Bound of each lnd confirmation or spend query, ms (default 1.5 s). */
   chainCheckMs?: number;
+  /**
+   * How many swaps are evaluated at once (default {@linkcode SYNC_CONCURRENCY}): their lnd queries overlap, their
+   * database writes stay one transaction each, one after another.
+   */
+  concurrency?: number;
 }
+
+/**
+ * Default number of swaps evaluated at once. Each waits up to `chainCheckMs` for lnd's confirmation answers, so
+ * one after another 100 unconfirmed armed swaps take ≥ 100 × `chainCheckMs` (bench/README.md); 8 bounds the lnd
+ * streams in flight (3 per swap) well below lnd's limits while dividing that time by 8.
+ */
+export const SYNC_CONCURRENCY = 8;
 
 /** Default `--listen`, ms. */
 export const DEFAULT_LISTEN_MS = 30_000;
@@ -197,19 +212,60 @@ interface Ctx {
   tip: number;
   chainCheckMs: number;
   addresses: Map<number, StaticAddressRow>;
-  server: SyncLoopInServer | null;
+  /** The swap server, once opened (one opening shared by the swaps evaluated at once). */
+  server: Promise<SyncLoopInServer> | null;
   /** HTLC confirmation answers of this run (the tip is read once per run): re-evaluations while listening reuse them. */
   htlcChecks: Map<string, HtlcChain>;
   serverContacted: boolean;
   log: (line: string) => void;
 }
 
-async function openServer(c: Ctx): Promise<SyncLoopInServer> {
+function openServer(c: Ctx): Promise<SyncLoopInServer> {
   if (!c.server) {
     c.serverContacted = true;
-    c.server = await c.deps.server();
+    c.server = c.deps.server().catch((err) => {
+      c.server = null; // a later step may try again
+      throw err;
+    });
   }
   return c.server;
+}
+
+/**
+ * The store with its calls run one at a time, in call order. Swaps are evaluated concurrently, and two write
+ * transactions of one process on one SQLite file would wait for each other's lock while blocking the thread the
+ * other needs to commit (measured: SQLITE_BUSY after the busy timeout); each call is still its own transaction.
+ */
+function serialStore(store: LoopInSwapStore): LoopInSwapStore {
+  let tail: Promise<unknown> = Promise.resolve();
+  return new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        const run = tail.then(() => v.apply(target, args));
+        tail = run.catch(() => {});
+        return run;
+      };
+    },
+  });
+}
+
+/** Runs `fn` over `items`, at most `limit` at once, starting none once `signal` is aborted. */
+async function boundedEach<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !signal?.aborted) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 /**
@@ -226,7 +282,7 @@ export async function syncLoopIns(
   opts: SyncLoopInOptions = {},
 ): Promise<LoopInSyncResult> {
   const now = deps.now ?? (() => new Date());
-  const store = deps.store ?? new LoopInSwapStore(deps.db, { now });
+  const store = serialStore(deps.store ?? new LoopInSwapStore(deps.db, { now }));
   let active = await store.listSwaps({ activeOnly: true });
   const sweepWaiting = await succeededAwaitingSweep(store, now());
   const result: LoopInSyncResult = { tipHeight: 0, swaps: [], serverContacted: false, notifications: [] };
@@ -268,11 +324,13 @@ export async function syncLoopIns(
     log: deps.log ?? (() => {}),
   };
   result.tipHeight = tip;
+  // Interrupted: no new swap is started; the ones under way stop after their current step.
+  const evaluated: (LoopInSyncReport | undefined)[] = new Array(active.length);
+  await boundedEach(active, opts.concurrency ?? SYNC_CONCURRENCY, deps.signal, async (s, i) => {
+    evaluated[i] = await evaluate(c, s);
+  });
   const reports = new Map<string, LoopInSyncReport>();
-  for (const s of active) {
-    if (deps.signal?.aborted) break; // interrupted: stop after the current swap's step
-    reports.set(s.swapHashHex, await evaluate(c, s));
-  }
+  for (const r of evaluated) if (r) reports.set(r.swapHash, r);
 
   const listenMs = opts.listenMs ?? DEFAULT_LISTEN_MS;
   if (listenMs > 0 && !deps.signal?.aborted && await wantsNotifications(c)) {
@@ -556,6 +614,7 @@ async function move(
 /** Advances one swap as far as this run's facts allow (each step its own transaction). */
 async function step(c: Ctx, e: Eval): Promise<void> {
   for (let guard = 0; guard < 8; guard++) {
+    if (guard > 0 && c.deps.signal?.aborted) return; // interrupted: stop after the current step
     const s = e.swap;
     const before = `${s.state}|${s.updatedAt.getTime()}`;
     switch (s.state) {

@@ -6,7 +6,7 @@ import { LndError } from "../../lnd/lnd_error.ts";
 import { syncExitCode, type SyncLoopInDeps, syncLoopIns } from "./sync.ts";
 import { txidOfRaw } from "./htlc_tx.ts";
 import { witnessV0Sighash } from "./timeout_sweep.ts";
-import { armedSwap, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
+import { armedSwap, armedSwaps, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
 import { newSwap, tempLoopInDb } from "./_store_testing.ts";
 import { LoopInSwapStore } from "./store.ts";
 import type { HtlcVariant, LoopInState } from "./types.ts";
@@ -874,4 +874,88 @@ Deno.test("a concurrent run that stored its timeout sweep first wins: ours is ne
   assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
   assertEquals(f.lnd.published, [theirs]);
   assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep?.tx, theirs);
+});
+
+/** A store whose writes take a timer tick before they start, counting how many are under way at once. */
+class WriteCountingStore extends LoopInSwapStore {
+  writes = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  async #counted<T>(fn: () => Promise<T>): Promise<T> {
+    this.writes++;
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, 2));
+      return await fn();
+    } finally {
+      this.inFlight--;
+    }
+  }
+  override update(...a: Parameters<LoopInSwapStore["update"]>) {
+    return this.#counted(() => super.update(...a));
+  }
+  override transition(...a: Parameters<LoopInSwapStore["transition"]>) {
+    return this.#counted(() => super.transition(...a));
+  }
+}
+
+/** Delays the fake's confirmation answers by `ms` and records how many are in flight at once. */
+function delayedConfirmations(lnd: FakeSyncLnd, ms: number, onCall?: () => void) {
+  const inner = lnd.registerConfirmation.bind(lnd);
+  const seen = { inFlight: 0, max: 0 };
+  lnd.registerConfirmation = async (...args) => {
+    onCall?.();
+    seen.max = Math.max(seen.max, ++seen.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+      return await inner(...args);
+    } finally {
+      seen.inFlight--;
+    }
+  };
+  return seen;
+}
+
+Deno.test("swaps are evaluated 8 at a time (their chain queries overlap), each write its own transaction; reports keep the listing order", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwaps(20, { now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  for (const s of f.swaps) await f.store.recordRiskDecision(s.hash, "accepted");
+  clock.now = new Date(T0.getTime() + 120_000); // every deadline passed: 20 cancels and 20 releases to write
+  const seen = delayedConfirmations(f.lnd, 30);
+  const store = new WriteCountingStore(f.t.db, { now: () => clock.now });
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { store }), { listenMs: 0 });
+  assertEquals(r.swaps.map((s) => s.error), f.swaps.map(() => undefined));
+  assertEquals(
+    r.swaps.map((s) => s.swapHash),
+    (await f.store.listSwaps({ activeOnly: true })).map((s) => s.swapHashHex),
+  );
+  assertEquals(await states(f.t.db), f.t.outpoints.map(() => "Deposited"));
+  // 3 variants per swap: more than one swap's queries at once, never more than 8 swaps'.
+  assert(seen.max > 3 && seen.max <= 3 * 8, `max ${seen.max} confirmation queries in flight`);
+  // The writes: one at a time (two write transactions of one process on one SQLite file block each other).
+  assert(store.writes >= 40, `${store.writes} writes`);
+  assertEquals(store.maxInFlight, 1);
+  // With concurrency 1 the swaps go one after another again.
+  const g = await armedSwaps(4, { now: () => clock.now, depositConfHeight: 298 });
+  await using _u = g.t;
+  const seen1 = delayedConfirmations(g.lnd, 10);
+  await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0, concurrency: 1 });
+  assertEquals(seen1.max, 3);
+});
+
+Deno.test("an interrupt starts no further swap; the ones under way finish their current step", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwaps(20, { now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  for (const s of f.swaps) await f.store.recordRiskDecision(s.hash, "rejected");
+  const ac = new AbortController();
+  delayedConfirmations(f.lnd, 20, () => ac.abort());
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { signal: ac.signal }), { listenMs: 0 });
+  assert(r.swaps.length >= 1 && r.swaps.length <= 8, `${r.swaps.length} swaps evaluated`);
+  // The evaluated ones completed their step (rejection: released, Failed); the others are untouched.
+  assertEquals(r.swaps.map((s) => `${s.state} ${s.error?.code}`), r.swaps.map(() => "Failed undefined"));
+  const failed = (await f.store.listSwaps()).filter((s) => s.state === "Failed").length;
+  assertEquals(failed, r.swaps.length);
+  assertEquals((await states(f.t.db)).filter((x) => x === "LoopingIn").length, 2 * (20 - r.swaps.length));
 });
