@@ -58,7 +58,7 @@ import type { LndClient } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification, SwapServerClient } from "../swapserver/client.ts";
 import { IMPORTED_ACCOUNT, isAccountFilterRefused, isAlreadyKnownPublishError } from "../deposits/sync.ts";
-import { type ConfirmedHtlc, type LoopInSwap, LoopInSwapStore } from "./store.ts";
+import { type ConfirmedHtlc, type LoopInSwap, LoopInSwapStore, swapChanged } from "./store.ts";
 import {
   DEFAULT_PAYMENT_TIMEOUT_SEC,
   HTLC_CONFIRMATIONS,
@@ -1145,16 +1145,20 @@ export function timeoutSweepFeeCapSat(htlcValueSat: bigint): bigint {
 
 /** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
 async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
-  const s = e.swap;
-  const conf = s.confirmedHtlc ?? await confirmedHtlc(c, s);
-  const scripts = htlcScripts(s);
-  if (!conf || !scripts || s.htlcExpiry === null || !s.htlcTimeoutSweepPkScript) {
+  const known = e.swap.confirmedHtlc ?? await confirmedHtlc(c, e.swap);
+  const scripts = htlcScripts(e.swap);
+  if (!known || !scripts || e.swap.htlcExpiry === null || !e.swap.htlcTimeoutSweepPkScript) {
     throw new LoopkitError(
       "loopin_sweep_unknown_htlc",
-      `loop-in ${s.swapHashHex}: no confirmed HTLC variant known`,
+      `loop-in ${e.swap.swapHashHex}: no confirmed HTLC variant known`,
     );
   }
-  if (c.tip < s.htlcExpiry) return; // nothing is published before the CLTV
+  if (c.tip < e.swap.htlcExpiry) return; // nothing is published before the CLTV
+  // The stored variant is a chain fact of an earlier run: re-checked before anything is signed for it.
+  const conf = await recheckHtlc(c, e);
+  if (!conf) return;
+  const s = e.swap;
+  if (s.htlcExpiry === null || !s.htlcTimeoutSweepPkScript) return;
   const htlcTx = confirmedHtlcTx(c, s, conf.variant, scripts.pkScript);
   const decoded = RawTx.decode(htlcTx);
   if (txidOfRaw(htlcTx) !== conf.txid) {
@@ -1230,6 +1234,56 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
   await publishSweep(c, e);
 }
 
+/**
+ * Re-checks the stored confirmed HTLC variant against this run's chain answers ({@linkcode htlcChain}): a reorg
+ * deeper than {@linkcode HTLC_CONFIRMATIONS} blocks may have removed it, or confirmed another variant instead.
+ *
+ * - the stored txid has ≥ 3 confirmations ⇒ it (a changed height is stored, with a history row);
+ * - another variant has ≥ 3 ⇒ the swap switches to it: one store update with a history row naming both;
+ * - a variant is seen at 1–2 confirmations ⇒ null, the run waits (no error; `waitingFor` says so);
+ * - none seen ⇒ throws: nothing is signed or rebuilt.
+ *
+ * @returns the variant to sweep, or null to wait
+ * @throws {LoopkitError} `loopin_htlc_not_confirmed` (exit 75); `loopin_state_changed` (exit 75) when another
+ *   process moved the swap meanwhile; lnd errors as exit 75
+ */
+async function recheckHtlc(c: Ctx, e: Eval): Promise<ConfirmedHtlc | null> {
+  const stored = e.swap.confirmedHtlc;
+  const chain = await htlcChain(c, e.swap);
+  if (!stored) return chain.deep;
+  const now = chain.deep;
+  if (now) {
+    if (now.txid === stored.txid && now.height === stored.height) return now;
+    const reason = now.txid === stored.txid
+      ? `HTLC ${now.variant} ${now.txid} now confirmed at ${now.height} (stored: ${stored.height}; reorg)`
+      : `HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ${stored.height}) no longer has ` +
+        `${HTLC_CONFIRMATIONS} confirmations; HTLC ${now.variant} ${now.txid} confirmed at ${now.height} ` +
+        `instead (reorg): its output is swept`;
+    const state = e.swap.state;
+    if (!(await c.store.update(e.swap.swapHash, { confirmedHtlc: now }, { expect: state, reason }))) {
+      throw swapChanged(e.swap.swapHash, state, (await reload(c, e)).state);
+    }
+    e.actions.push(reason);
+    await reload(c, e);
+    return now;
+  }
+  const shallow = chain.seen[0];
+  if (shallow) {
+    e.waiting = `HTLC ${shallow.variant} ${shallow.txid} at ${depthAt(c.tip, shallow.height)} of ` +
+      `${HTLC_CONFIRMATIONS} confirmations (stored: ${stored.variant} ${stored.txid} at ${stored.height}; a ` +
+      `reorg): the timeout sweep is built once it has ${HTLC_CONFIRMATIONS}`;
+    return null;
+  }
+  throw new LoopkitError(
+    "loopin_htlc_not_confirmed",
+    `loop-in ${e.swap.swapHashHex}: HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ` +
+      `${stored.height}) is not seen confirmed now, nor any other variant (a reorg deeper than ` +
+      `${HTLC_CONFIRMATIONS} blocks, or lnd did not answer within ${c.chainCheckMs} ms): nothing signed; the ` +
+      `next run checks again`,
+    ExitCode.TempFail,
+  );
+}
+
 async function publishSweep(c: Ctx, e: Eval): Promise<void> {
   const t = e.swap.timeoutSweep!;
   try {
@@ -1277,6 +1331,29 @@ async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
   if (conf) {
     e.actions.push(`timeout sweep ${t.txid} has ${depth} confirmation(s)`);
     return;
+  }
+  // Not confirmed: is the HTLC output it spends still on chain (a reorg deeper than 3 blocks)?
+  const stored = s.confirmedHtlc;
+  const chain = await htlcChain(c, s);
+  if (stored && chain.deep && chain.deep.txid !== stored.txid) {
+    // Another variant confirmed instead: the stored sweep spends an output that is gone; rebuild (addition 4).
+    const reason =
+      `HTLC ${stored.variant} ${stored.txid} no longer has ${HTLC_CONFIRMATIONS} confirmations; ` +
+      `HTLC ${chain.deep.variant} ${chain.deep.txid} confirmed at ${chain.deep.height} instead (reorg): ` +
+      `timeout sweep ${t.txid} can never confirm, rebuilt for it`;
+    await move(c, e, "OnSweepHtlcTimeout", { set: { confirmedHtlc: chain.deep }, reason }, reason);
+    return;
+  }
+  if (stored && chain.deep?.txid !== stored.txid) {
+    const seen = chain.seen.find((x) => x.txid === stored.txid);
+    const note = `HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ${stored.height}) is ` +
+      (seen
+        ? `at ${depthAt(c.tip, seen.height)} of ${HTLC_CONFIRMATIONS} confirmations now (a reorg)`
+        : `not seen confirmed now (a reorg deeper than ${HTLC_CONFIRMATIONS} blocks, or lnd did not answer ` +
+          `within ${c.chainCheckMs} ms)`) +
+      `: timeout sweep ${t.txid} republished; lnd refuses it while that output is missing`;
+    e.actions.push(note);
+    e.waiting = note;
   }
   await publishSweep(c, e); // republished unchanged
 }

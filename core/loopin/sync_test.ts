@@ -959,3 +959,81 @@ Deno.test("an interrupt starts no further swap; the ones under way finish their 
   assertEquals(failed, r.swaps.length);
   assertEquals((await states(f.t.db)).filter((x) => x === "LoopingIn").length, 2 * (20 - r.swaps.length));
 });
+
+Deno.test("reorg before the sweep is built: the stored HTLC variant is re-checked; another confirmed variant is switched to (one update, history row), none confirmed signs nothing (exit 75)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.confirmations.set(f.txids.high, 500);
+  f.lnd.tip = 600;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals((await f.store.getSwap(f.hash))!.confirmedHtlc?.variant, "high");
+  // A deep reorg removes the high variant; nothing is confirmed at the CLTV: nothing signed, exit 75.
+  f.lnd.confirmations.delete(f.txids.high);
+  f.lnd.tip = 1200;
+  const before = await snapshot(f.t.db);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.code, syncExitCode(r)], [
+    "SweepHtlcTimeout",
+    "loopin_htlc_not_confirmed",
+    75,
+  ]);
+  assertEquals([f.lnd.signCalls.length, f.lnd.published.length], [0, 0]);
+  assertEquals(await snapshot(f.t.db), before);
+  // The extreme variant is mined instead, 2 blocks deep: the run waits (no error), nothing signed.
+  f.lnd.confirmations.set(f.txids.extreme, 1199);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["SweepHtlcTimeout", undefined]);
+  assert(r.swaps[0].waitingFor.includes(`HTLC extreme ${f.txids.extreme} at 2 of 3`), r.swaps[0].waitingFor);
+  assertEquals(f.lnd.signCalls.length, 0);
+  // 3 confirmations: the swap switches to it (stored with a history row) and sweeps its output.
+  f.lnd.tip = 1201;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.confirmedHtlc, { variant: "extreme", txid: f.txids.extreme, height: 1199 });
+  assertEquals(hexOf(RawTx.decode(s.timeoutSweep!.tx).inputs[0].txid), f.txids.extreme);
+  const row = (await f.store.history(f.hash)).find((h) => h.reason.includes("no longer has 3 confirmations"));
+  assert(row && row.reason.includes(f.txids.high) && row.reason.includes(f.txids.extreme), row?.reason);
+});
+
+Deno.test("reorg after the sweep was published: another variant confirmed ⇒ MonitorHtlcTimeoutSweep → SweepHtlcTimeout, rebuilt for it; the HTLC gone ⇒ reported in actions and waitingFor while republishing", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  // The standard variant is reorged out and lnd refuses the sweep (its input is missing).
+  f.lnd.confirmations.delete(f.txids.standard);
+  f.lnd.publishError = new LndError("WalletKit.PublishTransaction", "unknown", "missing inputs");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorHtlcTimeoutSweep", 75]);
+  assert(
+    r.swaps[0].actions.some((a) => a.includes(`${f.txids.standard}`) && a.includes("not seen confirmed")),
+  );
+  assert(r.swaps[0].waitingFor.includes("not seen confirmed now"), r.swaps[0].waitingFor);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep!.tx, first.tx, "the stored sweep is kept");
+  // The high variant confirms instead: the stored sweep can never confirm; rebuilt for the high variant.
+  f.lnd.publishError = null;
+  f.lnd.confirmations.set(f.txids.high, 1199);
+  f.lnd.tip = 1202;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.confirmedHtlc?.variant, "high");
+  assert(s.timeoutSweep!.txid !== first.txid);
+  assertEquals(hexOf(RawTx.decode(s.timeoutSweep!.tx).inputs[0].txid), f.txids.high);
+  assertEquals(f.lnd.published.at(-1), s.timeoutSweep!.tx);
+  const h = await f.store.history(f.hash);
+  assert(
+    h.some((x) =>
+      x.state === "SweepHtlcTimeout" && x.event === "OnSweepHtlcTimeout" && x.reason.includes(first.txid)
+    ),
+    JSON.stringify(h.slice(-3)),
+  );
+});
