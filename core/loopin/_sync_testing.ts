@@ -50,6 +50,8 @@ export class FakeSyncLnd implements SyncLoopInLnd {
   cancelResult: InvoiceState = "CANCELED";
   /** Confirmation heights by txid. */
   confirmations = new Map<string, number>();
+  /** Raw transactions by txid, given with their confirmation (lnd's `raw_tx`). */
+  rawTxs = new Map<string, Uint8Array>();
   /** Spends by outpoint (RegisterSpendNtfn's answer; such an outpoint is not listed by ListUnspent either). */
   spends = new Map<string, SpendDetails>();
   /** lnd's wallet outputs (ListUnspent, unconfirmed included); `armedSwap` puts the swap's deposits here. */
@@ -137,7 +139,12 @@ export class FakeSyncLnd implements SyncLoopInLnd {
     if (this.slowChain) return Promise.resolve(null);
     const h = txid ? this.confirmations.get(txid) : undefined;
     if (h === undefined || h > this.tip) return Promise.resolve(null);
-    return Promise.resolve({ blockHeight: h, blockHash: "", txIndex: 0, rawTx: new Uint8Array() });
+    return Promise.resolve({
+      blockHeight: h,
+      blockHash: "",
+      txIndex: 0,
+      rawTx: this.rawTxs.get(txid!) ?? new Uint8Array(),
+    });
   }
   registerSpend(o: { txid: string; vout: number }): Promise<SpendDetails | null> {
     this.#enter("registerSpend");

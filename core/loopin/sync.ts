@@ -29,8 +29,11 @@
  * - `SweepHtlcTimeout`: from the CLTV height on, the timeout sweep of the variant that confirmed is built
  *   (timeout_sweep.ts), signed by lnd (`SignOutputRaw`, SIGN_METHOD_WITNESS_V0, SIGHASH_ALL, the HTLC key
  *   locator), verified, stored with `→ MonitorHtlcTimeoutSweep`, and only then published.
- * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep has 3 confirmations ⇒
- *   `HtlcTimeoutSwept` (deposits too).
+ * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep (or an earlier fee
+ *   version of it, found as the HTLC output's spender) has 3 confirmations ⇒ `HtlcTimeoutSwept` (deposits too);
+ *   still unconfirmed `TIMEOUT_SWEEP_BUMP_BLOCKS` after it was built with a higher estimate within the cap, or
+ *   another HTLC variant confirmed instead (a reorg) ⇒ `→ SweepHtlcTimeout`, rebuilt (fsm.md addition 4).
+ *   Before a sweep is signed, and while it is followed, the stored confirmed variant is re-checked (`recheckHtlc`).
  *
  * Swaps are evaluated {@linkcode SYNC_CONCURRENCY} at a time (their lnd queries overlap; their store calls, each
  * its own transaction, run one after another).
@@ -216,6 +219,8 @@ interface Ctx {
   server: Promise<SyncLoopInServer> | null;
   /** HTLC confirmation answers of this run (the tip is read once per run): re-evaluations while listening reuse them. */
   htlcChecks: Map<string, HtlcChain>;
+  /** lnd's timeout-sweep fee estimate of this run, once asked. */
+  sweepFeeRate?: bigint;
   serverContacted: boolean;
   log: (line: string) => void;
 }
@@ -1133,14 +1138,104 @@ export const TIMEOUT_SWEEP_FEE_CAP_PERCENT = 20;
 
 /**
  * The highest fee the HTLC timeout sweep may pay: {@linkcode TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC output,
- * rounded down. Above it `loopin sync` signs nothing and retries on the next run (exit 75): the stored sweep is
- * never rebuilt, and after the acknowledged invoice cancel only the client can spend the HTLC, so waiting costs
- * nothing (review §5).
+ * rounded down. Above it `loopin sync` signs nothing and retries on the next run (exit 75), and a fee bump is not
+ * made: after the acknowledged invoice cancel only the client can spend the HTLC, so waiting costs nothing
+ * (review §5).
  * @param htlcValueSat value of the confirmed HTLC variant's output 0, sat
  * @returns the cap, sat
  */
 export function timeoutSweepFeeCapSat(htlcValueSat: bigint): bigint {
   return htlcValueSat * BigInt(TIMEOUT_SWEEP_FEE_CAP_PERCENT) / 100n;
+}
+
+/**
+ * Blocks a stored timeout sweep may stay unconfirmed, counted from the height it was built at (its nLockTime, the
+ * tip of that run; it is published in the same run), before `loopin sync` rebuilds it at lnd's current estimate
+ * (fsm.md addition 4). Six blocks: an hour, twice the sweep's confirmation target
+ * ({@linkcode TIMEOUT_SWEEP_CONF_TARGET}); a rebuilt sweep waits six blocks again.
+ */
+export const TIMEOUT_SWEEP_BUMP_BLOCKS = 6;
+
+/**
+ * The extra fee a replacement must pay over the sweep it replaces: 1 sat/vB of its own size (BIP-125 rule 4 at
+ * Bitcoin Core's default incremental relay fee), sat.
+ */
+function bumpIncrementSat(next: { weight: number }): bigint {
+  return BigInt(Math.ceil(next.weight / 4));
+}
+
+/** True when `next` pays at least the relay increment more than `oldFeeSat` (a replacement nodes accept). */
+function bumpWorthIt(oldFeeSat: bigint, next: { feeSat: bigint; weight: number }): boolean {
+  return next.feeSat >= oldFeeSat + bumpIncrementSat(next);
+}
+
+/** True when the raw transaction `tx` spends output `vout` of `txid` (display hex). */
+function spendsOutput(tx: Uint8Array, txid: string, vout: number): boolean {
+  try {
+    return RawTx.decode(tx).inputs.some((i) => hex.encode(i.txid) === txid && i.index === vout);
+  } catch {
+    return false;
+  }
+}
+
+/** The fee of a one-input sweep of `inputValueSat`: the input value less its outputs, sat. */
+function sweepFeeOf(tx: Uint8Array, inputValueSat: bigint): bigint {
+  return inputValueSat - RawTx.decode(tx).outputs.reduce((a, o) => a + o.amount, 0n);
+}
+
+/** lnd's fee estimate for the timeout sweep, asked once per run (the fee bump and the rebuild use the same). */
+async function sweepFeeRate(c: Ctx): Promise<bigint> {
+  if (c.sweepFeeRate === undefined) {
+    try {
+      c.sweepFeeRate = await c.deps.lnd.estimateFeeSatPerKw(TIMEOUT_SWEEP_CONF_TARGET);
+    } catch (err) {
+      throw retryable(err, "lnd EstimateFee");
+    }
+  }
+  return c.sweepFeeRate;
+}
+
+/**
+ * The confirmed variant's HTLC output (checked against its stored txid and the HTLC script) and an unsigned
+ * timeout sweep of it at this run's estimate and tip, with the fee cap.
+ * @throws {LoopkitError} `loopin_htlc_tx_mismatch`, `loopin_htlc_tx_missing`; lnd errors as exit 75
+ */
+async function sweepCandidate(
+  c: Ctx,
+  s: LoopInSwap,
+  conf: ConfirmedHtlc,
+  scripts: { script: Uint8Array; pkScript: Uint8Array },
+): Promise<
+  { htlcValueSat: bigint; sweep: ReturnType<typeof buildHtlcTimeoutSweep>; rate: bigint; capSat: bigint }
+> {
+  const htlcTx = confirmedHtlcTx(c, s, conf.variant, scripts.pkScript);
+  const decoded = RawTx.decode(htlcTx);
+  if (txidOfRaw(htlcTx) !== conf.txid) {
+    throw new LoopkitError(
+      "loopin_htlc_tx_mismatch",
+      `stored HTLC ${conf.variant} transaction is not ${conf.txid}`,
+    );
+  }
+  const out0 = decoded.outputs[0];
+  if (!out0 || !equalBytes(out0.script, scripts.pkScript)) {
+    throw new LoopkitError(
+      "loopin_htlc_tx_mismatch",
+      `HTLC ${conf.variant} output 0 does not pay the HTLC script`,
+    );
+  }
+  const rate = await sweepFeeRate(c);
+  const sweep = buildHtlcTimeoutSweep({
+    htlcTxid: conf.txid,
+    htlcVout: 0,
+    htlcValueSat: out0.amount,
+    htlcScript: scripts.script,
+    htlcPkScript: scripts.pkScript,
+    cltvExpiry: s.htlcExpiry!,
+    lockTime: c.tip,
+    sweepPkScript: s.htlcTimeoutSweepPkScript!,
+    feeRateSatPerKw: rate,
+  });
+  return { htlcValueSat: out0.amount, sweep, rate, capSat: timeoutSweepFeeCapSat(out0.amount) };
 }
 
 /** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
@@ -1158,62 +1253,45 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
   const conf = await recheckHtlc(c, e);
   if (!conf) return;
   const s = e.swap;
-  if (s.htlcExpiry === null || !s.htlcTimeoutSweepPkScript) return;
-  const htlcTx = confirmedHtlcTx(c, s, conf.variant, scripts.pkScript);
-  const decoded = RawTx.decode(htlcTx);
-  if (txidOfRaw(htlcTx) !== conf.txid) {
-    throw new LoopkitError(
-      "loopin_htlc_tx_mismatch",
-      `stored HTLC ${conf.variant} transaction is not ${conf.txid}`,
-    );
-  }
-  const out0 = decoded.outputs[0];
-  if (!out0 || !equalBytes(out0.script, scripts.pkScript)) {
-    throw new LoopkitError(
-      "loopin_htlc_tx_mismatch",
-      `HTLC ${conf.variant} output 0 does not pay the HTLC script`,
-    );
-  }
-  let rate: bigint;
-  try {
-    rate = await c.deps.lnd.estimateFeeSatPerKw(TIMEOUT_SWEEP_CONF_TARGET);
-  } catch (err) {
-    throw retryable(err, "lnd EstimateFee");
-  }
-  const sweep = buildHtlcTimeoutSweep({
-    htlcTxid: conf.txid,
-    htlcVout: 0,
-    htlcValueSat: out0.amount,
-    htlcScript: scripts.script,
-    htlcPkScript: scripts.pkScript,
-    cltvExpiry: s.htlcExpiry,
-    lockTime: c.tip,
-    sweepPkScript: s.htlcTimeoutSweepPkScript,
-    feeRateSatPerKw: rate,
-  });
-  // The stored sweep is republished unchanged for ever, so a fee spike (or a broken estimate) must not be frozen
-  // into it. Waiting is free here: the sweep is only built after lnd acknowledged the invoice cancel, so the
-  // preimage can never be revealed and nobody else can spend the HTLC output (review §5: cap the sweep fee).
-  const feeCapSat = timeoutSweepFeeCapSat(out0.amount);
-  if (sweep.feeSat > feeCapSat) {
+  const { htlcValueSat, sweep, rate, capSat } = await sweepCandidate(c, s, conf, scripts);
+  // The stored sweep is republished unchanged until it confirms (or a fee bump replaces it), so a fee spike (or a
+  // broken estimate) must not be frozen into it. Waiting is free here: the sweep is only built after lnd
+  // acknowledged the invoice cancel, so the preimage can never be revealed and nobody else can spend the HTLC
+  // output (review §5: cap the sweep fee).
+  if (sweep.feeSat > capSat) {
     throw new LoopkitError(
       "loopin_sweep_fee_too_high",
       `loop-in ${s.swapHashHex}: timeout sweep fee ${sweep.feeSat} sat at ${rate} sat/kw is above the cap ` +
-        `${feeCapSat} sat (${TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC's ${out0.amount} sat); nothing signed, ` +
+        `${capSat} sat (${TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC's ${htlcValueSat} sat); nothing signed, ` +
         `the next run tries again`,
       ExitCode.TempFail,
     );
+  }
+  // A stored sweep of this same HTLC output (a fee bump that a crash interrupted, addition 4) is kept unless the
+  // new one pays more by the relay increment: a replacement paying less would never be accepted.
+  const old = s.timeoutSweep;
+  if (old && spendsOutput(old.tx, conf.txid, 0)) {
+    const oldFee = old.feeSat ?? sweepFeeOf(old.tx, htlcValueSat);
+    if (!bumpWorthIt(oldFee, sweep)) {
+      await move(c, e, "OnHtlcTimeoutSweepPublished", {
+        set: { timeoutSweep: { tx: old.tx, txid: old.txid, feeSat: oldFee } },
+        reason: `timeout sweep ${old.txid} kept (fee ${oldFee} sat): a rebuild at ${rate} sat/kw would pay ` +
+          `${sweep.feeSat} sat, not ${bumpIncrementSat(sweep)} sat more`,
+      }, `timeout sweep ${old.txid} kept`);
+      await publishSweep(c, e);
+      return;
+    }
   }
   let sigs: Uint8Array[];
   try {
     sigs = await c.deps.lnd.signOutputRaw(sweep.tx, [{
       keyDesc: { keyLocator: s.htlcKey.keyLocator, rawKeyBytes: s.htlcKey.rawKeyBytes },
       witnessScript: scripts.script,
-      output: { valueSat: out0.amount, pkScript: scripts.pkScript },
+      output: { valueSat: htlcValueSat, pkScript: scripts.pkScript },
       sighash: SIGHASH_ALL,
       inputIndex: 0,
       signMethod: "SIGN_METHOD_WITNESS_V0",
-    }], [{ valueSat: out0.amount, pkScript: scripts.pkScript }]);
+    }], [{ valueSat: htlcValueSat, pkScript: scripts.pkScript }]);
   } catch (err) {
     throw retryable(err, "lnd SignOutputRaw (HTLC timeout sweep)");
   }
@@ -1225,7 +1303,7 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
     sigs[0],
     s.htlcKey.rawKeyBytes,
     scripts.script,
-    out0.amount,
+    htlcValueSat,
   );
   await move(c, e, "OnHtlcTimeoutSweepPublished", {
     set: { timeoutSweep: { tx: signed, txid: sweep.txid, feeSat: sweep.feeSat } },
@@ -1301,25 +1379,41 @@ async function publishSweep(c: Ctx, e: Eval): Promise<void> {
   e.actions.push(`timeout sweep ${t.txid} published`);
 }
 
+/**
+ * `MonitorHtlcTimeoutSweep`: the stored sweep with 3 confirmations ⇒ `HtlcTimeoutSwept`. Asked together: the
+ * stored sweep's confirmation, the spend of the HTLC output (an earlier version of the sweep, replaced by a fee
+ * bump, is recognised when it is the one that confirms: after the acknowledged cancel only loopkit's timeout path
+ * can spend that output, and the spender is checked to pay the sweep address), and the three HTLC variants (a
+ * reorg: {@linkcode recheckHtlc}). Unconfirmed ⇒ rebuilt for another variant that confirmed instead, or at a
+ * higher fee {@linkcode TIMEOUT_SWEEP_BUMP_BLOCKS} blocks after it was built (fsm.md addition 4), else republished
+ * unchanged.
+ */
 async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
   const s = e.swap;
   const t = s.timeoutSweep;
-  if (!t || !s.htlcTimeoutSweepPkScript) {
+  const sweepPkScript = s.htlcTimeoutSweepPkScript;
+  if (!t || !sweepPkScript) {
     throw new LoopkitError("loopin_sweep_missing", `loop-in ${s.swapHashHex} has no stored timeout sweep`);
   }
-  let conf;
-  try {
-    conf = await c.deps.lnd.registerConfirmation(
-      t.txid,
-      s.htlcTimeoutSweepPkScript,
-      1,
-      Math.max(1, s.confirmedHtlc?.height ?? s.initiationHeight),
-      { timeoutMs: c.chainCheckMs },
-    );
-  } catch (err) {
-    throw retryable(err, "lnd RegisterConfirmationsNtfn (timeout sweep)");
-  }
-  const depth = conf ? c.tip - conf.blockHeight + 1 : 0;
+  const stored = s.confirmedHtlc;
+  const scripts = htlcScripts(s);
+  const hint = Math.max(1, stored?.height ?? s.initiationHeight);
+  const [conf, spend, chain] = await Promise.all([
+    c.deps.lnd.registerConfirmation(t.txid, sweepPkScript, 1, hint, { timeoutMs: c.chainCheckMs }).catch(
+      (err) => {
+        throw retryable(err, "lnd RegisterConfirmationsNtfn (timeout sweep)");
+      },
+    ),
+    stored && scripts
+      ? c.deps.lnd.registerSpend({ txid: stored.txid, vout: 0 }, scripts.pkScript, hint, {
+        timeoutMs: c.chainCheckMs,
+      }).catch((err) => {
+        throw retryable(err, "lnd RegisterSpendNtfn (HTLC output)");
+      })
+      : Promise.resolve(null),
+    htlcChain(c, s),
+  ]);
+  const depth = conf ? depthAt(c.tip, conf.blockHeight) : 0;
   if (conf && depth >= HTLC_CONFIRMATIONS) {
     await move(c, e, "OnHtlcTimeoutSwept", {
       depositEvent: "OnHtlcTimeoutSwept",
@@ -1332,9 +1426,11 @@ async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
     e.actions.push(`timeout sweep ${t.txid} has ${depth} confirmation(s)`);
     return;
   }
+  if (stored && spend && spend.spendingTxid !== t.txid && spend.spendingHeight > 0) {
+    await earlierSweepConfirmed(c, e, stored, spend.spendingTxid, spend.spendingHeight);
+    return;
+  }
   // Not confirmed: is the HTLC output it spends still on chain (a reorg deeper than 3 blocks)?
-  const stored = s.confirmedHtlc;
-  const chain = await htlcChain(c, s);
   if (stored && chain.deep && chain.deep.txid !== stored.txid) {
     // Another variant confirmed instead: the stored sweep spends an output that is gone; rebuild (addition 4).
     const reason =
@@ -1354,8 +1450,113 @@ async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
       `: timeout sweep ${t.txid} republished; lnd refuses it while that output is missing`;
     e.actions.push(note);
     e.waiting = note;
+  } else if (stored && scripts && await feeBumped(c, e, stored, scripts)) {
+    return; // now in SweepHtlcTimeout: the step loop builds, stores and publishes the replacement
   }
   await publishSweep(c, e); // republished unchanged
+}
+
+/**
+ * Fee bump (fsm.md addition 4): the stored sweep is still unconfirmed {@linkcode TIMEOUT_SWEEP_BUMP_BLOCKS}
+ * blocks after the height it was built at, and a sweep at lnd's current estimate pays at least the relay
+ * increment more while staying within {@linkcode TIMEOUT_SWEEP_FEE_CAP_PERCENT} % ⇒ `→ SweepHtlcTimeout` (true);
+ * the rebuild is signed and stored before it is published, like the first sweep. Otherwise false, with the
+ * reason in `waitingFor`.
+ */
+async function feeBumped(
+  c: Ctx,
+  e: Eval,
+  htlc: ConfirmedHtlc,
+  scripts: { script: Uint8Array; pkScript: Uint8Array },
+): Promise<boolean> {
+  const t = e.swap.timeoutSweep!;
+  let builtAt: number;
+  try {
+    builtAt = RawTx.decode(t.tx).lockTime;
+  } catch {
+    return false; // not a transaction we can read: republished as stored
+  }
+  const waited = c.tip - builtAt;
+  if (waited < TIMEOUT_SWEEP_BUMP_BLOCKS) return false;
+  const { htlcValueSat, sweep, rate, capSat } = await sweepCandidate(c, e.swap, htlc, scripts);
+  const oldFee = t.feeSat ?? sweepFeeOf(t.tx, htlcValueSat);
+  if (sweep.feeSat > capSat || !bumpWorthIt(oldFee, sweep)) {
+    e.waiting =
+      `${HTLC_CONFIRMATIONS} confirmations of timeout sweep ${t.txid} (fee ${oldFee} sat, unconfirmed ` +
+      `${waited} blocks after it was built at ${builtAt}; lnd's estimate ${rate} sat/kw gives ${sweep.feeSat} ` +
+      `sat: ${sweep.feeSat > capSat ? `above the cap ${capSat} sat` : "no higher fee worth a replacement"})`;
+    return false;
+  }
+  const reason =
+    `timeout sweep ${t.txid} (fee ${oldFee} sat) unconfirmed ${waited} blocks after it was built at ` +
+    `${builtAt}: rebuilt at ${rate} sat/kw (fee ${sweep.feeSat} sat, cap ${capSat} sat)`;
+  await move(c, e, "OnSweepHtlcTimeout", { reason }, `fee bump: ${reason}`);
+  return true;
+}
+
+/**
+ * The HTLC output is spent, in a block, by `txid`, not by the stored sweep: an earlier version of the timeout
+ * sweep (replaced by a fee bump) confirmed. Its raw transaction is read from lnd and checked to pay the sweep
+ * address; with 3 confirmations it becomes the stored sweep in the `HtlcTimeoutSwept` transaction.
+ * @throws {LoopkitError} `loopin_htlc_spent_elsewhere` (exit 1) when the spender does not pay the sweep address;
+ *   exit 75 when lnd does not give its raw transaction in time
+ */
+async function earlierSweepConfirmed(
+  c: Ctx,
+  e: Eval,
+  htlc: ConfirmedHtlc,
+  txid: string,
+  height: number,
+): Promise<void> {
+  const s = e.swap;
+  const depth = depthAt(c.tip, height);
+  let raw: Uint8Array | undefined;
+  try {
+    raw = (await c.deps.lnd.registerConfirmation(txid, s.htlcTimeoutSweepPkScript!, 1, height, {
+      timeoutMs: c.chainCheckMs,
+    }))?.rawTx;
+  } catch (err) {
+    throw retryable(err, `lnd RegisterConfirmationsNtfn (${txid}, the HTLC output's spender)`);
+  }
+  let ours = false;
+  try {
+    ours = !!raw?.length && txidOfRaw(raw) === txid && spendsOutput(raw, htlc.txid, 0) &&
+      RawTx.decode(raw).outputs.some((o) => equalBytes(o.script, s.htlcTimeoutSweepPkScript!));
+  } catch {
+    ours = false;
+  }
+  if (!raw?.length) {
+    throw retryable(
+      new Error(`lnd did not give the raw transaction ${txid} within ${c.chainCheckMs} ms`),
+      `HTLC ${htlc.variant} output spent by ${txid} at ${height}`,
+    );
+  }
+  if (!ours) {
+    throw new LoopkitError(
+      "loopin_htlc_spent_elsewhere",
+      `loop-in ${s.swapHashHex}: the HTLC ${htlc.variant} output is spent by ${txid} at ${height}, which is not a ` +
+        `timeout sweep to the swap's sweep address; nothing changed`,
+    );
+  }
+  if (depth < HTLC_CONFIRMATIONS) {
+    e.actions.push(`earlier timeout sweep ${txid} has ${depth} confirmation(s)`);
+    e.waiting = `${HTLC_CONFIRMATIONS} confirmations of timeout sweep ${txid} (an earlier version of ` +
+      `${s.timeoutSweep!.txid}, which it replaces)`;
+    return;
+  }
+  const htlcValueSat =
+    RawTx.decode(confirmedHtlcTx(c, s, htlc.variant, htlcScripts(s)!.pkScript)).outputs[0].amount;
+  await move(c, e, "OnHtlcTimeoutSwept", {
+    depositEvent: "OnHtlcTimeoutSwept",
+    set: {
+      timeoutSweep: { tx: raw, txid, feeSat: sweepFeeOf(raw, htlcValueSat) },
+      timeoutSweepPublishedAt: s.timeoutSweep!.publishedAt,
+      timeoutSweepConfirmedHeight: height,
+    },
+    reason: `timeout sweep ${txid} (an earlier version of ${
+      s.timeoutSweep!.txid
+    }) has ${depth} confirmations`,
+  }, `earlier timeout sweep ${txid} confirmed: HtlcTimeoutSwept`);
 }
 
 /** One line: what the swap waits for (list/show and the sync report). */

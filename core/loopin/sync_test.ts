@@ -3,9 +3,9 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { RawTx, Transaction } from "@scure/btc-signer";
 import { listDeposits } from "../deposits/store.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
-import { syncExitCode, type SyncLoopInDeps, syncLoopIns } from "./sync.ts";
+import { syncExitCode, type SyncLoopInDeps, syncLoopIns, TIMEOUT_SWEEP_BUMP_BLOCKS } from "./sync.ts";
 import { txidOfRaw } from "./htlc_tx.ts";
-import { witnessV0Sighash } from "./timeout_sweep.ts";
+import { buildHtlcTimeoutSweep, witnessV0Sighash } from "./timeout_sweep.ts";
 import { armedSwap, armedSwaps, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
 import { newSwap, tempLoopInDb } from "./_store_testing.ts";
 import { LoopInSwapStore } from "./store.ts";
@@ -1036,4 +1036,132 @@ Deno.test("reorg after the sweep was published: another variant confirmed ⇒ Mo
     ),
     JSON.stringify(h.slice(-3)),
   );
+});
+
+Deno.test("fee bump (fsm.md addition 4): unconfirmed 6 blocks after it was built and lnd's estimate pays more ⇒ rebuilt, stored before publishing; the old txid still counts when it is the one that confirms", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  assertEquals(RawTx.decode(first.tx).lockTime, 1201);
+  // 5 blocks later at a higher estimate: not yet (republished unchanged).
+  f.lnd.feeRate = 10_000n;
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS - 1;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([f.lnd.published.at(-1), f.lnd.signCalls.length], [first.tx, 1]);
+  // 6 blocks: rebuilt at the new estimate, stored, published.
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const second = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  assert(second.txid !== first.txid);
+  assert(second.feeSat! > first.feeSat!, `${second.feeSat} > ${first.feeSat}`);
+  const htlcValue = RawTx.decode(f.txs.standard).outputs[0].amount;
+  assert(second.feeSat! <= htlcValue * 20n / 100n);
+  assertEquals(RawTx.decode(second.tx).lockTime, f.lnd.tip);
+  assertEquals(f.lnd.published.at(-1), second.tx);
+  assertEquals(f.lnd.signCalls.length, 2);
+  const h = await f.store.history(f.hash);
+  assert(h.some((x) => x.event === "OnSweepHtlcTimeout" && x.reason.includes(`timeout sweep ${first.txid}`)));
+  // The first version is the one that confirms (it was in miners' mempools first).
+  const spentAt = f.lnd.tip + 1;
+  f.lnd.spends.set(`${f.txids.standard}:0`, {
+    spendingTxid: first.txid,
+    spendingHeight: spentAt,
+    spendingInputIndex: 0,
+  });
+  f.lnd.confirmations.set(first.txid, spentAt);
+  f.lnd.rawTxs.set(first.txid, first.tx);
+  f.lnd.tip = spentAt;
+  const published = f.lnd.published.length;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, f.lnd.published.length], ["MonitorHtlcTimeoutSweep", published]);
+  assert(r.swaps[0].waitingFor.includes(first.txid), r.swaps[0].waitingFor);
+  f.lnd.tip = spentAt + 2;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["HtlcTimeoutSwept", undefined]);
+  assertEquals(await states(f.t.db), ["HtlcTimeoutSwept", "HtlcTimeoutSwept"]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals([s.timeoutSweep!.txid, s.timeoutSweep!.tx, s.timeoutSweep!.confirmedHeight], [
+    first.txid,
+    first.tx,
+    spentAt,
+  ]);
+  assertEquals(s.timeoutSweep!.feeSat, first.feeSat);
+});
+
+Deno.test("fee bump: no rebuild when the estimate gives no higher fee worth a replacement or one above the 20 % cap; a bump cut short by a signing failure keeps the stored sweep", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS;
+  // Same estimate: the same fee, not more by 1 sat/vB.
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, f.lnd.published.at(-1), f.lnd.signCalls.length], [
+    "MonitorHtlcTimeoutSweep",
+    first.tx,
+    1,
+  ]);
+  assert(r.swaps[0].waitingFor.includes("no higher fee"), r.swaps[0].waitingFor);
+  // An estimate whose fee is above the cap (rate × 583 / 1000 > cap, from the rule): not rebuilt either.
+  const cap = RawTx.decode(f.txs.standard).outputs[0].amount * 20n / 100n;
+  f.lnd.feeRate = (cap + 1n) * 1000n / 583n + 1_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([f.lnd.published.at(-1), f.lnd.signCalls.length, r.swaps[0].error], [first.tx, 1, undefined]);
+  assert(r.swaps[0].waitingFor.includes("above the cap"), r.swaps[0].waitingFor);
+  // A higher estimate, but lnd fails to sign: SweepHtlcTimeout with the old sweep still stored (exit 75) ...
+  f.lnd.feeRate = 10_000n;
+  f.lnd.failNext.add("signOutputRaw");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["SweepHtlcTimeout", 75]);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep!.tx, first.tx);
+  // ... and when the estimate is back down the next run keeps it (a cheaper replacement would be refused).
+  f.lnd.feeRate = 2_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  assertEquals([(await f.store.getSwap(f.hash))!.timeoutSweep!.tx, f.lnd.published.at(-1)], [
+    first.tx,
+    first.tx,
+  ]);
+  assert((await f.store.history(f.hash)).some((x) => x.reason.includes(`timeout sweep ${first.txid} kept`)));
+});
+
+Deno.test("the HTLC output spent in a block by a transaction that does not pay the sweep address: exit 1, nothing changed", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const foreign = buildHtlcTimeoutSweep({
+    htlcTxid: f.txids.standard,
+    htlcVout: 0,
+    htlcValueSat: RawTx.decode(f.txs.standard).outputs[0].amount,
+    htlcScript: f.htlcScript,
+    htlcPkScript: f.htlcPkScript,
+    cltvExpiry: f.cltv,
+    lockTime: 1201,
+    sweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(8)),
+    feeRateSatPerKw: 2_000n,
+  });
+  f.lnd.spends.set(`${f.txids.standard}:0`, {
+    spendingTxid: foreign.txid,
+    spendingHeight: 1202,
+    spendingInputIndex: 0,
+  });
+  f.lnd.confirmations.set(foreign.txid, 1202);
+  f.lnd.rawTxs.set(foreign.txid, foreign.tx);
+  f.lnd.tip = 1205;
+  const before = await snapshot(f.t.db);
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].error?.code, r.swaps[0].error?.exitCode], ["loopin_htlc_spent_elsewhere", 1]);
+  assertEquals(await snapshot(f.t.db), before);
 });
