@@ -40,6 +40,8 @@ const TIP = 300;
 const DEPOSIT_CONF_HEIGHT = TIP;
 const CLTV = 1_200;
 const CHAIN_CHECK_MS = 50;
+/** Swaps evaluated at once: sync.ts's default, or `LOOPIN_BENCH_CONCURRENCY` (e.g. 1: the serial pass). */
+const CONCURRENCY = Number(Deno.env.get("LOOPIN_BENCH_CONCURRENCY") ?? SYNC_CONCURRENCY);
 const NOW = new Date("2026-01-02T00:00:00Z");
 const now = () => NOW;
 
@@ -185,7 +187,7 @@ const replayRetries: string[] = [];
 
 /**
  * Replays recorded calls as the pass makes them: first the calls about no swap (GetInfo), then the swaps,
- * {@linkcode SYNC_CONCURRENCY} at a time (sync.ts evaluates swaps that many at once), each swap's groups in
+ * `CONCURRENCY` at a time (sync.ts evaluates swaps that many at once), each swap's groups in
  * order with the calls of a group together.
  */
 async function replay(lnd: LndClient, calls: Call[]): Promise<void> {
@@ -206,17 +208,24 @@ async function replay(lnd: LndClient, calls: Call[]): Promise<void> {
   await runSwap(bySwap.get(-1) ?? []);
   const queue = [...bySwap.entries()].filter(([k]) => k !== -1).sort(([a], [b]) => a - b).map(([, g]) => g);
   let next = 0;
-  await Promise.all(Array.from({ length: SYNC_CONCURRENCY }, async () => {
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < queue.length) await runSwap(queue[next++]);
   }));
 }
 
 const noServer = () => Promise.reject(new Error("bench: the swap server must not be contacted"));
-const pass = (lnd: SyncLoopInLnd) =>
-  syncLoopIns(
+/** Swap evaluations of the timed passes (A) that failed (retryable lnd errors), with their first messages. */
+const passErrors: string[] = [];
+let passEvaluations = 0;
+const pass = async (lnd: SyncLoopInLnd) => {
+  const r = await syncLoopIns(
     { db, network: "regtest", lnd, server: noServer, now },
-    { listenMs: 0, chainCheckMs: CHAIN_CHECK_MS },
+    { listenMs: 0, chainCheckMs: CHAIN_CHECK_MS, concurrency: CONCURRENCY },
   );
+  passEvaluations += r.swaps.length;
+  for (const s of r.swaps) if (s.error) passErrors.push(s.error.message);
+  return r;
+};
 
 /** Every table's rows, as text. */
 async function snapshot(): Promise<string> {
@@ -256,7 +265,7 @@ async function recordPass(lnd: LndClient, label: string): Promise<Call[]> {
   console.log(
     `${label}: one pass makes ${rec.calls.length} lnd calls in ${
       new Set(rec.calls.map((c) => `${c.swap}/${c.group}`)).size
-    } groups (sequential within a swap, ${SYNC_CONCURRENCY} swaps at once): ${JSON.stringify(counts)}`,
+    } groups (sequential within a swap, ${CONCURRENCY} swaps at once): ${JSON.stringify(counts)}`,
   );
   return rec.calls;
 }
@@ -325,6 +334,8 @@ globalThis.addEventListener("unload", () => {
       "| bench | n | min | median | max |",
       "| --- | --- | --- | --- | --- |",
       ...rows,
+      `swap evaluations of the passes that failed (retryable): ${passErrors.length} of ${passEvaluations}`,
+      ...passErrors.slice(0, 3),
       `replay calls retried after an HTTP/2 session failure: ${replayRetries.length}`,
       ...replayRetries.slice(0, 3),
     ].join("\n"),

@@ -66,6 +66,8 @@ export class FakeSyncLnd implements SyncLoopInLnd {
   feeRate = 2_000n;
   published: Uint8Array[] = [];
   publishError: Error | null = null;
+  /** GetInfo's `synced_to_chain`. */
+  synced = true;
   /** Calls by method name, in order. */
   calls: string[] = [];
   /** Fail the next call of this method with an unreachable error. */
@@ -89,7 +91,7 @@ export class FakeSyncLnd implements SyncLoopInLnd {
       blockHeight: this.tip,
       blockHash: "",
       chains: [{ chain: "bitcoin", network: "regtest" }],
-      syncedToChain: true,
+      syncedToChain: this.synced,
       version: "test",
     });
   }

@@ -213,6 +213,8 @@ interface Ctx {
   store: LoopInSwapStore;
   now: () => Date;
   tip: number;
+  /** lnd's `synced_to_chain` at the start of the run: its wallet view is only a chain fact when true. */
+  synced: boolean;
   chainCheckMs: number;
   addresses: Map<number, StaticAddressRow>;
   /** The swap server, once opened (one opening shared by the swaps evaluated at once). */
@@ -305,8 +307,11 @@ export async function syncLoopIns(
     }
   }
   let tip: number;
+  let synced: boolean;
   try {
-    tip = (await deps.lnd.getInfo()).blockHeight;
+    const info = await deps.lnd.getInfo();
+    tip = info.blockHeight;
+    synced = info.syncedToChain;
   } catch (err) {
     throw retryable(err, "lnd GetInfo");
   }
@@ -321,6 +326,7 @@ export async function syncLoopIns(
     store,
     now,
     tip,
+    synced,
     chainCheckMs: opts.chainCheckMs ?? 1_500,
     addresses: new Map(addresses.map((a) => [a.id, a])),
     server: null,
@@ -979,7 +985,7 @@ async function confirmedHtlc(c: Ctx, s: LoopInSwap): Promise<ConfirmedHtlc | nul
  * - not armed, or the deposits already released ⇒ null (no signatures: no HTLC can exist);
  * - an HTLC variant seen confirmed (1–2 blocks) ⇒ a hold: the deposits are in that HTLC, nothing is released,
  *   and the swap goes to `SweepHtlcTimeout` once it has 3 (returns the reason, the run reports it);
- * - every deposit listed unspent ⇒ null (release);
+ * - every deposit listed unspent ⇒ null (release), once lnd reports `synced_to_chain` (else ambiguous);
  * - a deposit not listed: its spend is asked (bounded); spent by an HTLC variant ⇒ a hold; spent in a block by
  *   another transaction ⇒ null (no HTLC variant can confirm any more: each spends every deposit; the swap stays
  *   watched until that spend is buried, {@linkcode WATCH_END_CONFIRMATIONS});
@@ -1012,7 +1018,16 @@ async function releaseHold(c: Ctx, s: LoopInSwap): Promise<string | null> {
   }
   const unspent = new Set(utxos.map((u) => `${u.txid}:${u.vout}`));
   const missing = s.deposits.filter((d) => !unspent.has(d.outpoint));
-  if (!missing.length) return null;
+  if (!missing.length) {
+    if (c.synced) return null;
+    // A wallet still catching up may list an output a recent block spent.
+    throw new LoopkitError(
+      "loopin_release_ambiguous",
+      `lnd reports it is not synced to the chain (GetInfo synced_to_chain false): its wallet may not have seen a ` +
+        `recent block spending the deposits; nothing released, deposits stay locked; the next run checks again`,
+      ExitCode.TempFail,
+    );
+  }
   const htlcTxids = new Map(s.htlcTxids ? HTLC_VARIANTS.map((v) => [s.htlcTxids![v], v]) : []);
   const spends = await Promise.all(missing.map(async (d) => {
     try {

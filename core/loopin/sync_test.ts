@@ -290,6 +290,24 @@ for (const point of RELEASE_POINTS) {
   });
 }
 
+Deno.test("deposits listed unspent by an lnd that is not synced to the chain are not released (exit 75)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.synced = false;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.code], [
+    "MonitorInvoiceAndHtlcTx",
+    "loopin_release_ambiguous",
+  ]);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  f.lnd.synced = true;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+});
+
 Deno.test("an HTLC variant in the mempool (deposits spent, no confirmation yet) keeps the deposits locked at the deadline, exit 75", async () => {
   const clock = { now: T0 };
   const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
