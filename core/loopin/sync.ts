@@ -570,15 +570,31 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
   const e: Eval = { swap: swap0, actions: [] };
   const before = swap0.state;
   try {
-    try {
-      await step(c, e);
-    } catch (err) {
-      // Another loopkit process moved the swap between our read and our write: nothing of ours was
-      // written; continue once from what it stored (e.g. publish the sweep it stored, never our own).
-      if (!(err instanceof LoopkitError && err.code === "loopin_state_changed")) throw err;
-      await reload(c, e);
-      e.actions.push(`another process moved the swap to ${e.swap.state}; continued from there`);
-      await step(c, e);
+    let moved = false;
+    let lost = false;
+    for (;;) {
+      try {
+        await step(c, e);
+        break;
+      } catch (err) {
+        if (!moved && err instanceof LoopkitError && err.code === "loopin_state_changed") {
+          // Another loopkit process moved the swap between our read and our write: nothing of ours was
+          // written; continue once from what it stored (e.g. publish the sweep it stored, never our own).
+          moved = true;
+          await reload(c, e);
+          e.actions.push(`another process moved the swap to ${e.swap.state}; continued from there`);
+        } else if (!lost && sessionLost(err)) {
+          // The failed step wrote nothing (each step is one transaction, after its lnd calls), and every lnd
+          // call of a step may be repeated (cancel, lookups, queries, signing, republishing stored bytes):
+          // continue once from the stored state, as the next run would.
+          lost = true;
+          e.waiting = undefined;
+          await reload(c, e);
+          e.actions.push(
+            "an lnd call was lost with its HTTP/2 session; continued once from the stored state",
+          );
+        } else throw err;
+      }
     }
     return {
       swapHash: swap0.swapHashHex,
@@ -599,6 +615,18 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
       error: { code: x.code, message: x.message, exitCode: x.exitCode },
     };
   }
+}
+
+/**
+ * True for an lnd call lost with its HTTP/2 session (grpc-js: "Received RST_STREAM with code 2 triggered by
+ * internal client error: Session closed with error code 2"), seen against the fake lnd when many calls are in
+ * flight at once (bench/README.md); other lnd failures (unreachable, refusals) are not retried within a run.
+ */
+function sessionLost(err: unknown): boolean {
+  for (let x = err, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    if (x instanceof LndError && /RST_STREAM|Session closed/i.test(`${x.details} ${x.message}`)) return true;
+  }
+  return false;
 }
 
 async function reload(c: Ctx, e: Eval): Promise<LoopInSwap> {

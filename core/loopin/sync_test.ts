@@ -1183,3 +1183,33 @@ Deno.test("the HTLC output spent in a block by a transaction that does not pay t
   assertEquals([r.swaps[0].error?.code, r.swaps[0].error?.exitCode], ["loopin_htlc_spent_elsewhere", 1]);
   assertEquals(await snapshot(f.t.db), before);
 });
+
+Deno.test("an lnd call lost with its HTTP/2 session is evaluated once more from the stored state; twice in a row stays retryable", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  const lost = () =>
+    new LndError(
+      "Lightning.LookupInvoice",
+      "unknown",
+      "Received RST_STREAM with code 2 triggered by internal client error: Session closed with error code 2",
+    );
+  const orig = f.lnd.lookupInvoice.bind(f.lnd);
+  let failures = 2;
+  f.lnd.lookupInvoice = (h) => failures-- > 0 ? Promise.reject(lost()) : orig(h);
+  const before = await snapshot(f.t.db);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorInvoiceAndHtlcTx", 75]);
+  assertEquals(await snapshot(f.t.db), before);
+  failures = 1;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assert(r.swaps[0].actions.some((a) => a.includes("HTTP/2 session")), r.swaps[0].actions.join("; "));
+  // lnd unreachable is not retried within the run.
+  const g = await armedSwap({ now: () => clock.now });
+  await using _u = g.t;
+  g.lnd.failNext.add("lookupInvoice");
+  r = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.exitCode, 75);
+});
