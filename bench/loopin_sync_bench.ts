@@ -7,20 +7,22 @@
  *
  * - A: one `syncLoopIns` pass (`listenMs: 0`; the swap-server opener throws, and the pass is checked not to
  *   call it) over a real libSQL file and real gRPC to the fake lnd (TLS, macaroon, lnd's protos).
- * - B: exactly the lnd calls of one pass, recorded at set-up through a counting proxy (method, arguments, and
- *   which calls were in flight together), replayed directly over the same `GrpcLndClient`, nothing else.
+ * - B: exactly the lnd calls of one pass, recorded at set-up through a counting proxy (method, arguments, the
+ *   swap each is about, and which calls of a swap were in flight together), replayed directly over the same
+ *   `GrpcLndClient` with the pass's shape: swaps `SYNC_CONCURRENCY` (8) at a time, nothing else.
  *
  * Two chain situations, each its own group (A vs B):
  * - "HTLC seen, 1 conf": every HTLC variant has 1 confirmation (< 3), so lnd answers each
  *   RegisterConfirmationsNtfn at once and nothing changes: loopkit's own cost against real round trips.
  * - "nothing confirmed": lnd holds each RegisterConfirmationsNtfn open, the client ends it at `chainCheckMs`
- *   (50 ms here, 1.5 s by default): a pass is then bounded by 100 × `chainCheckMs`.
+ *   (50 ms here, 1.5 s by default): a pass then takes about 100 / 8 × `chainCheckMs` (before the swaps were
+ *   evaluated 8 at a time: 100 × `chainCheckMs`).
  *
  * After set-up the bench asserts that a pass changes nothing (same database snapshot before and after).
  * Besides Deno's table, min / median / max of the measured sections are printed at the end.
  */
 import { type Db, openDb } from "../core/db/db.ts";
-import { type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
+import { SYNC_CONCURRENCY, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
 import { LoopInSwapStore } from "../core/loopin/store.ts";
 import { newSwap, tempLoopInDb } from "../core/loopin/_store_testing.ts";
 import { FEE_RATES, hexOf, SERVER_HTLC_PUBKEY } from "../core/loopin/_sync_testing.ts";
@@ -38,6 +40,8 @@ const TIP = 300;
 const DEPOSIT_CONF_HEIGHT = TIP;
 const CLTV = 1_200;
 const CHAIN_CHECK_MS = 50;
+/** Swaps evaluated at once: sync.ts's default, or `LOOPIN_BENCH_CONCURRENCY` (e.g. 1: the serial pass). */
+const CONCURRENCY = Number(Deno.env.get("LOOPIN_BENCH_CONCURRENCY") ?? SYNC_CONCURRENCY);
 const NOW = new Date("2026-01-02T00:00:00Z");
 const now = () => NOW;
 
@@ -125,30 +129,49 @@ async function fakeLnd(htlcConfirmations: 0 | 1): Promise<{ fake: FakeLnd; lnd: 
   return { fake, lnd };
 }
 
-/** One recorded lnd call; calls with the same `group` were in flight together. */
+/**
+ * One recorded lnd call: `swap` is the index of the swap it is about (by its swap hash or an HTLC txid in the
+ * arguments; -1 for GetInfo); calls of one swap with the same `group` were in flight together.
+ */
 interface Call {
   method: keyof SyncLoopInLnd;
   args: unknown[];
+  swap: number;
   group: number;
+}
+
+/** The swap a call is about: its swap hash (LookupInvoice) or one of its HTLC txids (the confirmation queries). */
+const swapOfKey = new Map<string, number>();
+for (const [i, s] of swaps.entries()) {
+  swapOfKey.set(hexOf(s.hash), i);
+  for (const v of HTLC_VARIANTS) swapOfKey.set(s.txids[v], i);
+}
+function swapOf(args: unknown[]): number {
+  for (const a of args) {
+    const k = a instanceof Uint8Array ? hexOf(a) : typeof a === "string" ? a : null;
+    if (k !== null && swapOfKey.has(k)) return swapOfKey.get(k)!;
+  }
+  return -1;
 }
 
 /** A proxy over `lnd` that records every call of sync's lnd interface. */
 function recording(lnd: LndClient): { lnd: SyncLoopInLnd; calls: Call[] } {
   const calls: Call[] = [];
-  let inFlight = 0;
-  let group = -1;
+  const inFlight = new Map<number, number>();
+  const group = new Map<number, number>();
   const proxy = new Proxy(lnd, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
       if (typeof v !== "function") return v;
       return async (...args: unknown[]) => {
-        if (inFlight === 0) group++;
-        inFlight++;
-        calls.push({ method: prop as keyof SyncLoopInLnd, args, group });
+        const swap = swapOf(args);
+        if (!inFlight.get(swap)) group.set(swap, (group.get(swap) ?? -1) + 1);
+        inFlight.set(swap, (inFlight.get(swap) ?? 0) + 1);
+        calls.push({ method: prop as keyof SyncLoopInLnd, args, swap, group: group.get(swap)! });
         try {
           return await v.apply(target, args);
         } finally {
-          inFlight--;
+          inFlight.set(swap, inFlight.get(swap)! - 1);
         }
       };
     },
@@ -162,28 +185,47 @@ function recording(lnd: LndClient): { lnd: SyncLoopInLnd; calls: Call[] } {
  */
 const replayRetries: string[] = [];
 
-/** Replays recorded calls: groups in order, the calls of a group together. */
+/**
+ * Replays recorded calls as the pass makes them: first the calls about no swap (GetInfo), then the swaps,
+ * `CONCURRENCY` at a time (sync.ts evaluates swaps that many at once), each swap's groups in
+ * order with the calls of a group together.
+ */
 async function replay(lnd: LndClient, calls: Call[]): Promise<void> {
-  const groups: Call[][] = [];
-  for (const c of calls) (groups[c.group] ??= []).push(c);
-  const call = (c: Call) => (lnd[c.method] as (...a: unknown[]) => Promise<unknown>).apply(lnd, c.args);
-  for (const g of groups) {
-    await Promise.all(g.map((c) =>
-      call(c).catch((err) => {
-        if (!/RST_STREAM|Session closed/.test(String(err))) throw err;
-        replayRetries.push(`${c.method}: ${(err as Error).message}`);
-        return call(c);
-      })
-    ));
+  const call = (c: Call) =>
+    (lnd[c.method] as (...a: unknown[]) => Promise<unknown>).apply(lnd, c.args).catch((err) => {
+      if (!/RST_STREAM|Session closed/.test(String(err))) throw err;
+      replayRetries.push(`${c.method}: ${(err as Error).message}`);
+      return (lnd[c.method] as (...a: unknown[]) => Promise<unknown>).apply(lnd, c.args);
+    });
+  const bySwap = new Map<number, Call[][]>();
+  for (const c of calls) {
+    const groups = bySwap.get(c.swap) ?? bySwap.set(c.swap, []).get(c.swap)!;
+    (groups[c.group] ??= []).push(c);
   }
+  const runSwap = async (groups: Call[][]) => {
+    for (const g of groups) await Promise.all(g.map(call));
+  };
+  await runSwap(bySwap.get(-1) ?? []);
+  const queue = [...bySwap.entries()].filter(([k]) => k !== -1).sort(([a], [b]) => a - b).map(([, g]) => g);
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < queue.length) await runSwap(queue[next++]);
+  }));
 }
 
 const noServer = () => Promise.reject(new Error("bench: the swap server must not be contacted"));
-const pass = (lnd: SyncLoopInLnd) =>
-  syncLoopIns(
+/** Swap evaluations of the timed passes (A) that failed (retryable lnd errors), with their first messages. */
+const passErrors: string[] = [];
+let passEvaluations = 0;
+const pass = async (lnd: SyncLoopInLnd) => {
+  const r = await syncLoopIns(
     { db, network: "regtest", lnd, server: noServer, now },
-    { listenMs: 0, chainCheckMs: CHAIN_CHECK_MS },
+    { listenMs: 0, chainCheckMs: CHAIN_CHECK_MS, concurrency: CONCURRENCY },
   );
+  passEvaluations += r.swaps.length;
+  for (const s of r.swaps) if (s.error) passErrors.push(s.error.message);
+  return r;
+};
 
 /** Every table's rows, as text. */
 async function snapshot(): Promise<string> {
@@ -213,15 +255,17 @@ async function recordPass(lnd: LndClient, label: string): Promise<Call[]> {
   const rec2 = recording(lnd);
   await pass(rec2.lnd);
   if (await snapshot() !== before) throw new Error(`bench (${label}): a second pass changed the database`);
-  if (rec2.calls.map((c) => c.method).join() !== rec.calls.map((c) => c.method).join()) {
+  // Swaps are evaluated concurrently: the calls' interleaving may differ, each swap's calls may not.
+  const perSwap = (calls: Call[]) => calls.map((c) => `${c.swap}/${c.group}/${c.method}`).sort().join();
+  if (perSwap(rec2.calls) !== perSwap(rec.calls)) {
     throw new Error(`bench (${label}): two passes made different lnd calls`);
   }
   const counts: Record<string, number> = {};
   for (const c of rec.calls) counts[c.method] = (counts[c.method] ?? 0) + 1;
   console.log(
     `${label}: one pass makes ${rec.calls.length} lnd calls in ${
-      new Set(rec.calls.map((c) => c.group)).size
-    } sequential groups: ${JSON.stringify(counts)}`,
+      new Set(rec.calls.map((c) => `${c.swap}/${c.group}`)).size
+    } groups (sequential within a swap, ${CONCURRENCY} swaps at once): ${JSON.stringify(counts)}`,
   );
   return rec.calls;
 }
@@ -290,6 +334,8 @@ globalThis.addEventListener("unload", () => {
       "| bench | n | min | median | max |",
       "| --- | --- | --- | --- | --- |",
       ...rows,
+      `swap evaluations of the passes that failed (retryable): ${passErrors.length} of ${passEvaluations}`,
+      ...passErrors.slice(0, 3),
       `replay calls retried after an HTTP/2 session failure: ${replayRetries.length}`,
       ...replayRetries.slice(0, 3),
     ].join("\n"),

@@ -663,6 +663,7 @@ async function runSync(ctx: Context, opts: LoopInFlags, listenSec: number | unde
     cancelInvoice: async (h) => (await node()).cancelInvoice(h),
     registerConfirmation: async (t, p, n, h, o) => (await node()).registerConfirmation(t, p, n, h, o),
     registerSpend: async (op, p, h, o) => (await node()).registerSpend(op, p, h, o),
+    listUnspent: async (min, max, o) => (await node()).listUnspent(min, max, o),
     signOutputRaw: async (tx, d, p) => (await node()).signOutputRaw(tx, d, p),
     publishTransaction: async (tx, l) => (await node()).publishTransaction(tx, l),
     estimateFeeSatPerKw: async (c) => (await node()).estimateFeeSatPerKw(c),

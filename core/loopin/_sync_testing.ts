@@ -17,6 +17,7 @@ import type {
   SignDescriptor,
   SpendDetails,
   TxOut,
+  Utxo,
 } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification } from "../swapserver/client.ts";
@@ -49,11 +50,24 @@ export class FakeSyncLnd implements SyncLoopInLnd {
   cancelResult: InvoiceState = "CANCELED";
   /** Confirmation heights by txid. */
   confirmations = new Map<string, number>();
-  /** Spends by outpoint. */
+  /** Raw transactions by txid, given with their confirmation (lnd's `raw_tx`). */
+  rawTxs = new Map<string, Uint8Array>();
+  /** Spends by outpoint (RegisterSpendNtfn's answer; such an outpoint is not listed by ListUnspent either). */
   spends = new Map<string, SpendDetails>();
+  /** lnd's wallet outputs (ListUnspent, unconfirmed included); `armedSwap` puts the swap's deposits here. */
+  utxos: Utxo[] = [];
+  /** Outpoints the wallet knows spent by an unconfirmed transaction: left out of ListUnspent, no spend event. */
+  mempoolSpent = new Set<string>();
+  /**
+   * A slow lnd: its confirmation and spend answers arrive after the query's window (null, as the gRPC client
+   * reports a stream it ended at `timeoutMs`), while request/response calls answer as usual.
+   */
+  slowChain = false;
   feeRate = 2_000n;
   published: Uint8Array[] = [];
   publishError: Error | null = null;
+  /** GetInfo's `synced_to_chain`. */
+  synced = true;
   /** Calls by method name, in order. */
   calls: string[] = [];
   /** Fail the next call of this method with an unreachable error. */
@@ -77,7 +91,7 @@ export class FakeSyncLnd implements SyncLoopInLnd {
       blockHeight: this.tip,
       blockHash: "",
       chains: [{ chain: "bitcoin", network: "regtest" }],
-      syncedToChain: true,
+      syncedToChain: this.synced,
       version: "test",
     });
   }
@@ -124,13 +138,33 @@ export class FakeSyncLnd implements SyncLoopInLnd {
     _hint: number,
   ): Promise<ConfirmationDetails | null> {
     this.#enter("registerConfirmation");
+    if (this.slowChain) return Promise.resolve(null);
     const h = txid ? this.confirmations.get(txid) : undefined;
     if (h === undefined || h > this.tip) return Promise.resolve(null);
-    return Promise.resolve({ blockHeight: h, blockHash: "", txIndex: 0, rawTx: new Uint8Array() });
+    return Promise.resolve({
+      blockHeight: h,
+      blockHash: "",
+      txIndex: 0,
+      rawTx: this.rawTxs.get(txid!) ?? new Uint8Array(),
+    });
   }
   registerSpend(o: { txid: string; vout: number }): Promise<SpendDetails | null> {
     this.#enter("registerSpend");
+    if (this.slowChain) return Promise.resolve(null);
     return Promise.resolve(this.spends.get(`${o.txid}:${o.vout}`) ?? null);
+  }
+  listUnspent(
+    _min: number,
+    _max: number,
+    opts?: { account?: string; pkScripts?: readonly Uint8Array[] },
+  ): Promise<Utxo[]> {
+    this.#enter("listUnspent");
+    const wanted = opts?.pkScripts?.map(hexOf);
+    return Promise.resolve(this.utxos.filter((u) => {
+      const op = `${u.txid}:${u.vout}`;
+      if (this.spends.has(op) || this.mempoolSpent.has(op)) return false;
+      return !wanted || wanted.includes(hexOf(u.pkScript));
+    }));
   }
   signOutputRaw(tx: Uint8Array, descs: SignDescriptor[], _prev: TxOut[]): Promise<Uint8Array[]> {
     this.#enter("signOutputRaw");
@@ -224,6 +258,96 @@ export function hexOf(b: Uint8Array): string {
 /** Fee rates of the three variants in the tests, sat/kw. */
 export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 2_000n, extreme: 5_000n };
 
+/** One armed swap of {@linkcode armedSwaps}. */
+export interface ArmedSwapFixture {
+  rec: ReturnType<typeof newSwap>;
+  hash: Uint8Array;
+  /** Its two deposit outpoints. */
+  outpoints: string[];
+  txids: Record<HtlcVariant, string>;
+  txs: Record<HtlcVariant, Uint8Array>;
+  htlcScript: Uint8Array;
+  htlcPkScript: Uint8Array;
+}
+
+/**
+ * A temp database with `n` swaps, each over two deposits (1 000 000 + 2 000 000 sat, confirmed at 100) with
+ * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), their invoices
+ * OPEN and their deposits listed unspent in the fake lnd.
+ */
+export async function armedSwaps(
+  n: number,
+  opts: { cltv?: number; now?: () => Date; depositConfHeight?: number; dir?: string } = {},
+) {
+  const t = await tempLoopInDb({
+    amounts: Array.from({ length: 2 * n }, (_, i) => (i % 2 ? 2_000_000n : 1_000_000n)),
+    confirmationHeight: opts.depositConfHeight,
+    dir: opts.dir,
+  });
+  const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
+  const store = new LoopInSwapStore(t.db, { now });
+  const cltv = opts.cltv ?? 1200;
+  const lnd = new FakeSyncLnd();
+  const depositHeight = opts.depositConfHeight ?? 100;
+  const swaps: ArmedSwapFixture[] = [];
+  for (let k = 0; k < n; k++) {
+    const outpoints = t.outpoints.slice(2 * k, 2 * k + 2);
+    const rec = newSwap(outpoints, 3_000_000n, k + 1, {
+      swapAmountSat: 2_500_000n,
+      selectedAmountSat: 2_500_000n,
+    });
+    await store.createSwap(rec);
+    await store.setInvoice(rec.swapHash, "lnbcrt1");
+    const script = htlcV2Script({
+      senderPubkey: rec.htlcKey.rawKeyBytes,
+      receiverPubkey: SERVER_HTLC_PUBKEY,
+      swapHash: rec.swapHash,
+      cltvExpiry: cltv,
+    });
+    const htlcPkScript = htlcP2wshPkScript(script);
+    const txs = {} as Record<HtlcVariant, Uint8Array>;
+    const txids = {} as Record<HtlcVariant, string>;
+    for (const v of HTLC_VARIANTS) {
+      const b = buildHtlcTx({
+        deposits: [
+          { txid: outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
+          { txid: outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
+        ],
+        swapAmountSat: 2_500_000n,
+        changeSat: 500_000n,
+        feeRateSatPerKw: FEE_RATES[v],
+        htlcPkScript,
+        staticPkScript: t.address.pkScript,
+        maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
+      });
+      txs[v] = b.tx;
+      txids[v] = b.txid;
+    }
+    await store.recordServerParams(rec.swapHash, {
+      htlcServerPubKey: SERVER_HTLC_PUBKEY,
+      htlcExpiry: cltv,
+      feeRates: FEE_RATES,
+      htlcTxids: txids,
+      htlcTxs: txs,
+      timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
+    });
+    await store.markArmed(rec.swapHash);
+    await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
+    await store.releaseOwner(rec.swapHash);
+    lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
+    lnd.utxos.push(...outpoints.map((op, i) => ({
+      txid: op.split(":")[0],
+      vout: Number(op.split(":")[1]),
+      amountSat: [1_000_000n, 2_000_000n][i],
+      pkScript: t.address.pkScript,
+      confirmations: depositHeight > 0 ? Math.max(0, lnd.tip - depositHeight + 1) : 0,
+      address: "",
+    })));
+    swaps.push({ rec, hash: rec.swapHash, outpoints, txids, txs, htlcScript: script, htlcPkScript });
+  }
+  return { t, store, lnd, cltv, swaps };
+}
+
 /**
  * A temp database with two deposits (1 000 000 + 2 000 000 sat, confirmed at 100) and one swap over both with
  * 500 000 sat change, armed and in `MonitorInvoiceAndHtlcTx`, HTLC CLTV `cltv` (default 1200), its invoice OPEN
@@ -232,57 +356,17 @@ export const FEE_RATES: Record<HtlcVariant, bigint> = { standard: 1_000n, high: 
 export async function armedSwap(
   opts: { cltv?: number; now?: () => Date; depositConfHeight?: number; dir?: string } = {},
 ) {
-  const t = await tempLoopInDb({
-    amounts: [1_000_000n, 2_000_000n],
-    confirmationHeight: opts.depositConfHeight,
-    dir: opts.dir,
-  });
-  const now = opts.now ?? (() => new Date("2026-01-02T00:00:00Z"));
-  const store = new LoopInSwapStore(t.db, { now });
-  const rec = newSwap(t.outpoints, 3_000_000n, 1, {
-    swapAmountSat: 2_500_000n,
-    selectedAmountSat: 2_500_000n,
-  });
-  await store.createSwap(rec);
-  await store.setInvoice(rec.swapHash, "lnbcrt1");
-  const cltv = opts.cltv ?? 1200;
-  const script = htlcV2Script({
-    senderPubkey: rec.htlcKey.rawKeyBytes,
-    receiverPubkey: SERVER_HTLC_PUBKEY,
-    swapHash: rec.swapHash,
-    cltvExpiry: cltv,
-  });
-  const htlcPkScript = htlcP2wshPkScript(script);
-  const txs = {} as Record<HtlcVariant, Uint8Array>;
-  const txids = {} as Record<HtlcVariant, string>;
-  for (const v of HTLC_VARIANTS) {
-    const b = buildHtlcTx({
-      deposits: [
-        { txid: t.outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
-        { txid: t.outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
-      ],
-      swapAmountSat: 2_500_000n,
-      changeSat: 500_000n,
-      feeRateSatPerKw: FEE_RATES[v],
-      htlcPkScript,
-      staticPkScript: t.address.pkScript,
-      maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
-    });
-    txs[v] = b.tx;
-    txids[v] = b.txid;
-  }
-  await store.recordServerParams(rec.swapHash, {
-    htlcServerPubKey: SERVER_HTLC_PUBKEY,
-    htlcExpiry: cltv,
-    feeRates: FEE_RATES,
-    htlcTxids: txids,
-    htlcTxs: txs,
-    timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
-  });
-  await store.markArmed(rec.swapHash);
-  await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
-  await store.releaseOwner(rec.swapHash);
-  const lnd = new FakeSyncLnd();
-  lnd.invoices.set(hexOf(rec.swapHash), "OPEN");
-  return { t, store, rec, hash: rec.swapHash, txids, txs, htlcScript: script, htlcPkScript, lnd, cltv };
+  const { t, store, lnd, cltv, swaps: [s] } = await armedSwaps(1, opts);
+  return {
+    t,
+    store,
+    rec: s.rec,
+    hash: s.hash,
+    txids: s.txids,
+    txs: s.txs,
+    htlcScript: s.htlcScript,
+    htlcPkScript: s.htlcPkScript,
+    lnd,
+    cltv,
+  };
 }

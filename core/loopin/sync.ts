@@ -12,6 +12,11 @@
  * - `UnlockDeposits`: (armed: an HTLC variant on chain first ⇒ `SweepHtlcTimeout`); invoice cancel
  *   acknowledged (lnd's CancelInvoice, then LookupInvoice reads CANCELED or NOT_FOUND) ⇒ deposits `Deposited`,
  *   `Failed`; lnd says SETTLED ⇒ `PaymentReceived → Succeeded`, deposits `LoopedIn` (settlement wins).
+ * - Every release of an armed swap's deposits (deadline, rejection, CLTV, unlock) rests on a definite chain fact
+ *   (`releaseHold`): lnd's wallet lists every deposit unspent (ListUnspent, mempool included), or a deposit is
+ *   spent in a block by a transaction that is no HTLC variant. An HTLC variant seen at 1–2 confirmations (or as
+ *   a deposit's spender) holds the deposits, with no error, until it has 3; anything else (a deposit not listed
+ *   and no answer within `chainCheckMs`: an HTLC in the mempool, or a slow lnd) changes nothing and exits 75.
  * - `MonitorInvoiceAndHtlcTx`: (a) invoice SETTLED ⇒ `Succeeded` with the deposits `LoopedIn`, one transaction;
  *   (b) a persisted rejection ⇒ the chain first, then cancel (acknowledged), deposits released, `Failed` —
  *   still watched (review §1.3); (c) the deadline is armed from a persisted start (risk acceptance time, or the
@@ -24,8 +29,14 @@
  * - `SweepHtlcTimeout`: from the CLTV height on, the timeout sweep of the variant that confirmed is built
  *   (timeout_sweep.ts), signed by lnd (`SignOutputRaw`, SIGN_METHOD_WITNESS_V0, SIGHASH_ALL, the HTLC key
  *   locator), verified, stored with `→ MonitorHtlcTimeoutSweep`, and only then published.
- * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep has 3 confirmations ⇒
- *   `HtlcTimeoutSwept` (deposits too).
+ * - `MonitorHtlcTimeoutSweep`: the stored bytes are republished unchanged until the sweep (or an earlier fee
+ *   version of it, found as the HTLC output's spender) has 3 confirmations ⇒ `HtlcTimeoutSwept` (deposits too);
+ *   still unconfirmed `TIMEOUT_SWEEP_BUMP_BLOCKS` after it was built with a higher estimate within the cap, or
+ *   another HTLC variant confirmed instead (a reorg) ⇒ `→ SweepHtlcTimeout`, rebuilt (fsm.md addition 4).
+ *   Before a sweep is signed, and while it is followed, the stored confirmed variant is re-checked (`recheckHtlc`).
+ *
+ * Swaps are evaluated {@linkcode SYNC_CONCURRENCY} at a time (their lnd queries overlap; their store calls, each
+ * its own transaction, run one after another).
  *
  * Notifications (risk decisions, sweep requests) come from `SubscribeNotifications`, held open for up to
  * `listenMs` only while some swap wants them, and closed as soon as none does; with nothing pending or watched
@@ -49,8 +60,8 @@ import { txidToBytes } from "../staticaddr/outpoint.ts";
 import type { LndClient } from "../../lnd/types.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
 import type { ServerNotification, SwapServerClient } from "../swapserver/client.ts";
-import { isAlreadyKnownPublishError } from "../deposits/sync.ts";
-import { type LoopInSwap, LoopInSwapStore } from "./store.ts";
+import { IMPORTED_ACCOUNT, isAccountFilterRefused, isAlreadyKnownPublishError } from "../deposits/sync.ts";
+import { type ConfirmedHtlc, type LoopInSwap, LoopInSwapStore, swapChanged } from "./store.ts";
 import {
   DEFAULT_PAYMENT_TIMEOUT_SEC,
   HTLC_CONFIRMATIONS,
@@ -76,6 +87,7 @@ export type SyncLoopInLnd = Pick<
   | "cancelInvoice"
   | "registerConfirmation"
   | "registerSpend"
+  | "listUnspent"
   | "signOutputRaw"
   | "publishTransaction"
   | "estimateFeeSatPerKw"
@@ -125,7 +137,19 @@ export interface SyncLoopInOptions {
   pollMs?: number;
   /** Bound of each lnd confirmation or spend query, ms (default 1.5 s). */
   chainCheckMs?: number;
+  /**
+   * How many swaps are evaluated at once (default {@linkcode SYNC_CONCURRENCY}): their lnd queries overlap, their
+   * database writes stay one transaction each, one after another.
+   */
+  concurrency?: number;
 }
+
+/**
+ * Default number of swaps evaluated at once. Each waits up to `chainCheckMs` for lnd's confirmation answers, so
+ * one after another 100 unconfirmed armed swaps take ≥ 100 × `chainCheckMs` (bench/README.md); 8 bounds the lnd
+ * streams in flight (3 per swap) well below lnd's limits while dividing that time by 8.
+ */
+export const SYNC_CONCURRENCY = 8;
 
 /** Default `--listen`, ms. */
 export const DEFAULT_LISTEN_MS = 30_000;
@@ -189,21 +213,66 @@ interface Ctx {
   store: LoopInSwapStore;
   now: () => Date;
   tip: number;
+  /** lnd's `synced_to_chain` at the start of the run: its wallet view is only a chain fact when true. */
+  synced: boolean;
   chainCheckMs: number;
   addresses: Map<number, StaticAddressRow>;
-  server: SyncLoopInServer | null;
+  /** The swap server, once opened (one opening shared by the swaps evaluated at once). */
+  server: Promise<SyncLoopInServer> | null;
   /** HTLC confirmation answers of this run (the tip is read once per run): re-evaluations while listening reuse them. */
-  htlcChecks: Map<string, { variant: HtlcVariant; txid: string; height: number } | null>;
+  htlcChecks: Map<string, HtlcChain>;
+  /** lnd's timeout-sweep fee estimate of this run, once asked. */
+  sweepFeeRate?: bigint;
   serverContacted: boolean;
   log: (line: string) => void;
 }
 
-async function openServer(c: Ctx): Promise<SyncLoopInServer> {
+function openServer(c: Ctx): Promise<SyncLoopInServer> {
   if (!c.server) {
     c.serverContacted = true;
-    c.server = await c.deps.server();
+    c.server = c.deps.server().catch((err) => {
+      c.server = null; // a later step may try again
+      throw err;
+    });
   }
   return c.server;
+}
+
+/**
+ * The store with its calls run one at a time, in call order. Swaps are evaluated concurrently, and two write
+ * transactions of one process on one SQLite file would wait for each other's lock while blocking the thread the
+ * other needs to commit (measured: SQLITE_BUSY after the busy timeout); each call is still its own transaction.
+ */
+function serialStore(store: LoopInSwapStore): LoopInSwapStore {
+  let tail: Promise<unknown> = Promise.resolve();
+  return new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        const run = tail.then(() => v.apply(target, args));
+        tail = run.catch(() => {});
+        return run;
+      };
+    },
+  });
+}
+
+/** Runs `fn` over `items`, at most `limit` at once, starting none once `signal` is aborted. */
+async function boundedEach<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !signal?.aborted) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 /**
@@ -220,7 +289,7 @@ export async function syncLoopIns(
   opts: SyncLoopInOptions = {},
 ): Promise<LoopInSyncResult> {
   const now = deps.now ?? (() => new Date());
-  const store = deps.store ?? new LoopInSwapStore(deps.db, { now });
+  const store = serialStore(deps.store ?? new LoopInSwapStore(deps.db, { now }));
   let active = await store.listSwaps({ activeOnly: true });
   const sweepWaiting = await succeededAwaitingSweep(store, now());
   const result: LoopInSyncResult = { tipHeight: 0, swaps: [], serverContacted: false, notifications: [] };
@@ -238,8 +307,11 @@ export async function syncLoopIns(
     }
   }
   let tip: number;
+  let synced: boolean;
   try {
-    tip = (await deps.lnd.getInfo()).blockHeight;
+    const info = await deps.lnd.getInfo();
+    tip = info.blockHeight;
+    synced = info.syncedToChain;
   } catch (err) {
     throw retryable(err, "lnd GetInfo");
   }
@@ -254,6 +326,7 @@ export async function syncLoopIns(
     store,
     now,
     tip,
+    synced,
     chainCheckMs: opts.chainCheckMs ?? 1_500,
     addresses: new Map(addresses.map((a) => [a.id, a])),
     server: null,
@@ -262,11 +335,13 @@ export async function syncLoopIns(
     log: deps.log ?? (() => {}),
   };
   result.tipHeight = tip;
+  // Interrupted: no new swap is started; the ones under way stop after their current step.
+  const evaluated: (LoopInSyncReport | undefined)[] = new Array(active.length);
+  await boundedEach(active, opts.concurrency ?? SYNC_CONCURRENCY, deps.signal, async (s, i) => {
+    evaluated[i] = await evaluate(c, s);
+  });
   const reports = new Map<string, LoopInSyncReport>();
-  for (const s of active) {
-    if (deps.signal?.aborted) break; // interrupted: stop after the current swap's step
-    reports.set(s.swapHashHex, await evaluate(c, s));
-  }
+  for (const r of evaluated) if (r) reports.set(r.swapHash, r);
 
   const listenMs = opts.listenMs ?? DEFAULT_LISTEN_MS;
   if (listenMs > 0 && !deps.signal?.aborted && await wantsNotifications(c)) {
@@ -487,28 +562,46 @@ function sweepInputs(psbt: Uint8Array): string[] {
 interface Eval {
   swap: LoopInSwap;
   actions: string[];
+  /** Set when this run holds the swap on a chain fact the stored state does not show (reported as `waitingFor`). */
+  waiting?: string;
 }
 
 async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
   const e: Eval = { swap: swap0, actions: [] };
   const before = swap0.state;
   try {
-    try {
-      await step(c, e);
-    } catch (err) {
-      // Another loopkit process moved the swap between our read and our write: nothing of ours was
-      // written; continue once from what it stored (e.g. publish the sweep it stored, never our own).
-      if (!(err instanceof LoopkitError && err.code === "loopin_state_changed")) throw err;
-      await reload(c, e);
-      e.actions.push(`another process moved the swap to ${e.swap.state}; continued from there`);
-      await step(c, e);
+    let moved = false;
+    let lost = false;
+    for (;;) {
+      try {
+        await step(c, e);
+        break;
+      } catch (err) {
+        if (!moved && err instanceof LoopkitError && err.code === "loopin_state_changed") {
+          // Another loopkit process moved the swap between our read and our write: nothing of ours was
+          // written; continue once from what it stored (e.g. publish the sweep it stored, never our own).
+          moved = true;
+          await reload(c, e);
+          e.actions.push(`another process moved the swap to ${e.swap.state}; continued from there`);
+        } else if (!lost && sessionLost(err)) {
+          // The failed step wrote nothing (each step is one transaction, after its lnd calls), and every lnd
+          // call of a step may be repeated (cancel, lookups, queries, signing, republishing stored bytes):
+          // continue once from the stored state, as the next run would.
+          lost = true;
+          e.waiting = undefined;
+          await reload(c, e);
+          e.actions.push(
+            "an lnd call was lost with its HTTP/2 session; continued once from the stored state",
+          );
+        } else throw err;
+      }
     }
     return {
       swapHash: swap0.swapHashHex,
       stateBefore: before,
       state: e.swap.state,
       actions: e.actions,
-      waitingFor: waitingFor(e.swap, c.tip, c.now()),
+      waitingFor: e.waiting ?? waitingFor(e.swap, c.tip, c.now()),
     };
   } catch (err) {
     const x = retryable(err, `loop-in ${swap0.swapHashHex}`);
@@ -518,10 +611,22 @@ async function evaluate(c: Ctx, swap0: LoopInSwap): Promise<LoopInSyncReport> {
       stateBefore: before,
       state: fresh.state,
       actions: e.actions,
-      waitingFor: waitingFor(fresh, c.tip, c.now()),
+      waitingFor: e.waiting ?? waitingFor(fresh, c.tip, c.now()),
       error: { code: x.code, message: x.message, exitCode: x.exitCode },
     };
   }
+}
+
+/**
+ * True for an lnd call lost with its HTTP/2 session (grpc-js: "Received RST_STREAM with code 2 triggered by
+ * internal client error: Session closed with error code 2"), seen against the fake lnd when many calls are in
+ * flight at once (bench/README.md); other lnd failures (unreachable, refusals) are not retried within a run.
+ */
+function sessionLost(err: unknown): boolean {
+  for (let x = err, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    if (x instanceof LndError && /RST_STREAM|Session closed/i.test(`${x.details} ${x.message}`)) return true;
+  }
+  return false;
 }
 
 async function reload(c: Ctx, e: Eval): Promise<LoopInSwap> {
@@ -548,6 +653,7 @@ async function move(
 /** Advances one swap as far as this run's facts allow (each step its own transaction). */
 async function step(c: Ctx, e: Eval): Promise<void> {
   for (let guard = 0; guard < 8; guard++) {
+    if (guard > 0 && c.deps.signal?.aborted) return; // interrupted: stop after the current step
     const s = e.swap;
     const before = `${s.state}|${s.updatedAt.getTime()}`;
     switch (s.state) {
@@ -710,6 +816,10 @@ async function unlock(c: Ctx, e: Eval): Promise<void> {
     await succeed(c, e, "lnd refused the cancel");
     return;
   }
+  if (await held(c, e)) {
+    await recordCanceled(c, e); // the acknowledged cancel is a fact of its own; the deposits stay locked
+    return;
+  }
   await move(c, e, "OnError", {
     releaseDeposits: true,
     reason: e.swap.lastError ?? "unlocking deposits",
@@ -724,14 +834,18 @@ async function cancelOrSettle(c: Ctx, e: Eval): Promise<"canceled" | "settled"> 
     await succeed(c, e, "lnd refused the cancel");
     return r;
   }
-  if (!e.swap.invoiceCanceledAt) {
-    await c.store.update(e.swap.swapHash, { invoiceCanceledAt: c.now(), invoiceState: "CANCELED" }, {
-      reason: "invoice cancel acknowledged by lnd",
-    });
-    e.actions.push("invoice canceled");
-    await reload(c, e);
-  }
+  await recordCanceled(c, e);
   return r;
+}
+
+/** Stores the acknowledged invoice cancel (once), with a history row. */
+async function recordCanceled(c: Ctx, e: Eval): Promise<void> {
+  if (e.swap.invoiceCanceledAt) return;
+  await c.store.update(e.swap.swapHash, { invoiceCanceledAt: c.now(), invoiceState: "CANCELED" }, {
+    reason: "invoice cancel acknowledged by lnd",
+  });
+  e.actions.push("invoice canceled");
+  await reload(c, e);
 }
 
 async function monitor(c: Ctx, e: Eval): Promise<void> {
@@ -758,6 +872,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   if (e.swap.riskDecision === "rejected") {
     if (await cancelOrSettle(c, e) === "settled") return;
     if (conf) return await toSweep(c, e, conf);
+    if (await held(c, e)) return;
     await move(c, e, ["OnError", "OnError"], {
       releaseDeposits: true,
       reason:
@@ -790,6 +905,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   if (deadline && now.getTime() >= deadline.getTime() && !e.swap.depositsReleasedAt) {
     if (await cancelOrSettle(c, e) === "settled") return;
     if (conf) return await toSweep(c, e, conf);
+    if (await held(c, e)) return;
     await move(c, e, "OnRecover", {
       releaseDeposits: true,
       reason: "payment deadline passed; invoice canceled, deposits released, HTLC still watched",
@@ -803,6 +919,7 @@ async function monitor(c: Ctx, e: Eval): Promise<void> {
   // (f) CLTV reached.
   if (cltvReached) {
     if (await cancelOrSettle(c, e) === "settled") return;
+    if (await held(c, e)) return;
     await move(c, e, "OnSwapTimedOut", {
       releaseDeposits: true,
       reason: `HTLC CLTV ${s.htlcExpiry} reached with no HTLC confirmed; HTLC still watched`,
@@ -838,19 +955,29 @@ function htlcScripts(s: LoopInSwap): { script: Uint8Array; pkScript: Uint8Array 
   return { script, pkScript: htlcP2wshPkScript(script) };
 }
 
+/** What one run saw of a swap's three HTLC variants on chain (by txid, review §1.11). */
+interface HtlcChain {
+  /** The first variant (standard, high, extreme) with ≥ 3 confirmations, or null. */
+  deep: ConfirmedHtlc | null;
+  /** Every variant lnd reported confirmed within the window, at any depth. */
+  seen: ConfirmedHtlc[];
+}
+
+/** Confirmations of a transaction confirmed at `height` when the tip is `tip`. */
+const depthAt = (tip: number, height: number) => tip - height + 1;
+
 /**
- * The HTLC variant with ≥ 3 confirmations, by txid (review §1.11): all three are asked in parallel, each bounded.
- * A stored confirmed variant is trusted once recorded.
+ * Asks lnd for all three HTLC variants by txid, in parallel, each bounded by `chainCheckMs` (cached for the
+ * run). A variant that lnd does not report within the window is not in `seen`: that absence is **not** a chain
+ * fact (a loaded lnd may answer its historical rescan later), so nothing may be released on it alone
+ * ({@linkcode releaseHold}).
+ * @throws {LoopkitError} exit 75 when lnd refuses or is unreachable
  */
-async function confirmedHtlc(
-  c: Ctx,
-  s: LoopInSwap,
-): Promise<{ variant: HtlcVariant; txid: string; height: number } | null> {
-  if (s.confirmedHtlc) return s.confirmedHtlc;
+async function htlcChain(c: Ctx, s: LoopInSwap): Promise<HtlcChain> {
   const cached = c.htlcChecks.get(s.swapHashHex);
   if (cached !== undefined) return cached;
   const scripts = htlcScripts(s);
-  if (!scripts || !s.htlcTxids) return null;
+  if (!scripts || !s.htlcTxids) return { deep: null, seen: [] };
   const answers = await Promise.all(HTLC_VARIANTS.map(async (variant) => {
     try {
       const conf = await c.deps.lnd.registerConfirmation(
@@ -866,9 +993,115 @@ async function confirmedHtlc(
     }
   }));
   const seen = answers.filter((a) => a !== null);
-  const deep = seen.find((a) => c.tip - a.height + 1 >= HTLC_CONFIRMATIONS) ?? null;
-  c.htlcChecks.set(s.swapHashHex, deep);
-  return deep;
+  const deep = seen.find((a) => depthAt(c.tip, a.height) >= HTLC_CONFIRMATIONS) ?? null;
+  const chain = { deep, seen };
+  c.htlcChecks.set(s.swapHashHex, chain);
+  return chain;
+}
+
+/**
+ * The HTLC variant with ≥ 3 confirmations, by txid (review §1.11): the stored one once a swap is in
+ * `SweepHtlcTimeout` or later (re-checked where the sweep is built and followed: {@linkcode recheckHtlc}),
+ * else this run's answer ({@linkcode htlcChain}).
+ */
+async function confirmedHtlc(c: Ctx, s: LoopInSwap): Promise<ConfirmedHtlc | null> {
+  if (s.confirmedHtlc) return s.confirmedHtlc;
+  return (await htlcChain(c, s)).deep;
+}
+
+/**
+ * The definite chain fact an armed swap's deposits are released on (review §1.1–1.3, §1.8): lnd's wallet lists
+ * every deposit outpoint as unspent (`ListUnspent`, unconfirmed included: an output spent by a transaction in the
+ * mempool that the wallet knows is not listed), a request/response answer, unlike the bounded confirmation
+ * streams of {@linkcode htlcChain}. Called after the caller found no HTLC variant with 3 confirmations.
+ *
+ * - not armed, or the deposits already released ⇒ null (no signatures: no HTLC can exist);
+ * - an HTLC variant seen confirmed (1–2 blocks) ⇒ a hold: the deposits are in that HTLC, nothing is released,
+ *   and the swap goes to `SweepHtlcTimeout` once it has 3 (returns the reason, the run reports it);
+ * - every deposit listed unspent ⇒ null (release), once lnd reports `synced_to_chain` (else ambiguous);
+ * - a deposit not listed: its spend is asked (bounded); spent by an HTLC variant ⇒ a hold; spent in a block by
+ *   another transaction ⇒ null (no HTLC variant can confirm any more: each spends every deposit; the swap stays
+ *   watched until that spend is buried, {@linkcode WATCH_END_CONFIRMATIONS});
+ * - otherwise (a spend in the mempool, or lnd answered no query in time) ambiguous ⇒ throws.
+ *
+ * @returns null when the release may go ahead; else why the deposits stay locked (no error)
+ * @throws {LoopkitError} `loopin_release_ambiguous` (exit 75) naming the outpoints: nothing is written, the
+ *   deposits stay locked and the next run checks again; lnd errors as exit 75
+ */
+async function releaseHold(c: Ctx, s: LoopInSwap): Promise<string | null> {
+  if (!s.armedAt || s.depositsReleasedAt) return null;
+  const chain = await htlcChain(c, s);
+  const shallow = chain.deep ?? chain.seen[0];
+  if (shallow) {
+    return `HTLC ${shallow.variant} ${shallow.txid} confirmed at ${shallow.height} ` +
+      `(${depthAt(c.tip, shallow.height)} of ${HTLC_CONFIRMATIONS} confirmations): deposits stay locked, ` +
+      `swept through the timeout path once it has ${HTLC_CONFIRMATIONS}`;
+  }
+  const pkScripts = [...new Map(s.deposits.map((d) => [hex.encode(d.pkScript), d.pkScript])).values()];
+  let utxos;
+  try {
+    try {
+      utxos = await c.deps.lnd.listUnspent(0, 0, { account: IMPORTED_ACCOUNT, pkScripts });
+    } catch (err) {
+      if (!isAccountFilterRefused(err)) throw err;
+      utxos = await c.deps.lnd.listUnspent(0, 0, { pkScripts });
+    }
+  } catch (err) {
+    throw retryable(err, "lnd ListUnspent (deposits stay locked)");
+  }
+  const unspent = new Set(utxos.map((u) => `${u.txid}:${u.vout}`));
+  const missing = s.deposits.filter((d) => !unspent.has(d.outpoint));
+  if (!missing.length) {
+    if (c.synced) return null;
+    // A wallet still catching up may list an output a recent block spent.
+    throw new LoopkitError(
+      "loopin_release_ambiguous",
+      `lnd reports it is not synced to the chain (GetInfo synced_to_chain false): its wallet may not have seen a ` +
+        `recent block spending the deposits; nothing released, deposits stay locked; the next run checks again`,
+      ExitCode.TempFail,
+    );
+  }
+  const htlcTxids = new Map(s.htlcTxids ? HTLC_VARIANTS.map((v) => [s.htlcTxids![v], v]) : []);
+  const spends = await Promise.all(missing.map(async (d) => {
+    try {
+      return await c.deps.lnd.registerSpend(
+        { txid: d.txid, vout: d.vout },
+        d.pkScript,
+        Math.max(1, d.confirmationHeight || s.initiationHeight),
+        { timeoutMs: c.chainCheckMs },
+      );
+    } catch (err) {
+      throw retryable(err, `lnd RegisterSpendNtfn (${d.outpoint})`);
+    }
+  }));
+  const byHtlc = spends.find((x) => x && htlcTxids.has(x.spendingTxid));
+  if (byHtlc) {
+    return `deposit spent by HTLC ${htlcTxids.get(byHtlc.spendingTxid)} ${byHtlc.spendingTxid}` +
+      `${
+        byHtlc.spendingHeight > 0 ? ` at ${byHtlc.spendingHeight}` : " (unconfirmed)"
+      }: deposits stay locked, ` +
+      `swept through the timeout path once it has ${HTLC_CONFIRMATIONS} confirmations`;
+  }
+  const unknown = missing.filter((_d, i) => !(spends[i] && spends[i]!.spendingHeight > 0));
+  if (!unknown.length) return null;
+  throw new LoopkitError(
+    "loopin_release_ambiguous",
+    `deposit${unknown.length > 1 ? "s" : ""} ${
+      unknown.map((d) => d.outpoint).join(", ")
+    } not listed unspent by ` +
+      `lnd's wallet, and lnd reported neither an HTLC variant confirmed nor a spend within ${c.chainCheckMs} ms ` +
+      `(an HTLC may be in the mempool, or lnd is slow to answer): nothing released, deposits stay locked; ` +
+      `the next run checks again`,
+    ExitCode.TempFail,
+  );
+}
+
+/** {@linkcode releaseHold} for the evaluation: true (reported in the run's `waitingFor`) when the deposits stay. */
+async function held(c: Ctx, e: Eval): Promise<boolean> {
+  const why = await releaseHold(c, e.swap);
+  if (why === null) return false;
+  e.waiting = why;
+  return true;
 }
 
 async function toSweep(
@@ -953,9 +1186,9 @@ export const TIMEOUT_SWEEP_FEE_CAP_PERCENT = 20;
 
 /**
  * The highest fee the HTLC timeout sweep may pay: {@linkcode TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC output,
- * rounded down. Above it `loopin sync` signs nothing and retries on the next run (exit 75): the stored sweep is
- * never rebuilt, and after the acknowledged invoice cancel only the client can spend the HTLC, so waiting costs
- * nothing (review §5).
+ * rounded down. Above it `loopin sync` signs nothing and retries on the next run (exit 75), and a fee bump is not
+ * made: after the acknowledged invoice cancel only the client can spend the HTLC, so waiting costs nothing
+ * (review §5).
  * @param htlcValueSat value of the confirmed HTLC variant's output 0, sat
  * @returns the cap, sat
  */
@@ -963,18 +1196,66 @@ export function timeoutSweepFeeCapSat(htlcValueSat: bigint): bigint {
   return htlcValueSat * BigInt(TIMEOUT_SWEEP_FEE_CAP_PERCENT) / 100n;
 }
 
-/** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
-async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
-  const s = e.swap;
-  const conf = s.confirmedHtlc ?? await confirmedHtlc(c, s);
-  const scripts = htlcScripts(s);
-  if (!conf || !scripts || s.htlcExpiry === null || !s.htlcTimeoutSweepPkScript) {
-    throw new LoopkitError(
-      "loopin_sweep_unknown_htlc",
-      `loop-in ${s.swapHashHex}: no confirmed HTLC variant known`,
-    );
+/**
+ * Blocks a stored timeout sweep may stay unconfirmed, counted from the height it was built at (its nLockTime, the
+ * tip of that run; it is published in the same run), before `loopin sync` rebuilds it at lnd's current estimate
+ * (fsm.md addition 4). Six blocks: an hour, twice the sweep's confirmation target
+ * ({@linkcode TIMEOUT_SWEEP_CONF_TARGET}); a rebuilt sweep waits six blocks again.
+ */
+export const TIMEOUT_SWEEP_BUMP_BLOCKS = 6;
+
+/**
+ * The extra fee a replacement must pay over the sweep it replaces: 1 sat/vB of its own size (BIP-125 rule 4 at
+ * Bitcoin Core's default incremental relay fee), sat.
+ */
+function bumpIncrementSat(next: { weight: number }): bigint {
+  return BigInt(Math.ceil(next.weight / 4));
+}
+
+/** True when `next` pays at least the relay increment more than `oldFeeSat` (a replacement nodes accept). */
+function bumpWorthIt(oldFeeSat: bigint, next: { feeSat: bigint; weight: number }): boolean {
+  return next.feeSat >= oldFeeSat + bumpIncrementSat(next);
+}
+
+/** True when the raw transaction `tx` spends output `vout` of `txid` (display hex). */
+function spendsOutput(tx: Uint8Array, txid: string, vout: number): boolean {
+  try {
+    return RawTx.decode(tx).inputs.some((i) => hex.encode(i.txid) === txid && i.index === vout);
+  } catch {
+    return false;
   }
-  if (c.tip < s.htlcExpiry) return; // nothing is published before the CLTV
+}
+
+/** The fee of a one-input sweep of `inputValueSat`: the input value less its outputs, sat. */
+function sweepFeeOf(tx: Uint8Array, inputValueSat: bigint): bigint {
+  return inputValueSat - RawTx.decode(tx).outputs.reduce((a, o) => a + o.amount, 0n);
+}
+
+/** lnd's fee estimate for the timeout sweep, asked once per run (the fee bump and the rebuild use the same). */
+async function sweepFeeRate(c: Ctx): Promise<bigint> {
+  if (c.sweepFeeRate === undefined) {
+    try {
+      c.sweepFeeRate = await c.deps.lnd.estimateFeeSatPerKw(TIMEOUT_SWEEP_CONF_TARGET);
+    } catch (err) {
+      throw retryable(err, "lnd EstimateFee");
+    }
+  }
+  return c.sweepFeeRate;
+}
+
+/**
+ * The confirmed variant's HTLC output (checked against its stored txid and the HTLC script) and an unsigned
+ * timeout sweep of it at this run's estimate and tip, with the fee cap.
+ * @throws {LoopkitError} `loopin_htlc_tx_mismatch`, `loopin_htlc_tx_missing`; lnd errors as exit 75
+ */
+async function sweepCandidate(
+  c: Ctx,
+  s: LoopInSwap,
+  conf: ConfirmedHtlc,
+  scripts: { script: Uint8Array; pkScript: Uint8Array },
+): Promise<
+  { htlcValueSat: bigint; sweep: ReturnType<typeof buildHtlcTimeoutSweep>; rate: bigint; capSat: bigint }
+> {
   const htlcTx = confirmedHtlcTx(c, s, conf.variant, scripts.pkScript);
   const decoded = RawTx.decode(htlcTx);
   if (txidOfRaw(htlcTx) !== conf.txid) {
@@ -990,46 +1271,75 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
       `HTLC ${conf.variant} output 0 does not pay the HTLC script`,
     );
   }
-  let rate: bigint;
-  try {
-    rate = await c.deps.lnd.estimateFeeSatPerKw(TIMEOUT_SWEEP_CONF_TARGET);
-  } catch (err) {
-    throw retryable(err, "lnd EstimateFee");
-  }
+  const rate = await sweepFeeRate(c);
   const sweep = buildHtlcTimeoutSweep({
     htlcTxid: conf.txid,
     htlcVout: 0,
     htlcValueSat: out0.amount,
     htlcScript: scripts.script,
     htlcPkScript: scripts.pkScript,
-    cltvExpiry: s.htlcExpiry,
+    cltvExpiry: s.htlcExpiry!,
     lockTime: c.tip,
-    sweepPkScript: s.htlcTimeoutSweepPkScript,
+    sweepPkScript: s.htlcTimeoutSweepPkScript!,
     feeRateSatPerKw: rate,
   });
-  // The stored sweep is republished unchanged for ever, so a fee spike (or a broken estimate) must not be frozen
-  // into it. Waiting is free here: the sweep is only built after lnd acknowledged the invoice cancel, so the
-  // preimage can never be revealed and nobody else can spend the HTLC output (review §5: cap the sweep fee).
-  const feeCapSat = timeoutSweepFeeCapSat(out0.amount);
-  if (sweep.feeSat > feeCapSat) {
+  return { htlcValueSat: out0.amount, sweep, rate, capSat: timeoutSweepFeeCapSat(out0.amount) };
+}
+
+/** Builds, signs, verifies and stores the timeout sweep at the CLTV, then publishes the stored bytes. */
+async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
+  const known = e.swap.confirmedHtlc ?? await confirmedHtlc(c, e.swap);
+  const scripts = htlcScripts(e.swap);
+  if (!known || !scripts || e.swap.htlcExpiry === null || !e.swap.htlcTimeoutSweepPkScript) {
+    throw new LoopkitError(
+      "loopin_sweep_unknown_htlc",
+      `loop-in ${e.swap.swapHashHex}: no confirmed HTLC variant known`,
+    );
+  }
+  if (c.tip < e.swap.htlcExpiry) return; // nothing is published before the CLTV
+  // The stored variant is a chain fact of an earlier run: re-checked before anything is signed for it.
+  const conf = await recheckHtlc(c, e);
+  if (!conf) return;
+  const s = e.swap;
+  const { htlcValueSat, sweep, rate, capSat } = await sweepCandidate(c, s, conf, scripts);
+  // The stored sweep is republished unchanged until it confirms (or a fee bump replaces it), so a fee spike (or a
+  // broken estimate) must not be frozen into it. Waiting is free here: the sweep is only built after lnd
+  // acknowledged the invoice cancel, so the preimage can never be revealed and nobody else can spend the HTLC
+  // output (review §5: cap the sweep fee).
+  if (sweep.feeSat > capSat) {
     throw new LoopkitError(
       "loopin_sweep_fee_too_high",
       `loop-in ${s.swapHashHex}: timeout sweep fee ${sweep.feeSat} sat at ${rate} sat/kw is above the cap ` +
-        `${feeCapSat} sat (${TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC's ${out0.amount} sat); nothing signed, ` +
+        `${capSat} sat (${TIMEOUT_SWEEP_FEE_CAP_PERCENT} % of the HTLC's ${htlcValueSat} sat); nothing signed, ` +
         `the next run tries again`,
       ExitCode.TempFail,
     );
+  }
+  // A stored sweep of this same HTLC output (a fee bump that a crash interrupted, addition 4) is kept unless the
+  // new one pays more by the relay increment: a replacement paying less would never be accepted.
+  const old = s.timeoutSweep;
+  if (old && spendsOutput(old.tx, conf.txid, 0)) {
+    const oldFee = old.feeSat ?? sweepFeeOf(old.tx, htlcValueSat);
+    if (!bumpWorthIt(oldFee, sweep)) {
+      await move(c, e, "OnHtlcTimeoutSweepPublished", {
+        set: { timeoutSweep: { tx: old.tx, txid: old.txid, feeSat: oldFee } },
+        reason: `timeout sweep ${old.txid} kept (fee ${oldFee} sat): a rebuild at ${rate} sat/kw would pay ` +
+          `${sweep.feeSat} sat, not ${bumpIncrementSat(sweep)} sat more`,
+      }, `timeout sweep ${old.txid} kept`);
+      await publishSweep(c, e);
+      return;
+    }
   }
   let sigs: Uint8Array[];
   try {
     sigs = await c.deps.lnd.signOutputRaw(sweep.tx, [{
       keyDesc: { keyLocator: s.htlcKey.keyLocator, rawKeyBytes: s.htlcKey.rawKeyBytes },
       witnessScript: scripts.script,
-      output: { valueSat: out0.amount, pkScript: scripts.pkScript },
+      output: { valueSat: htlcValueSat, pkScript: scripts.pkScript },
       sighash: SIGHASH_ALL,
       inputIndex: 0,
       signMethod: "SIGN_METHOD_WITNESS_V0",
-    }], [{ valueSat: out0.amount, pkScript: scripts.pkScript }]);
+    }], [{ valueSat: htlcValueSat, pkScript: scripts.pkScript }]);
   } catch (err) {
     throw retryable(err, "lnd SignOutputRaw (HTLC timeout sweep)");
   }
@@ -1041,13 +1351,63 @@ async function sweepTimeout(c: Ctx, e: Eval): Promise<void> {
     sigs[0],
     s.htlcKey.rawKeyBytes,
     scripts.script,
-    out0.amount,
+    htlcValueSat,
   );
   await move(c, e, "OnHtlcTimeoutSweepPublished", {
     set: { timeoutSweep: { tx: signed, txid: sweep.txid, feeSat: sweep.feeSat } },
     reason: `timeout sweep ${sweep.txid} stored (fee ${sweep.feeSat} sat)`,
   }, `timeout sweep ${sweep.txid} signed and stored`);
   await publishSweep(c, e);
+}
+
+/**
+ * Re-checks the stored confirmed HTLC variant against this run's chain answers ({@linkcode htlcChain}): a reorg
+ * deeper than {@linkcode HTLC_CONFIRMATIONS} blocks may have removed it, or confirmed another variant instead.
+ *
+ * - the stored txid has ≥ 3 confirmations ⇒ it (a changed height is stored, with a history row);
+ * - another variant has ≥ 3 ⇒ the swap switches to it: one store update with a history row naming both;
+ * - a variant is seen at 1–2 confirmations ⇒ null, the run waits (no error; `waitingFor` says so);
+ * - none seen ⇒ throws: nothing is signed or rebuilt.
+ *
+ * @returns the variant to sweep, or null to wait
+ * @throws {LoopkitError} `loopin_htlc_not_confirmed` (exit 75); `loopin_state_changed` (exit 75) when another
+ *   process moved the swap meanwhile; lnd errors as exit 75
+ */
+async function recheckHtlc(c: Ctx, e: Eval): Promise<ConfirmedHtlc | null> {
+  const stored = e.swap.confirmedHtlc;
+  const chain = await htlcChain(c, e.swap);
+  if (!stored) return chain.deep;
+  const now = chain.deep;
+  if (now) {
+    if (now.txid === stored.txid && now.height === stored.height) return now;
+    const reason = now.txid === stored.txid
+      ? `HTLC ${now.variant} ${now.txid} now confirmed at ${now.height} (stored: ${stored.height}; reorg)`
+      : `HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ${stored.height}) no longer has ` +
+        `${HTLC_CONFIRMATIONS} confirmations; HTLC ${now.variant} ${now.txid} confirmed at ${now.height} ` +
+        `instead (reorg): its output is swept`;
+    const state = e.swap.state;
+    if (!(await c.store.update(e.swap.swapHash, { confirmedHtlc: now }, { expect: state, reason }))) {
+      throw swapChanged(e.swap.swapHash, state, (await reload(c, e)).state);
+    }
+    e.actions.push(reason);
+    await reload(c, e);
+    return now;
+  }
+  const shallow = chain.seen[0];
+  if (shallow) {
+    e.waiting = `HTLC ${shallow.variant} ${shallow.txid} at ${depthAt(c.tip, shallow.height)} of ` +
+      `${HTLC_CONFIRMATIONS} confirmations (stored: ${stored.variant} ${stored.txid} at ${stored.height}; a ` +
+      `reorg): the timeout sweep is built once it has ${HTLC_CONFIRMATIONS}`;
+    return null;
+  }
+  throw new LoopkitError(
+    "loopin_htlc_not_confirmed",
+    `loop-in ${e.swap.swapHashHex}: HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ` +
+      `${stored.height}) is not seen confirmed now, nor any other variant (a reorg deeper than ` +
+      `${HTLC_CONFIRMATIONS} blocks, or lnd did not answer within ${c.chainCheckMs} ms): nothing signed; the ` +
+      `next run checks again`,
+    ExitCode.TempFail,
+  );
 }
 
 async function publishSweep(c: Ctx, e: Eval): Promise<void> {
@@ -1067,25 +1427,41 @@ async function publishSweep(c: Ctx, e: Eval): Promise<void> {
   e.actions.push(`timeout sweep ${t.txid} published`);
 }
 
+/**
+ * `MonitorHtlcTimeoutSweep`: the stored sweep with 3 confirmations ⇒ `HtlcTimeoutSwept`. Asked together: the
+ * stored sweep's confirmation, the spend of the HTLC output (an earlier version of the sweep, replaced by a fee
+ * bump, is recognised when it is the one that confirms: after the acknowledged cancel only loopkit's timeout path
+ * can spend that output, and the spender is checked to pay the sweep address), and the three HTLC variants (a
+ * reorg: {@linkcode recheckHtlc}). Unconfirmed ⇒ rebuilt for another variant that confirmed instead, or at a
+ * higher fee {@linkcode TIMEOUT_SWEEP_BUMP_BLOCKS} blocks after it was built (fsm.md addition 4), else republished
+ * unchanged.
+ */
 async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
   const s = e.swap;
   const t = s.timeoutSweep;
-  if (!t || !s.htlcTimeoutSweepPkScript) {
+  const sweepPkScript = s.htlcTimeoutSweepPkScript;
+  if (!t || !sweepPkScript) {
     throw new LoopkitError("loopin_sweep_missing", `loop-in ${s.swapHashHex} has no stored timeout sweep`);
   }
-  let conf;
-  try {
-    conf = await c.deps.lnd.registerConfirmation(
-      t.txid,
-      s.htlcTimeoutSweepPkScript,
-      1,
-      Math.max(1, s.confirmedHtlc?.height ?? s.initiationHeight),
-      { timeoutMs: c.chainCheckMs },
-    );
-  } catch (err) {
-    throw retryable(err, "lnd RegisterConfirmationsNtfn (timeout sweep)");
-  }
-  const depth = conf ? c.tip - conf.blockHeight + 1 : 0;
+  const stored = s.confirmedHtlc;
+  const scripts = htlcScripts(s);
+  const hint = Math.max(1, stored?.height ?? s.initiationHeight);
+  const [conf, spend, chain] = await Promise.all([
+    c.deps.lnd.registerConfirmation(t.txid, sweepPkScript, 1, hint, { timeoutMs: c.chainCheckMs }).catch(
+      (err) => {
+        throw retryable(err, "lnd RegisterConfirmationsNtfn (timeout sweep)");
+      },
+    ),
+    stored && scripts
+      ? c.deps.lnd.registerSpend({ txid: stored.txid, vout: 0 }, scripts.pkScript, hint, {
+        timeoutMs: c.chainCheckMs,
+      }).catch((err) => {
+        throw retryable(err, "lnd RegisterSpendNtfn (HTLC output)");
+      })
+      : Promise.resolve(null),
+    htlcChain(c, s),
+  ]);
+  const depth = conf ? depthAt(c.tip, conf.blockHeight) : 0;
   if (conf && depth >= HTLC_CONFIRMATIONS) {
     await move(c, e, "OnHtlcTimeoutSwept", {
       depositEvent: "OnHtlcTimeoutSwept",
@@ -1098,7 +1474,137 @@ async function followTimeoutSweep(c: Ctx, e: Eval): Promise<void> {
     e.actions.push(`timeout sweep ${t.txid} has ${depth} confirmation(s)`);
     return;
   }
+  if (stored && spend && spend.spendingTxid !== t.txid && spend.spendingHeight > 0) {
+    await earlierSweepConfirmed(c, e, stored, spend.spendingTxid, spend.spendingHeight);
+    return;
+  }
+  // Not confirmed: is the HTLC output it spends still on chain (a reorg deeper than 3 blocks)?
+  if (stored && chain.deep && chain.deep.txid !== stored.txid) {
+    // Another variant confirmed instead: the stored sweep spends an output that is gone; rebuild (addition 4).
+    const reason =
+      `HTLC ${stored.variant} ${stored.txid} no longer has ${HTLC_CONFIRMATIONS} confirmations; ` +
+      `HTLC ${chain.deep.variant} ${chain.deep.txid} confirmed at ${chain.deep.height} instead (reorg): ` +
+      `timeout sweep ${t.txid} can never confirm, rebuilt for it`;
+    await move(c, e, "OnSweepHtlcTimeout", { set: { confirmedHtlc: chain.deep }, reason }, reason);
+    return;
+  }
+  if (stored && chain.deep?.txid !== stored.txid) {
+    const seen = chain.seen.find((x) => x.txid === stored.txid);
+    const note = `HTLC ${stored.variant} ${stored.txid} (stored as confirmed at ${stored.height}) is ` +
+      (seen
+        ? `at ${depthAt(c.tip, seen.height)} of ${HTLC_CONFIRMATIONS} confirmations now (a reorg)`
+        : `not seen confirmed now (a reorg deeper than ${HTLC_CONFIRMATIONS} blocks, or lnd did not answer ` +
+          `within ${c.chainCheckMs} ms)`) +
+      `: timeout sweep ${t.txid} republished; lnd refuses it while that output is missing`;
+    e.actions.push(note);
+    e.waiting = note;
+  } else if (stored && scripts && await feeBumped(c, e, stored, scripts)) {
+    return; // now in SweepHtlcTimeout: the step loop builds, stores and publishes the replacement
+  }
   await publishSweep(c, e); // republished unchanged
+}
+
+/**
+ * Fee bump (fsm.md addition 4): the stored sweep is still unconfirmed {@linkcode TIMEOUT_SWEEP_BUMP_BLOCKS}
+ * blocks after the height it was built at, and a sweep at lnd's current estimate pays at least the relay
+ * increment more while staying within {@linkcode TIMEOUT_SWEEP_FEE_CAP_PERCENT} % ⇒ `→ SweepHtlcTimeout` (true);
+ * the rebuild is signed and stored before it is published, like the first sweep. Otherwise false, with the
+ * reason in `waitingFor`.
+ */
+async function feeBumped(
+  c: Ctx,
+  e: Eval,
+  htlc: ConfirmedHtlc,
+  scripts: { script: Uint8Array; pkScript: Uint8Array },
+): Promise<boolean> {
+  const t = e.swap.timeoutSweep!;
+  let builtAt: number;
+  try {
+    builtAt = RawTx.decode(t.tx).lockTime;
+  } catch {
+    return false; // not a transaction we can read: republished as stored
+  }
+  const waited = c.tip - builtAt;
+  if (waited < TIMEOUT_SWEEP_BUMP_BLOCKS) return false;
+  const { htlcValueSat, sweep, rate, capSat } = await sweepCandidate(c, e.swap, htlc, scripts);
+  const oldFee = t.feeSat ?? sweepFeeOf(t.tx, htlcValueSat);
+  if (sweep.feeSat > capSat || !bumpWorthIt(oldFee, sweep)) {
+    e.waiting =
+      `${HTLC_CONFIRMATIONS} confirmations of timeout sweep ${t.txid} (fee ${oldFee} sat, unconfirmed ` +
+      `${waited} blocks after it was built at ${builtAt}; lnd's estimate ${rate} sat/kw gives ${sweep.feeSat} ` +
+      `sat: ${sweep.feeSat > capSat ? `above the cap ${capSat} sat` : "no higher fee worth a replacement"})`;
+    return false;
+  }
+  const reason =
+    `timeout sweep ${t.txid} (fee ${oldFee} sat) unconfirmed ${waited} blocks after it was built at ` +
+    `${builtAt}: rebuilt at ${rate} sat/kw (fee ${sweep.feeSat} sat, cap ${capSat} sat)`;
+  await move(c, e, "OnSweepHtlcTimeout", { reason }, `fee bump: ${reason}`);
+  return true;
+}
+
+/**
+ * The HTLC output is spent, in a block, by `txid`, not by the stored sweep: an earlier version of the timeout
+ * sweep (replaced by a fee bump) confirmed. Its raw transaction is read from lnd and checked to pay the sweep
+ * address; with 3 confirmations it becomes the stored sweep in the `HtlcTimeoutSwept` transaction.
+ * @throws {LoopkitError} `loopin_htlc_spent_elsewhere` (exit 1) when the spender does not pay the sweep address;
+ *   exit 75 when lnd does not give its raw transaction in time
+ */
+async function earlierSweepConfirmed(
+  c: Ctx,
+  e: Eval,
+  htlc: ConfirmedHtlc,
+  txid: string,
+  height: number,
+): Promise<void> {
+  const s = e.swap;
+  const depth = depthAt(c.tip, height);
+  let raw: Uint8Array | undefined;
+  try {
+    raw = (await c.deps.lnd.registerConfirmation(txid, s.htlcTimeoutSweepPkScript!, 1, height, {
+      timeoutMs: c.chainCheckMs,
+    }))?.rawTx;
+  } catch (err) {
+    throw retryable(err, `lnd RegisterConfirmationsNtfn (${txid}, the HTLC output's spender)`);
+  }
+  let ours = false;
+  try {
+    ours = !!raw?.length && txidOfRaw(raw) === txid && spendsOutput(raw, htlc.txid, 0) &&
+      RawTx.decode(raw).outputs.some((o) => equalBytes(o.script, s.htlcTimeoutSweepPkScript!));
+  } catch {
+    ours = false;
+  }
+  if (!raw?.length) {
+    throw retryable(
+      new Error(`lnd did not give the raw transaction ${txid} within ${c.chainCheckMs} ms`),
+      `HTLC ${htlc.variant} output spent by ${txid} at ${height}`,
+    );
+  }
+  if (!ours) {
+    throw new LoopkitError(
+      "loopin_htlc_spent_elsewhere",
+      `loop-in ${s.swapHashHex}: the HTLC ${htlc.variant} output is spent by ${txid} at ${height}, which is not a ` +
+        `timeout sweep to the swap's sweep address; nothing changed`,
+    );
+  }
+  if (depth < HTLC_CONFIRMATIONS) {
+    e.actions.push(`earlier timeout sweep ${txid} has ${depth} confirmation(s)`);
+    e.waiting = `${HTLC_CONFIRMATIONS} confirmations of timeout sweep ${txid} (an earlier version of ` +
+      `${s.timeoutSweep!.txid}, which it replaces)`;
+    return;
+  }
+  const htlcValueSat =
+    RawTx.decode(confirmedHtlcTx(c, s, htlc.variant, htlcScripts(s)!.pkScript)).outputs[0].amount;
+  await move(c, e, "OnHtlcTimeoutSwept", {
+    depositEvent: "OnHtlcTimeoutSwept",
+    set: {
+      timeoutSweep: { tx: raw, txid, feeSat: sweepFeeOf(raw, htlcValueSat) },
+      timeoutSweepPublishedAt: s.timeoutSweep!.publishedAt,
+      timeoutSweepConfirmedHeight: height,
+    },
+    reason: `timeout sweep ${txid} (an earlier version of ${
+      s.timeoutSweep!.txid
+    }) has ${depth} confirmations`,
+  }, `earlier timeout sweep ${txid} confirmed: HtlcTimeoutSwept`);
 }
 
 /** One line: what the swap waits for (list/show and the sync report). */
@@ -1112,6 +1618,10 @@ export function waitingFor(s: LoopInSwap, tip: number | null, now: Date): string
     case "MonitorInvoiceAndHtlcTx": {
       if (s.depositsReleasedAt) {
         return `nothing but the chain: deposits released after the payment deadline; watching the HTLC until CLTV ${s.htlcExpiry}`;
+      }
+      if (s.invoiceCanceledAt) {
+        return `the chain: invoice canceled, deposits locked until lnd's wallet lists them unspent or an HTLC variant ` +
+          `has ${HTLC_CONFIRMATIONS} confirmations (then swept at CLTV ${s.htlcExpiry})`;
       }
       const d = deadlineOf(s);
       if (d) {

@@ -3,12 +3,13 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { RawTx, Transaction } from "@scure/btc-signer";
 import { listDeposits } from "../deposits/store.ts";
 import { LndError } from "../../lnd/lnd_error.ts";
-import { syncExitCode, type SyncLoopInDeps, syncLoopIns } from "./sync.ts";
+import { syncExitCode, type SyncLoopInDeps, syncLoopIns, TIMEOUT_SWEEP_BUMP_BLOCKS } from "./sync.ts";
 import { txidOfRaw } from "./htlc_tx.ts";
-import { witnessV0Sighash } from "./timeout_sweep.ts";
-import { armedSwap, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
+import { buildHtlcTimeoutSweep, witnessV0Sighash } from "./timeout_sweep.ts";
+import { armedSwap, armedSwaps, FakeSyncLnd, FakeSyncServer, hexOf, unavailable } from "./_sync_testing.ts";
 import { newSwap, tempLoopInDb } from "./_store_testing.ts";
 import { LoopInSwapStore } from "./store.ts";
+import type { HtlcVariant, LoopInState } from "./types.ts";
 import type { Db } from "../db/db.ts";
 
 const T0 = new Date("2026-01-02T00:00:00Z");
@@ -177,19 +178,183 @@ Deno.test("an HTLC variant with only 2 confirmations is not acted on yet", async
     "MonitorHtlcTimeoutSweep",
     "at tip 1250 the HTLC at 299 is deep: swept at once",
   );
-  // The same facts with the HTLC 2 blocks deep: Failed but watched.
+  // The same facts with the HTLC 2 blocks deep: the deposits are in that HTLC, so nothing is released (it would
+  // hand back outputs that are spent); the invoice cancel is acknowledged and the swap waits for the 3rd block.
   const g = await armedSwap({ now: () => clock.now });
   await using _u = g.t;
   g.lnd.tip = 1250;
   g.lnd.confirmations.set(g.txids.standard, 1249);
   const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
-  assertEquals(r2.swaps[0].state, "Failed");
-  assertEquals(await states(g.t.db), ["Deposited", "Deposited"]);
-  // One block later it has 3: the armed watch takes Failed → SweepHtlcTimeout.
+  assertEquals([r2.swaps[0].state, r2.swaps[0].error], ["MonitorInvoiceAndHtlcTx", undefined]);
+  assert(r2.swaps[0].waitingFor.includes(`2 of 3 confirmations`), r2.swaps[0].waitingFor);
+  assertEquals(await states(g.t.db), ["LoopingIn", "LoopingIn"]);
+  assertEquals(g.lnd.invoices.get(hexOf(g.hash)), "CANCELED");
+  assertEquals((await g.store.getSwap(g.hash))!.depositsReleasedAt, null);
+  // One block later it has 3: SweepHtlcTimeout, and past the CLTV the sweep is built at once.
   g.lnd.tip = 1251;
   const r3 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
   assertEquals(r3.swaps[0].state, "MonitorHtlcTimeoutSweep", "past the CLTV the sweep is built at once");
   assertEquals(await states(g.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+});
+
+/** The server published `variant`, confirmed at `height`: it spends both deposits of the fixture. */
+function spentByHtlc(f: Awaited<ReturnType<typeof armedSwap>>, variant: HtlcVariant, height: number) {
+  f.lnd.confirmations.set(f.txids[variant], height);
+  for (const [i, op] of f.t.outpoints.entries()) {
+    f.lnd.spends.set(op, { spendingTxid: f.txids[variant], spendingHeight: height, spendingInputIndex: i });
+  }
+}
+
+/** The four release points of an armed swap, each brought about on a fresh fixture. */
+const RELEASE_POINTS: {
+  name: string;
+  setup: (f: Awaited<ReturnType<typeof armedSwap>>, clock: { now: Date }) => Promise<void>;
+  released: LoopInState;
+  /** State after the run that sees the HTLC (past the CLTV the sweep is built in the same run). */
+  swept?: LoopInState;
+}[] = [
+  {
+    name: "payment deadline passed",
+    setup: async (f, clock) => {
+      await f.store.recordRiskDecision(f.hash, "accepted");
+      clock.now = new Date(T0.getTime() + 120_000);
+    },
+    released: "MonitorInvoiceAndHtlcTx",
+  },
+  {
+    name: "CLTV reached",
+    setup: (f) => {
+      f.lnd.tip = f.cltv + 1;
+      return Promise.resolve();
+    },
+    released: "Failed",
+    swept: "MonitorHtlcTimeoutSweep",
+  },
+  {
+    name: "risk rejected",
+    setup: async (f) => {
+      await f.store.recordRiskDecision(f.hash, "rejected");
+    },
+    released: "Failed",
+  },
+  {
+    name: "UnlockDeposits (armed)",
+    setup: async (f) => {
+      await f.store.transition(f.hash, "MonitorInvoiceAndHtlcTx", "OnError", { reason: "test: unlocking" });
+    },
+    released: "Failed",
+  },
+];
+
+for (const point of RELEASE_POINTS) {
+  Deno.test(`${point.name}: a slow lnd (HTLC confirmed, answers after the window) releases nothing, exit 75; the next run sweeps`, async () => {
+    const clock = { now: T0 };
+    const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+    await using _t = f.t;
+    await point.setup(f, clock);
+    spentByHtlc(f, "high", 290);
+    f.lnd.slowChain = true;
+    const stateBefore = (await f.store.getSwap(f.hash))!.state;
+    const before = await snapshot(f.t.db);
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r.swaps[0].state, r.swaps[0].error?.code, syncExitCode(r)], [
+      stateBefore,
+      "loopin_release_ambiguous",
+      75,
+    ]);
+    assert(r.swaps[0].error!.message.includes(f.t.outpoints[0]), r.swaps[0].error!.message);
+    const after = await snapshot(f.t.db);
+    assertEquals([after.deposits, after.links], [before.deposits, before.links]);
+    assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+    const s = (await f.store.getSwap(f.hash))!;
+    assertEquals([s.state, s.depositsReleasedAt], [stateBefore, null]);
+    // lnd answers in time again: the HTLC is recognised, the deposits go to the timeout path, never released.
+    f.lnd.slowChain = false;
+    const r2 = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r2.swaps[0].state, r2.swaps[0].error], [point.swept ?? "SweepHtlcTimeout", undefined]);
+    assertEquals(await states(f.t.db), ["SweepHtlcTimeout", "SweepHtlcTimeout"]);
+    assertEquals((await f.store.getSwap(f.hash))!.depositsReleasedAt, null);
+  });
+
+  Deno.test(`${point.name}: deposits listed unspent by lnd's wallet are released as before, even with a slow lnd`, async () => {
+    const clock = { now: T0 };
+    const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+    await using _t = f.t;
+    await point.setup(f, clock);
+    f.lnd.slowChain = true;
+    const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+    assertEquals([r.swaps[0].state, r.swaps[0].error], [point.released, undefined]);
+    assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+    assert(f.lnd.calls.includes("listUnspent"));
+    assertEquals(f.lnd.invoices.get(hexOf(f.hash)), "CANCELED");
+  });
+}
+
+Deno.test("deposits listed unspent by an lnd that is not synced to the chain are not released (exit 75)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.synced = false;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.code], [
+    "MonitorInvoiceAndHtlcTx",
+    "loopin_release_ambiguous",
+  ]);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  f.lnd.synced = true;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assertEquals(await states(f.t.db), ["Deposited", "Deposited"]);
+});
+
+Deno.test("an HTLC variant in the mempool (deposits spent, no confirmation yet) keeps the deposits locked at the deadline, exit 75", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "accepted");
+  clock.now = new Date(T0.getTime() + 120_000);
+  for (const op of f.t.outpoints) f.lnd.mempoolSpent.add(op);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorInvoiceAndHtlcTx", 75]);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  // It confirms: 1 block is a chain fact (held, no error); 3 blocks: SweepHtlcTimeout.
+  f.lnd.mempoolSpent.clear();
+  spentByHtlc(f, "standard", 300);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorInvoiceAndHtlcTx", undefined]);
+  assert(r.swaps[0].waitingFor.includes("1 of 3 confirmations"), r.swaps[0].waitingFor);
+  assertEquals(await states(f.t.db), ["LoopingIn", "LoopingIn"]);
+  f.lnd.tip = 302;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals((await f.store.getSwap(f.hash))!.depositsReleasedAt, null);
+});
+
+Deno.test("a deposit spent in a block by a transaction that is no HTLC variant: released (no variant can confirm), still watched", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.spends.set(f.t.outpoints[1], {
+    spendingTxid: "ee".repeat(32),
+    spendingHeight: 299,
+    spendingInputIndex: 0,
+  });
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assertEquals((await f.store.listSwaps({ watchedOnly: true })).length, 1);
+  // The same spend not yet answered by lnd: ambiguous.
+  const g = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _u = g.t;
+  await g.store.recordRiskDecision(g.hash, "rejected");
+  g.lnd.mempoolSpent.add(g.t.outpoints[1]);
+  const r2 = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r2.swaps[0].state, r2.swaps[0].error?.code], [
+    "MonitorInvoiceAndHtlcTx",
+    "loopin_release_ambiguous",
+  ]);
+  assertEquals(await states(g.t.db), ["LoopingIn", "LoopingIn"]);
 });
 
 Deno.test("risk rejection after signing: cancel acknowledged, deposits released, Failed, still watched; a late HTLC is swept (review §1.3)", async () => {
@@ -749,4 +914,324 @@ Deno.test("a concurrent run that stored its timeout sweep first wins: ours is ne
   assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
   assertEquals(f.lnd.published, [theirs]);
   assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep?.tx, theirs);
+});
+
+/** A store whose writes take a timer tick before they start, counting how many are under way at once. */
+class WriteCountingStore extends LoopInSwapStore {
+  writes = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  async #counted<T>(fn: () => Promise<T>): Promise<T> {
+    this.writes++;
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, 2));
+      return await fn();
+    } finally {
+      this.inFlight--;
+    }
+  }
+  override update(...a: Parameters<LoopInSwapStore["update"]>) {
+    return this.#counted(() => super.update(...a));
+  }
+  override transition(...a: Parameters<LoopInSwapStore["transition"]>) {
+    return this.#counted(() => super.transition(...a));
+  }
+}
+
+/** Delays the fake's confirmation answers by `ms` and records how many are in flight at once. */
+function delayedConfirmations(lnd: FakeSyncLnd, ms: number, onCall?: () => void) {
+  const inner = lnd.registerConfirmation.bind(lnd);
+  const seen = { inFlight: 0, max: 0 };
+  lnd.registerConfirmation = async (...args) => {
+    onCall?.();
+    seen.max = Math.max(seen.max, ++seen.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+      return await inner(...args);
+    } finally {
+      seen.inFlight--;
+    }
+  };
+  return seen;
+}
+
+Deno.test("swaps are evaluated 8 at a time (their chain queries overlap), each write its own transaction; reports keep the listing order", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwaps(20, { now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  for (const s of f.swaps) await f.store.recordRiskDecision(s.hash, "accepted");
+  clock.now = new Date(T0.getTime() + 120_000); // every deadline passed: 20 cancels and 20 releases to write
+  const seen = delayedConfirmations(f.lnd, 30);
+  const store = new WriteCountingStore(f.t.db, { now: () => clock.now });
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { store }), { listenMs: 0 });
+  assertEquals(r.swaps.map((s) => s.error), f.swaps.map(() => undefined));
+  assertEquals(
+    r.swaps.map((s) => s.swapHash),
+    (await f.store.listSwaps({ activeOnly: true })).map((s) => s.swapHashHex),
+  );
+  assertEquals(await states(f.t.db), f.t.outpoints.map(() => "Deposited"));
+  // 3 variants per swap: more than one swap's queries at once, never more than 8 swaps'.
+  assert(seen.max > 3 && seen.max <= 3 * 8, `max ${seen.max} confirmation queries in flight`);
+  // The writes: one at a time (two write transactions of one process on one SQLite file block each other).
+  assert(store.writes >= 40, `${store.writes} writes`);
+  assertEquals(store.maxInFlight, 1);
+  // With concurrency 1 the swaps go one after another again.
+  const g = await armedSwaps(4, { now: () => clock.now, depositConfHeight: 298 });
+  await using _u = g.t;
+  const seen1 = delayedConfirmations(g.lnd, 10);
+  await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0, concurrency: 1 });
+  assertEquals(seen1.max, 3);
+});
+
+Deno.test("an interrupt starts no further swap; the ones under way finish their current step", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwaps(20, { now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  for (const s of f.swaps) await f.store.recordRiskDecision(s.hash, "rejected");
+  const ac = new AbortController();
+  delayedConfirmations(f.lnd, 20, () => ac.abort());
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock, { signal: ac.signal }), { listenMs: 0 });
+  assert(r.swaps.length >= 1 && r.swaps.length <= 8, `${r.swaps.length} swaps evaluated`);
+  // The evaluated ones completed their step (rejection: released, Failed); the others are untouched.
+  assertEquals(r.swaps.map((s) => `${s.state} ${s.error?.code}`), r.swaps.map(() => "Failed undefined"));
+  const failed = (await f.store.listSwaps()).filter((s) => s.state === "Failed").length;
+  assertEquals(failed, r.swaps.length);
+  assertEquals((await states(f.t.db)).filter((x) => x === "LoopingIn").length, 2 * (20 - r.swaps.length));
+});
+
+Deno.test("reorg before the sweep is built: the stored HTLC variant is re-checked; another confirmed variant is switched to (one update, history row), none confirmed signs nothing (exit 75)", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  f.lnd.confirmations.set(f.txids.high, 500);
+  f.lnd.tip = 600;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "SweepHtlcTimeout");
+  assertEquals((await f.store.getSwap(f.hash))!.confirmedHtlc?.variant, "high");
+  // A deep reorg removes the high variant; nothing is confirmed at the CLTV: nothing signed, exit 75.
+  f.lnd.confirmations.delete(f.txids.high);
+  f.lnd.tip = 1200;
+  const before = await snapshot(f.t.db);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.code, syncExitCode(r)], [
+    "SweepHtlcTimeout",
+    "loopin_htlc_not_confirmed",
+    75,
+  ]);
+  assertEquals([f.lnd.signCalls.length, f.lnd.published.length], [0, 0]);
+  assertEquals(await snapshot(f.t.db), before);
+  // The extreme variant is mined instead, 2 blocks deep: the run waits (no error), nothing signed.
+  f.lnd.confirmations.set(f.txids.extreme, 1199);
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["SweepHtlcTimeout", undefined]);
+  assert(r.swaps[0].waitingFor.includes(`HTLC extreme ${f.txids.extreme} at 2 of 3`), r.swaps[0].waitingFor);
+  assertEquals(f.lnd.signCalls.length, 0);
+  // 3 confirmations: the swap switches to it (stored with a history row) and sweeps its output.
+  f.lnd.tip = 1201;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.confirmedHtlc, { variant: "extreme", txid: f.txids.extreme, height: 1199 });
+  assertEquals(hexOf(RawTx.decode(s.timeoutSweep!.tx).inputs[0].txid), f.txids.extreme);
+  const row = (await f.store.history(f.hash)).find((h) => h.reason.includes("no longer has 3 confirmations"));
+  assert(row && row.reason.includes(f.txids.high) && row.reason.includes(f.txids.extreme), row?.reason);
+});
+
+Deno.test("reorg after the sweep was published: another variant confirmed ⇒ MonitorHtlcTimeoutSweep → SweepHtlcTimeout, rebuilt for it; the HTLC gone ⇒ reported in actions and waitingFor while republishing", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  // The standard variant is reorged out and lnd refuses the sweep (its input is missing).
+  f.lnd.confirmations.delete(f.txids.standard);
+  f.lnd.publishError = new LndError("WalletKit.PublishTransaction", "unknown", "missing inputs");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorHtlcTimeoutSweep", 75]);
+  assert(
+    r.swaps[0].actions.some((a) => a.includes(`${f.txids.standard}`) && a.includes("not seen confirmed")),
+  );
+  assert(r.swaps[0].waitingFor.includes("not seen confirmed now"), r.swaps[0].waitingFor);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep!.tx, first.tx, "the stored sweep is kept");
+  // The high variant confirms instead: the stored sweep can never confirm; rebuilt for the high variant.
+  f.lnd.publishError = null;
+  f.lnd.confirmations.set(f.txids.high, 1199);
+  f.lnd.tip = 1202;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals(s.confirmedHtlc?.variant, "high");
+  assert(s.timeoutSweep!.txid !== first.txid);
+  assertEquals(hexOf(RawTx.decode(s.timeoutSweep!.tx).inputs[0].txid), f.txids.high);
+  assertEquals(f.lnd.published.at(-1), s.timeoutSweep!.tx);
+  const h = await f.store.history(f.hash);
+  assert(
+    h.some((x) =>
+      x.state === "SweepHtlcTimeout" && x.event === "OnSweepHtlcTimeout" && x.reason.includes(first.txid)
+    ),
+    JSON.stringify(h.slice(-3)),
+  );
+});
+
+Deno.test("fee bump (fsm.md addition 4): unconfirmed 6 blocks after it was built and lnd's estimate pays more ⇒ rebuilt, stored before publishing; the old txid still counts when it is the one that confirms", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].state, "MonitorHtlcTimeoutSweep");
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  assertEquals(RawTx.decode(first.tx).lockTime, 1201);
+  // 5 blocks later at a higher estimate: not yet (republished unchanged).
+  f.lnd.feeRate = 10_000n;
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS - 1;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([f.lnd.published.at(-1), f.lnd.signCalls.length], [first.tx, 1]);
+  // 6 blocks: rebuilt at the new estimate, stored, published.
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  const second = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  assert(second.txid !== first.txid);
+  assert(second.feeSat! > first.feeSat!, `${second.feeSat} > ${first.feeSat}`);
+  const htlcValue = RawTx.decode(f.txs.standard).outputs[0].amount;
+  assert(second.feeSat! <= htlcValue * 20n / 100n);
+  assertEquals(RawTx.decode(second.tx).lockTime, f.lnd.tip);
+  assertEquals(f.lnd.published.at(-1), second.tx);
+  assertEquals(f.lnd.signCalls.length, 2);
+  const h = await f.store.history(f.hash);
+  assert(h.some((x) => x.event === "OnSweepHtlcTimeout" && x.reason.includes(`timeout sweep ${first.txid}`)));
+  // The first version is the one that confirms (it was in miners' mempools first).
+  const spentAt = f.lnd.tip + 1;
+  f.lnd.spends.set(`${f.txids.standard}:0`, {
+    spendingTxid: first.txid,
+    spendingHeight: spentAt,
+    spendingInputIndex: 0,
+  });
+  f.lnd.confirmations.set(first.txid, spentAt);
+  f.lnd.rawTxs.set(first.txid, first.tx);
+  f.lnd.tip = spentAt;
+  const published = f.lnd.published.length;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, f.lnd.published.length], ["MonitorHtlcTimeoutSweep", published]);
+  assert(r.swaps[0].waitingFor.includes(first.txid), r.swaps[0].waitingFor);
+  f.lnd.tip = spentAt + 2;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["HtlcTimeoutSwept", undefined]);
+  assertEquals(await states(f.t.db), ["HtlcTimeoutSwept", "HtlcTimeoutSwept"]);
+  const s = (await f.store.getSwap(f.hash))!;
+  assertEquals([s.timeoutSweep!.txid, s.timeoutSweep!.tx, s.timeoutSweep!.confirmedHeight], [
+    first.txid,
+    first.tx,
+    spentAt,
+  ]);
+  assertEquals(s.timeoutSweep!.feeSat, first.feeSat);
+});
+
+Deno.test("fee bump: no rebuild when the estimate gives no higher fee worth a replacement or one above the 20 % cap; a bump cut short by a signing failure keeps the stored sweep", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const first = (await f.store.getSwap(f.hash))!.timeoutSweep!;
+  f.lnd.tip = 1201 + TIMEOUT_SWEEP_BUMP_BLOCKS;
+  // Same estimate: the same fee, not more by 1 sat/vB.
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, f.lnd.published.at(-1), f.lnd.signCalls.length], [
+    "MonitorHtlcTimeoutSweep",
+    first.tx,
+    1,
+  ]);
+  assert(r.swaps[0].waitingFor.includes("no higher fee"), r.swaps[0].waitingFor);
+  // An estimate whose fee is above the cap (rate × 583 / 1000 > cap, from the rule): not rebuilt either.
+  const cap = RawTx.decode(f.txs.standard).outputs[0].amount * 20n / 100n;
+  f.lnd.feeRate = (cap + 1n) * 1000n / 583n + 1_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([f.lnd.published.at(-1), f.lnd.signCalls.length, r.swaps[0].error], [first.tx, 1, undefined]);
+  assert(r.swaps[0].waitingFor.includes("above the cap"), r.swaps[0].waitingFor);
+  // A higher estimate, but lnd fails to sign: SweepHtlcTimeout with the old sweep still stored (exit 75) ...
+  f.lnd.feeRate = 10_000n;
+  f.lnd.failNext.add("signOutputRaw");
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["SweepHtlcTimeout", 75]);
+  assertEquals((await f.store.getSwap(f.hash))!.timeoutSweep!.tx, first.tx);
+  // ... and when the estimate is back down the next run keeps it (a cheaper replacement would be refused).
+  f.lnd.feeRate = 2_000n;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["MonitorHtlcTimeoutSweep", undefined]);
+  assertEquals([(await f.store.getSwap(f.hash))!.timeoutSweep!.tx, f.lnd.published.at(-1)], [
+    first.tx,
+    first.tx,
+  ]);
+  assert((await f.store.history(f.hash)).some((x) => x.reason.includes(`timeout sweep ${first.txid} kept`)));
+});
+
+Deno.test("the HTLC output spent in a block by a transaction that does not pay the sweep address: exit 1, nothing changed", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, cltv: 1200 });
+  await using _t = f.t;
+  f.lnd.confirmations.set(f.txids.standard, 500);
+  f.lnd.tip = 1201;
+  await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  const foreign = buildHtlcTimeoutSweep({
+    htlcTxid: f.txids.standard,
+    htlcVout: 0,
+    htlcValueSat: RawTx.decode(f.txs.standard).outputs[0].amount,
+    htlcScript: f.htlcScript,
+    htlcPkScript: f.htlcPkScript,
+    cltvExpiry: f.cltv,
+    lockTime: 1201,
+    sweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(8)),
+    feeRateSatPerKw: 2_000n,
+  });
+  f.lnd.spends.set(`${f.txids.standard}:0`, {
+    spendingTxid: foreign.txid,
+    spendingHeight: 1202,
+    spendingInputIndex: 0,
+  });
+  f.lnd.confirmations.set(foreign.txid, 1202);
+  f.lnd.rawTxs.set(foreign.txid, foreign.tx);
+  f.lnd.tip = 1205;
+  const before = await snapshot(f.t.db);
+  const r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].error?.code, r.swaps[0].error?.exitCode], ["loopin_htlc_spent_elsewhere", 1]);
+  assertEquals(await snapshot(f.t.db), before);
+});
+
+Deno.test("an lnd call lost with its HTTP/2 session is evaluated once more from the stored state; twice in a row stays retryable", async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  const lost = () =>
+    new LndError(
+      "Lightning.LookupInvoice",
+      "unknown",
+      "Received RST_STREAM with code 2 triggered by internal client error: Session closed with error code 2",
+    );
+  const orig = f.lnd.lookupInvoice.bind(f.lnd);
+  let failures = 2;
+  f.lnd.lookupInvoice = (h) => failures-- > 0 ? Promise.reject(lost()) : orig(h);
+  const before = await snapshot(f.t.db);
+  let r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error?.exitCode], ["MonitorInvoiceAndHtlcTx", 75]);
+  assertEquals(await snapshot(f.t.db), before);
+  failures = 1;
+  r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  assertEquals([r.swaps[0].state, r.swaps[0].error], ["Failed", undefined]);
+  assert(r.swaps[0].actions.some((a) => a.includes("HTTP/2 session")), r.swaps[0].actions.join("; "));
+  // lnd unreachable is not retried within the run.
+  const g = await armedSwap({ now: () => clock.now });
+  await using _u = g.t;
+  g.lnd.failNext.add("lookupInvoice");
+  r = await syncLoopIns(deps(g.t.db, g.lnd, null, clock), { listenMs: 0 });
+  assertEquals(r.swaps[0].error?.exitCode, 75);
 });
