@@ -35,6 +35,7 @@ export const SYNC_LND_METHODS = [
   "cancelInvoice",
   "registerConfirmation",
   "registerSpend",
+  "listUnspent",
   "signOutputRaw",
   "publishTransaction",
   "estimateFeeSatPerKw",
@@ -43,6 +44,10 @@ export const SYNC_LND_METHODS = [
   "muSig2Sign",
   "muSig2Cleanup",
 ] as const satisfies readonly (keyof SyncLoopInLnd)[];
+
+/** Fails to compile when `SyncLoopInLnd` gains a method the list above lacks (it would go uncounted, unkilled). */
+type UnlistedLndMethod = Exclude<keyof SyncLoopInLnd, typeof SYNC_LND_METHODS[number]>;
+const _everyLndMethodListed: [UnlistedLndMethod] extends [never] ? true : UnlistedLndMethod = true;
 
 /** lnd calls that change lnd's state: a kill may come before or after lnd acted on them. */
 export const MUTATING_LND_METHODS: ReadonlySet<string> = new Set(["cancelInvoice", "publishTransaction"]);
@@ -57,6 +62,10 @@ export interface LndSnapshot {
   feeRate: string;
   /** The server pays the invoice at the moment the cancel reaches lnd (lnd then refuses the cancel). */
   settleOnCancel: boolean;
+  /** lnd's wallet outputs (ListUnspent: the release rule reads the deposits there), amounts as decimal sat. */
+  utxos: { txid: string; vout: number; amountSat: string; pkScript: string; confirmations: number }[];
+  /** Outpoints spent by an unconfirmed transaction (left out of ListUnspent). */
+  mempoolSpent: string[];
 }
 
 /** One `syncLoopIns` run of a scenario with its chain facts. */
@@ -299,6 +308,15 @@ export async function loadLnd(dir: string): Promise<{ lnd: FakeSyncLnd; settleOn
   lnd.confirmations = new Map(Object.entries(s.confirmations));
   lnd.published = s.published.map((h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16)));
   lnd.feeRate = BigInt(s.feeRate);
+  lnd.utxos = s.utxos.map((u) => ({
+    txid: u.txid,
+    vout: u.vout,
+    amountSat: BigInt(u.amountSat),
+    pkScript: Uint8Array.from(u.pkScript.match(/../g) ?? [], (x) => parseInt(x, 16)),
+    confirmations: u.confirmations,
+    address: "",
+  }));
+  lnd.mempoolSpent = new Set(s.mempoolSpent);
   return { lnd, settleOnCancel: s.settleOnCancel };
 }
 
@@ -311,6 +329,14 @@ export function saveLnd(dir: string, lnd: FakeSyncLnd, settleOnCancel: boolean):
     published: lnd.published.map(hexOf),
     feeRate: lnd.feeRate.toString(),
     settleOnCancel,
+    utxos: lnd.utxos.map((u) => ({
+      txid: u.txid,
+      vout: u.vout,
+      amountSat: u.amountSat.toString(),
+      pkScript: hexOf(u.pkScript),
+      confirmations: u.confirmations,
+    })),
+    mempoolSpent: [...lnd.mempoolSpent],
   };
   Deno.writeTextFileSync(`${lndFile(dir)}.tmp`, JSON.stringify(s));
   Deno.renameSync(`${lndFile(dir)}.tmp`, lndFile(dir));

@@ -179,6 +179,14 @@ Deno.test("after the import, loopin sync with no HTLC on chain cancels the invoi
     const lnd = new FakeSyncLnd();
     lnd.tip = 1_000;
     lnd.invoices.set(hexOf(r.swapHash), "OPEN");
+    // The release needs a definite chain fact: lnd's wallet lists every deposit unspent.
+    lnd.utxos.push(...r.deposits.map((d) => ({
+      ...parseOutpoint(d.outpoint),
+      amountSat: d.valueSat,
+      pkScript: d.pkScript,
+      confirmations: 10,
+      address: "",
+    })));
     await syncOnce(db, lnd);
     const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
     assertEquals(s.state, "Failed");
