@@ -1019,9 +1019,9 @@ async function confirmedHtlc(c: Ctx, s: LoopInSwap): Promise<ConfirmedHtlc | nul
  * - an HTLC variant seen confirmed (1–2 blocks) ⇒ a hold: the deposits are in that HTLC, nothing is released,
  *   and the swap goes to `SweepHtlcTimeout` once it has 3 (returns the reason, the run reports it);
  * - every deposit listed unspent ⇒ null (release), once lnd reports `synced_to_chain` (else ambiguous);
- * - a deposit not listed: its spend is asked (bounded); spent by an HTLC variant ⇒ a hold; spent in a block by
- *   another transaction ⇒ null (no HTLC variant can confirm any more: each spends every deposit; the swap stays
- *   watched until that spend is buried, {@linkcode WATCH_END_CONFIRMATIONS});
+ * - a deposit not listed: its spend is asked (bounded); spent by an HTLC variant ⇒ a hold; one of them spent in a
+ *   block by another transaction ⇒ null, whatever lnd says of the others (no HTLC variant can confirm any more:
+ *   each spends every deposit; the swap stays watched until that spend is buried, {@linkcode WATCH_END_CONFIRMATIONS});
  * - otherwise (a spend in the mempool, or lnd answered no query in time) ambiguous ⇒ throws.
  *
  * @returns null when the release may go ahead; else why the deposits stay locked (no error)
@@ -1082,8 +1082,11 @@ async function releaseHold(c: Ctx, s: LoopInSwap): Promise<string | null> {
       }: deposits stay locked, ` +
       `swept through the timeout path once it has ${HTLC_CONFIRMATIONS} confirmations`;
   }
-  const unknown = missing.filter((_d, i) => !(spends[i] && spends[i]!.spendingHeight > 0));
-  if (!unknown.length) return null;
+  // One deposit spent in a block by a transaction that is no HTLC variant is enough: every variant spends every
+  // deposit, so none can confirm any more (the swap stays watched until that spend is buried). The other missing
+  // deposits need no answer (one may be spent in the mempool, or its unconfirmed funding transaction replaced).
+  if (spends.some((x) => x && x.spendingHeight > 0)) return null;
+  const unknown = missing;
   throw new LoopkitError(
     "loopin_release_ambiguous",
     `deposit${unknown.length > 1 ? "s" : ""} ${

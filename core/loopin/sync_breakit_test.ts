@@ -26,13 +26,9 @@ function deps(db: Db, lnd: FakeSyncLnd, server: FakeSyncServer | null, clock: { 
 
 const states = async (db: Db) => (await listDeposits(db.client)).map((d) => d.state);
 
-// BUG: releaseHold (sync.ts) requires a confirmed spend for *every* deposit not listed, while fsm.md's rule needs
-// one: the swap exits 75 (loopin_release_ambiguous) until the unaccounted deposit resolves, possibly never.
-Deno.test({
-  name:
-    "release rule: one deposit spent in a block by a non-HTLC transaction releases the swap even while the other deposit is unaccounted for (every HTLC variant spends both)",
-  ignore: true,
-}, async () => {
+// Was a bug: releaseHold (sync.ts) required a confirmed spend for *every* deposit not listed, while fsm.md's rule
+// needs one; the swap exited 75 (loopin_release_ambiguous) until the unaccounted deposit resolved, possibly never.
+Deno.test("release rule: one deposit spent in a block by a non-HTLC transaction releases the swap even while the other deposit is unaccounted for (every HTLC variant spends both)", async () => {
   const clock = { now: T0 };
   const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
   await using _t = f.t;
