@@ -36,6 +36,8 @@ export function sampleSwapRecord(
     staticAddressId?: number;
     /** The static address the deposits pay (default the sample's, key 42060/0). */
     address?: SwapRecordAddress;
+    /** The preimage (default derived from `seed`): another swap over the same deposits. */
+    preimage?: Uint8Array;
   } = {},
 ): LoopInSwapRecord {
   const seed = opts.seed ?? 7;
@@ -50,7 +52,7 @@ export function sampleSwapRecord(
     clientKeyFamily: 42060,
     clientKeyIndex: 0,
   };
-  const preimage = sha256(Uint8Array.of(seed, 0x70));
+  const preimage = opts.preimage ?? sha256(Uint8Array.of(seed, 0x70));
   const swapHash = sha256(preimage);
   const htlcKey = { keyLocator: { family: 42060, index: 5 }, rawKeyBytes: pub(3) };
   const serverKey = pub(4);

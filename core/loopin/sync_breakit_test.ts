@@ -79,3 +79,28 @@ Deno.test("fee bump: the replacement pays at least 1 sat/vB of the signed sweep'
       `for its ${need} vB: the node refuses it and the run exits 75 until the next bump`,
   );
 });
+
+// BUG: a deposit whose unconfirmed funding transaction was replaced (BIP-125) never appears in lnd's wallet and is
+// never spent. releaseHold finds no definite chain fact, so every run exits 75 (loopin_release_ambiguous) for ever
+// and the swap's other, confirmed, deposit stays LoopingIn (not selectable) until its CSV expiry. No HTLC variant
+// can ever confirm (each spends the vanished outpoint), but loopkit has no way to learn that the funding
+// transaction is conflicted by a confirmed one (SyncLoopInLnd has no call that says so).
+Deno.test({
+  name:
+    "release rule: a deposit whose unconfirmed funding transaction was replaced does not keep the swap exiting 75 for ever",
+  ignore: true,
+}, async () => {
+  const clock = { now: T0 };
+  const f = await armedSwap({ now: () => clock.now, depositConfHeight: 298 });
+  await using _t = f.t;
+  await f.store.recordRiskDecision(f.hash, "rejected");
+  // Deposit 1 (stored unconfirmed in a real run) is gone: never listed, never spent.
+  f.lnd.utxos = f.lnd.utxos.filter((u) => `${u.txid}:${u.vout}` !== f.t.outpoints[1]);
+  let r;
+  for (const tip of [300, 400, 1_000, 2_316]) {
+    f.lnd.tip = tip;
+    r = await syncLoopIns(deps(f.t.db, f.lnd, null, clock), { listenMs: 0 });
+  }
+  assert(syncExitCode(r!) !== 75, `still ${r!.swaps[0].error?.code} after 2 016 blocks`);
+  assertEquals((await states(f.t.db))[0], "Deposited", "the confirmed deposit is given back");
+});
