@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { RawTx } from "@scure/btc-signer";
 import { listDeposits } from "../deposits/store.ts";
 import { syncExitCode, type SyncLoopInDeps, syncLoopIns, TIMEOUT_SWEEP_BUMP_BLOCKS } from "./sync.ts";
-import { armedSwap, FakeSyncLnd, FakeSyncServer } from "./_sync_testing.ts";
+import { armedSwap, armedSwaps, FakeSyncLnd, FakeSyncServer } from "./_sync_testing.ts";
 import type { Db } from "../db/db.ts";
 
 const T0 = new Date("2026-01-02T00:00:00Z");
@@ -103,4 +103,38 @@ Deno.test({
   }
   assert(syncExitCode(r!) !== 75, `still ${r!.swaps[0].error?.code} after 2 016 blocks`);
   assertEquals((await states(f.t.db))[0], "Deposited", "the confirmed deposit is given back");
+});
+
+// BUG: an interrupt (SIGTERM) while `loopin sync` listens stops the stream, but the re-evaluation under way (listen's
+// `reevaluate`) goes on through every remaining waiting swap, each with its lnd queries: the module doc says "an
+// interrupt starts no further swap". With many swaps that outlasts a service manager's stop timeout (then SIGKILL,
+// which each step's own transaction survives, so no funds are at risk).
+Deno.test({
+  name: "interrupt while listening: the re-evaluation under way starts no further swap",
+  ignore: true,
+}, async () => {
+  const clock = { now: T0 };
+  const { t, lnd, swaps } = await armedSwaps(3, { now: () => clock.now, depositConfHeight: 298 });
+  await using _t = t;
+  const ac = new AbortController();
+  let listening = false;
+  let afterAbort = 0;
+  const lookup = lnd.lookupInvoice.bind(lnd);
+  lnd.lookupInvoice = (h: Uint8Array) => {
+    if (ac.signal.aborted) afterAbort++;
+    else if (listening) ac.abort(); // SIGTERM arrives while the first waiting swap is re-evaluated
+    return lookup(h);
+  };
+  const server = new FakeSyncServer();
+  const d: SyncLoopInDeps = {
+    ...deps(t.db, lnd, server, clock),
+    server: () => {
+      listening = true;
+      return Promise.resolve(server);
+    },
+    signal: ac.signal,
+  };
+  await syncLoopIns(d, { listenMs: 10_000, pollMs: 5, chainCheckMs: 10 });
+  assertEquals(swaps.length, 3);
+  assertEquals(afterAbort, 0, `${afterAbort} more swaps evaluated after the interrupt`);
 });
