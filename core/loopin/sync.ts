@@ -392,6 +392,7 @@ async function listen(
   const serial = (fn: () => Promise<void>) => (busy = busy.then(fn, fn));
   const reevaluate = async () => {
     for (const s of await c.store.listSwaps({ activeOnly: true })) {
+      if (c.deps.signal?.aborted) return; // interrupted: no further swap
       if (!STATES_WITH_NOTIFICATIONS.has(s.state) && s.state !== "UnlockDeposits") continue;
       const r = await evaluate(c, s);
       const prev = reports.get(s.swapHashHex);
