@@ -38,6 +38,8 @@ export function sampleSwapRecord(
     address?: SwapRecordAddress;
     /** The preimage (default derived from `seed`): another swap over the same deposits. */
     preimage?: Uint8Array;
+    /** The client HTLC key (default locator 42060/5 with the seed-3 pubkey). */
+    htlcKey?: { keyLocator: { family: number; index: number }; rawKeyBytes: Uint8Array };
   } = {},
 ): LoopInSwapRecord {
   const seed = opts.seed ?? 7;
@@ -54,7 +56,7 @@ export function sampleSwapRecord(
   };
   const preimage = opts.preimage ?? sha256(Uint8Array.of(seed, 0x70));
   const swapHash = sha256(preimage);
-  const htlcKey = { keyLocator: { family: 42060, index: 5 }, rawKeyBytes: pub(3) };
+  const htlcKey = opts.htlcKey ?? { keyLocator: { family: 42060, index: 5 }, rawKeyBytes: pub(3) };
   const serverKey = pub(4);
   const htlcExpiry = 1_900;
   const total = values.reduce((s, v) => s + v, 0n);

@@ -5,8 +5,13 @@ import { type Db, openDb } from "../db/db.ts";
 import { insertStaticAddress } from "../db/static_addresses.ts";
 import { insertDeposit, listDeposits } from "../deposits/store.ts";
 import { parseOutpoint } from "../staticaddr/outpoint.ts";
-import { LoopInSwapStore } from "./store.ts";
-import { syncLoopIns } from "./sync.ts";
+import { isFinalState, LoopInSwapStore } from "./store.ts";
+import { syncExitCode, syncLoopIns } from "./sync.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { hex } from "@scure/base";
+import { RawTx } from "@scure/btc-signer";
+import { standInPrivateKey } from "../deposits/_testing.ts";
+import { txidOfRaw } from "./htlc_tx.ts";
 import { importSwapRecord } from "./swap_record_restore.ts";
 import type { LoopInSwapRecord } from "./swap_record.ts";
 import { pub, SAMPLE_ADDRESS, sampleSwapRecord } from "./_swap_record_testing.ts";
@@ -249,6 +254,66 @@ Deno.test({
       ["imported", "imported"],
       "SweepHtlcTimeout",
       second.htlcTxids.standard,
+    ]);
+  });
+});
+
+// BUG: a restored swap that had in fact succeeded — the server paid the invoice and took the HTLC through the
+// success path (the preimage is in its witness) — meets a new lnd that no longer knows the invoice (NOT_FOUND).
+// sync reads NOT_FOUND as "canceled", goes to SweepHtlcTimeout, signs a timeout sweep of the spent HTLC output,
+// accepts lnd's "output already spent" as a publish (sync.ts publishSweep), and from then on every run stops in
+// earlierSweepConfirmed with loopin_htlc_spent_elsewhere (exit 1): the swap never reaches a final state and the
+// operator's alarm fires on every run. No funds are lost (the server paid); the record of what happened is wrong.
+Deno.test({
+  name:
+    "after the import, an HTLC the server already took through the success path ends the swap instead of failing every run",
+  ignore: true,
+}, async () => {
+  await withDb(async (db) => {
+    const key = {
+      keyLocator: { family: 42060, index: 5 },
+      rawKeyBytes: secp256k1.getPublicKey(standInPrivateKey(42060, 5), true),
+    };
+    const r = sampleSwapRecord({ htlcKey: key });
+    await importIt(db, r);
+    const lnd = new FakeSyncLnd(); // a new lnd: the invoice is unknown
+    lnd.tip = 1_950; // past htlc_expiry 1 900
+    lnd.confirmations.set(r.htlcTxids.standard, 990);
+    const htlcValue = RawTx.decode(r.htlcTxs.standard).outputs[0].amount;
+    const success = RawTx.encode({
+      version: 2,
+      segwitFlag: true,
+      inputs: [{
+        txid: hex.decode(r.htlcTxids.standard),
+        index: 0,
+        finalScriptSig: new Uint8Array(),
+        sequence: 0,
+      }],
+      outputs: [{
+        amount: htlcValue - 1_000n,
+        script: Uint8Array.of(0x00, 0x14, ...new Uint8Array(20).fill(0x44)),
+      }],
+      witnesses: [[new Uint8Array(72).fill(0x30), r.preimage, new Uint8Array(96)]],
+      lockTime: 0,
+    });
+    const successTxid = txidOfRaw(success);
+    lnd.spends.set(`${r.htlcTxids.standard}:0`, {
+      spendingTxid: successTxid,
+      spendingHeight: 1_000,
+      spendingInputIndex: 0,
+    });
+    lnd.confirmations.set(successTxid, 1_000);
+    lnd.rawTxs.set(successTxid, success);
+    let res;
+    for (const tip of [1_950, 1_951, 1_960]) {
+      lnd.tip = tip;
+      res = await syncOnce(db, lnd);
+    }
+    const s = (await new LoopInSwapStore(db).getSwap(r.swapHash))!;
+    assertEquals([res!.swaps[0]?.error?.code, syncExitCode(res!) === 1, isFinalState(s.state)], [
+      undefined,
+      false,
+      true,
     ]);
   });
 });
