@@ -34,7 +34,6 @@ import type { SyncResult } from "../deposits/sync.ts";
 import { listDeposits } from "../deposits/store.ts";
 import { filterOurUtxos } from "../deposits/reconcile.ts";
 import { outpointOf } from "../deposits/types.ts";
-import { txidToBytes } from "../staticaddr/outpoint.ts";
 import { ExitCode, LoopkitError } from "../errors.ts";
 import type { NetworkName } from "../staticaddr/network.ts";
 import type { StaticAddress } from "../staticaddr/script.ts";
@@ -197,8 +196,8 @@ async function loadSwapRecords(
 
 /**
  * Dry run: what the import would do, read-only — `existing` when the database has the swap, `skipped` when
- * the record's static address is neither stored nor restored by this plan, or a stored deposit of it is held by
- * another live swap (the checks `importSwapRecord` makes), else `imported`.
+ * the record's static address is neither stored nor restored by this plan (the check `importSwapRecord` makes),
+ * else `imported` (a deposit another live swap holds is linked as released: both swaps stay watched).
  */
 async function planSwapImports(
   db: Db | null,
@@ -229,21 +228,7 @@ async function planSwapImports(
       });
       continue;
     }
-    let held: string | null = null;
-    for (const d of record.deposits) {
-      const [txid, vout] = d.outpoint.split(":");
-      const row = await one(
-        `SELECT l.swap_hash FROM loopin_swap_deposits l JOIN deposits d ON d.deposit_id = l.deposit_id
-         WHERE d.tx_hash = ? AND d.out_index = ? AND l.released = 0`,
-        [txidToBytes(txid), Number(vout)],
-      );
-      if (row) {
-        const h = row.swap_hash instanceof ArrayBuffer ? new Uint8Array(row.swap_hash) : row.swap_hash;
-        held = `deposit ${d.outpoint} is held by loop-in ${bytesToHex(h as Uint8Array)}`;
-        break;
-      }
-    }
-    out.push(held ? { ...base, action: "skipped", reason: held } : { ...base, action: "imported" });
+    out.push({ ...base, action: "imported" });
   }
   return out;
 }

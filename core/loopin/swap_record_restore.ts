@@ -41,6 +41,8 @@ export interface SwapImport {
   /** For `imported`: deposits created from the record, and those linked to stored rows. */
   depositsCreated?: number;
   depositsLinked?: number;
+  /** For `imported`: deposits another live swap holds, linked as released (counted in `depositsLinked` too). */
+  depositsHeldElsewhere?: number;
 }
 
 function blobOf(v: unknown): Uint8Array {
@@ -48,9 +50,11 @@ function blobOf(v: unknown): Uint8Array {
 }
 
 /**
- * Imports one record inside `tx` (see the module text). Checked first, nothing written when any fails
- * (`skipped` with the reason): the record's static address must be stored (by pkScript); no stored deposit of
- * the record may be held by another live swap.
+ * Imports one record inside `tx` (see the module text). Checked first, nothing written when it fails
+ * (`skipped` with the reason): the record's static address must be stored (by pkScript). A stored deposit another
+ * live swap holds (two records over the same deposits: the older swap released them before the newer took them,
+ * and the server may hold HTLC signatures of both) is linked as released and left to that swap: this swap is
+ * still imported and watched, so whichever swap's HTLC the server publishes is swept.
  *
  * @param tx the caller's write transaction
  * @param record a decoded, validated record
@@ -91,6 +95,8 @@ export async function importSwapRecord(
     depositId: Uint8Array | null;
     state: string | null;
     d: LoopInSwapRecord["deposits"][number];
+    /** Another live swap holds the deposit: linked as released, its row left to that swap. */
+    heldElsewhere?: boolean;
   }[] = [];
   for (const d of record.deposits) {
     const o = parseOutpoint(d.outpoint);
@@ -107,14 +113,10 @@ export async function importSwapRecord(
       sql: "SELECT swap_hash FROM loopin_swap_deposits WHERE deposit_id = ? AND released = 0",
       args: [depositId],
     });
-    if (held.rows.length) {
-      return {
-        ...base,
-        action: "skipped",
-        reason: `deposit ${d.outpoint} is held by loop-in ${bytesToHex(blobOf(held.rows[0].swap_hash))}`,
-      };
-    }
-    plan.push({ depositId, state: String(rs.rows[0].state), d });
+    // Held by another swap (stored, or imported just before from another record: one of the two released the
+    // deposit before the other took it, and the server may hold HTLC signatures of both): linked as released,
+    // so this swap is still watched and sweeps its own HTLC if that is the one the server publishes.
+    plan.push({ depositId, state: String(rs.rows[0].state), d, heldElsewhere: held.rows.length > 0 });
   }
 
   const iso = now.toISOString();
@@ -162,6 +164,7 @@ export async function importSwapRecord(
 
   let created = 0;
   let linked = 0;
+  let shared = 0;
   for (const [position, p] of plan.entries()) {
     const o = parseOutpoint(p.d.outpoint);
     let depositId = p.depositId;
@@ -182,10 +185,20 @@ export async function importSwapRecord(
     } else {
       linked++;
     }
+    if (state !== null && !isDepositState(state)) {
+      throw new Error(`deposit ${p.d.outpoint} is in unknown state "${state}"`);
+    }
+    if (p.heldElsewhere) {
+      shared++;
+      await tx.execute({
+        sql: `INSERT INTO loopin_swap_deposits (swap_hash, position, deposit_id, tx_hash, out_index, amount,
+                released) VALUES (?, ?, ?, ?, ?, ?, 1)`,
+        args: [hash, position, depositId, txidToBytes(o.txid), o.vout, p.d.valueSat],
+      });
+      continue;
+    }
     if (state === "Deposited") {
       await transitionDeposit(tx, { depositId, from: "Deposited", events: ["OnLoopInInitiated"] }, now);
-    } else if (state !== null && !isDepositState(state)) {
-      throw new Error(`deposit ${p.d.outpoint} is in unknown state "${state}"`);
     }
     await tx.execute({
       sql: `INSERT INTO loopin_swap_deposits (swap_hash, position, deposit_id, tx_hash, out_index, amount)
@@ -202,5 +215,11 @@ export async function importSwapRecord(
           VALUES (?, 'UnlockDeposits', NULL, ?, ?)`,
     args: [hash, note, iso],
   });
-  return { ...base, action: "imported", depositsCreated: created, depositsLinked: linked };
+  return {
+    ...base,
+    action: "imported",
+    depositsCreated: created,
+    depositsLinked: linked,
+    ...(shared ? { depositsHeldElsewhere: shared } : {}),
+  };
 }

@@ -1,4 +1,3 @@
-import { sha256 } from "@noble/hashes/sha2.js";
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { withTempDir } from "../../tests/fs.ts";
 import { type Db, openDb } from "../db/db.ts";
@@ -125,7 +124,7 @@ Deno.test("importSwapRecord links stored deposits (Deposited → LoopingIn) and 
   });
 });
 
-Deno.test("importSwapRecord skips (writes nothing) when the address is unknown or a deposit is held by another live swap", async () => {
+Deno.test("importSwapRecord skips (writes nothing) when the address is unknown", async () => {
   await withDb(async (db) => {
     const r = sampleSwapRecord();
     const got = await importIt(db, r);
@@ -133,17 +132,27 @@ Deno.test("importSwapRecord skips (writes nothing) when the address is unknown o
     assert(got.reason!.includes("static address"), got.reason);
     assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 0n);
   }, false);
+});
+
+Deno.test("importSwapRecord: a deposit another live swap holds is linked as released and left to that swap (both watched)", async () => {
   await withDb(async (db) => {
     const a = sampleSwapRecord({ seed: 1 });
     await importIt(db, a);
     // Another record over the same deposits (same seed ⇒ same funding txids), another preimage.
-    const b = sampleSwapRecord({ seed: 1 });
-    b.preimage = new Uint8Array(32).fill(3);
-    b.swapHash = sha256(b.preimage);
+    const b = sampleSwapRecord({ seed: 1, preimage: new Uint8Array(32).fill(3) });
     const got = await importIt(db, b);
-    assertEquals(got.action, "skipped");
-    assert(got.reason!.includes(`held by loop-in ${hexOf(a.swapHash)}`), got.reason);
-    assertEquals((await db.client.execute("SELECT count(*) AS n FROM loopin_swaps")).rows[0].n, 1n);
+    assertEquals([got.action, got.depositsLinked, got.depositsHeldElsewhere], ["imported", 2, 2]);
+    const store = new LoopInSwapStore(db);
+    const sa = (await store.getSwap(a.swapHash))!;
+    const sb = (await store.getSwap(b.swapHash))!;
+    assertEquals(sa.deposits.map((d) => [d.state, d.released]), [["LoopingIn", false], ["LoopingIn", false]]);
+    assertEquals(sb.deposits.map((d) => [d.state, d.released]), [["LoopingIn", true], ["LoopingIn", true]]);
+    assertEquals(sb.state, "UnlockDeposits");
+    assertEquals((await store.listSwaps({ watchedOnly: true })).length, 2);
+    assertEquals((await listDeposits(db.client)).map((d) => d.swapHash), [
+      hexOf(a.swapHash),
+      hexOf(a.swapHash),
+    ]);
   });
 });
 
@@ -216,16 +225,12 @@ Deno.test("after the import, a SETTLED invoice makes the swap Succeeded (deposit
   });
 });
 
-// BUG: two recovery records over the same deposits (an older swap that failed and released them, then a newer one
+// Was a bug: two recovery records over the same deposits (an older swap that failed and released them, then a newer one
 // that took them; the server holds HTLC signatures of both) are imported in file-name (= swap hash) order, and the
 // second is skipped ("held by loop-in …"). The skipped swap is never watched: when the server publishes its HTLC,
 // the imported swap sees its deposits spent by a transaction that is none of its own variants, releases them and
 // ends its watch, and nobody sweeps the skipped swap's HTLC output after its CLTV (the swap amount stays there).
-Deno.test({
-  name:
-    "recover: two records over the same deposits are both imported and watched; the HTLC of either is swept (the second is not skipped)",
-  ignore: true,
-}, async () => {
+Deno.test("recover: two records over the same deposits are both imported and watched; the HTLC of either is swept (the second is not skipped)", async () => {
   await withDb(async (db) => {
     const older = sampleSwapRecord({ seed: 1 });
     const newer = sampleSwapRecord({ seed: 1, preimage: new Uint8Array(32).fill(3) });

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { RawTx } from "@scure/btc-signer";
 import { listDeposits } from "../deposits/store.ts";
 import { syncExitCode, type SyncLoopInDeps, syncLoopIns, TIMEOUT_SWEEP_BUMP_BLOCKS } from "./sync.ts";
-import { armedSwap, armedSwaps, FakeSyncLnd, FakeSyncServer } from "./_sync_testing.ts";
+import { armedSwap, armedSwaps, type FakeSyncLnd, FakeSyncServer } from "./_sync_testing.ts";
 import type { Db } from "../db/db.ts";
 
 const T0 = new Date("2026-01-02T00:00:00Z");
