@@ -102,3 +102,42 @@ Deno.test("every lazily imported module is --include'd by deno.json's compile ta
   }
   assertEquals(missing, []);
 });
+
+Deno.test("deposits list --offline and deposits summary on an empty data directory load neither commander nor libSQL (cli/fast_path.ts); an unusual command line still goes to commander", async () => {
+  // An import map in which importing commander or the libSQL driver throws: a command that loads either fails.
+  const imports = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).imports;
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-fastpath-" });
+  try {
+    const map = `${dir}/import_map.json`;
+    await Deno.writeTextFile(
+      map,
+      JSON.stringify({
+        imports: {
+          ...imports,
+          "commander": 'data:text/javascript,throw new Error("commander loaded")',
+          "@libsql/client": 'data:text/javascript,throw new Error("libSQL loaded")',
+        },
+      }),
+    );
+    const run = async (...args: string[]) => {
+      const o = await new Deno.Command(Deno.execPath(), {
+        args: [...CLI_RUN_ARGS.slice(0, 2), "--import-map", map, ...CLI_RUN_ARGS.slice(2), ...args],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: o.code, stderr: new TextDecoder().decode(o.stderr) };
+    };
+    const base = ["--network", "regtest", "--loopdir", `${dir}/empty`];
+    for (const cmd of [["deposits", "list", "--offline"], ["--json", "deposits", "summary"]]) {
+      const r = await run(...base, ...cmd);
+      assertEquals(r.code, 1, r.stderr); // the empty state: no static address (README "Usage")
+      assert(r.stderr.includes("No static address"), r.stderr);
+      assert(!r.stderr.includes("loaded"), r.stderr);
+    }
+    const odd = await run(...base, "deposits", "list", "--offline", "--bogus");
+    assert(odd.stderr.includes("commander loaded"), odd.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
