@@ -8,6 +8,7 @@ import {
   depositHistory,
   getDeposit,
   insertDeposit,
+  insertDeposits,
   listDepositHeads,
   listDeposits,
   transitionDeposit,
@@ -140,6 +141,63 @@ Deno.test("listDepositHeads() reads the same scan fields as listDeposits(), swee
     assertEquals(heads[0].txid, "f0" + txidN(1).slice(2));
   } finally {
     db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("insertDeposits() stores what insertDeposit() stores, row for row and history included, across its 100-row statements, skipping outpoints already stored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-store-" });
+  const one = await openDb({ url: `file:${dir}/one.db`, network: "regtest" });
+  const many = await openDb({ url: `file:${dir}/many.db`, network: "regtest" });
+  try {
+    const a = standInAddress();
+    const now = new Date("2026-03-04T05:06:07Z");
+    const rows = Array.from({ length: 250 }, (_, i) => ({
+      depositId: crypto.getRandomValues(new Uint8Array(32)),
+      txid: txidN(i + 1),
+      vout: i % 3,
+      amountSat: 10_000n + BigInt(i),
+      confirmationHeight: i % 7 ? 800_000 + i : 0,
+      pkScript: a.pkScript,
+      timeoutSweepPkScript: new Uint8Array(34).fill(i % 256),
+    }));
+    // Outpoints 5 and 170 are stored already (under other deposit ids): left alone, no second history row.
+    const before = [5, 170].map((i) => ({
+      ...rows[i],
+      depositId: new Uint8Array(32).fill(i),
+      amountSat: 1n,
+    }));
+    const expected = rows.map((r, i) => (i === 5 || i === 170 ? before[i === 5 ? 0 : 1] : r));
+    await one.write(async (tx) => {
+      await insertStaticAddress(tx, a);
+      for (const r of before) await insertDeposit(tx, r, now);
+      for (const r of rows) await insertDeposit(tx, r, now);
+    });
+    const created = await many.write(async (tx) => {
+      await insertStaticAddress(tx, a);
+      for (const r of before) await insertDeposit(tx, r, now);
+      return await insertDeposits(tx, rows, now);
+    });
+    assertEquals(
+      [...created].sort(),
+      rows.filter((_, i) => i !== 5 && i !== 170).map((r) => `${r.txid}:${r.vout}`).sort(),
+    );
+    const stored = await listDeposits(many.client);
+    assertEquals(stored, await listDeposits(one.client));
+    assertEquals(
+      new Set(stored.map((d) => `${d.txid}:${d.vout}:${d.amountSat}`)),
+      new Set(expected.map((d) => `${d.txid}:${d.vout}:${d.amountSat}`)),
+    );
+    const history = async (db: typeof one) =>
+      (await db.client.execute(
+        "SELECT hex(deposit_id) AS id, update_state, update_timestamp FROM deposit_updates ORDER BY id",
+      )).rows.map((r) => `${r.id} ${r.update_state} ${r.update_timestamp}`);
+    assertEquals(await history(many), await history(one));
+    assertEquals((await history(many)).length, 250);
+    assertEquals((await many.write((tx) => insertDeposits(tx, rows, now))).size, 0);
+  } finally {
+    one.close();
+    many.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
