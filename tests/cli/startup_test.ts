@@ -4,7 +4,7 @@
  * stay in step with the help table and with `deno compile`. Times are in bench/startup.ts, not here.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { CLI_RUN_ARGS, runCli } from "./_harness.ts";
+import { CLI_RUN_ARGS, runCli, V8_FLAGS } from "./_harness.ts";
 import { COMMANDS } from "../../cli/commands.ts";
 import { rootHelp } from "../../cli/help.ts";
 import { buildProgram } from "../../cli/main.ts";
@@ -140,4 +140,24 @@ Deno.test("deposits list --offline and deposits summary on an empty data directo
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the CLI tests and benches run loopkit with the V8 flags it ships with: deno task loopkit and deno task compile (embedded in the binary)", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks;
+  for (const [name, prefix] of [["loopkit", "deno run "], ["compile", "deno compile "]]) {
+    const words: string[] = tasks[name].split(/\s+/);
+    assertEquals(words.slice(0, 3).join(" "), `${prefix}${V8_FLAGS}`, name);
+  }
+  assertEquals(CLI_RUN_ARGS.slice(0, 3), ["run", "--quiet", V8_FLAGS]);
+  // Deno refuses a flag V8 does not know: the flags run.
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", V8_FLAGS, "console.log(1)"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(
+    [o.code, new TextDecoder().decode(o.stdout).trim()],
+    [0, "1"],
+    new TextDecoder().decode(o.stderr),
+  );
 });
