@@ -24,12 +24,93 @@ const DEPOSIT_COLUMNS = `deposit_id, tx_hash, out_index, amount, confirmation_he
   timeout_sweep_pk_script, state, wallet_visible, expiry_sweep_txid, expiry_sweep_tx, swap_hash, spending_txid,
   spending_height`;
 
-/** Every stored deposit, in insertion order. */
+/** A nullable blob column as one word of a packed row: its hex, `-` for NULL, `?` for a value not a blob. */
+const word = (col: string) =>
+  `CASE WHEN ${col} IS NULL THEN '-' WHEN typeof(${col}) = 'blob' THEN hex(${col}) ELSE '?' END`;
+
+/**
+ * Every stored deposit, in insertion order. Read as one text cell per row, as {@linkcode listDepositHeads}
+ * does (the libSQL client's per-cell cost made a 14-column read of 1 000 deposits ~30 ms, most of
+ * `deposits list`); the same values as {@linkcode getDeposit} reads.
+ * @throws {LoopkitError} `db_corrupt` for a row that does not parse
+ */
 export async function listDeposits(db: Exec): Promise<Deposit[]> {
   const rs = await db.execute(
-    `SELECT ${DEPOSIT_COLUMNS} FROM deposits ORDER BY id`,
+    `SELECT state || ' ' || typeof(confirmation_height) || ' ' || confirmation_height || ' ' ||
+            typeof(wallet_visible) || ' ' || wallet_visible || ' ' || typeof(out_index) || ' ' || out_index ||
+            ' ' || typeof(amount) || ' ' || amount || ' ' || ${word("deposit_id")} || ' ' ||
+            ${word("tx_hash")} || ' ' || ${word("pkscript")} || ' ' || ${word("timeout_sweep_pk_script")} ||
+            ' ' || ${word("expiry_sweep_txid")} || ' ' || ${word("expiry_sweep_tx")} || ' ' ||
+            ${word("swap_hash")} || ' ' || ${word("spending_txid")} || ' ' ||
+            CASE WHEN spending_height IS NULL THEN '-' ELSE typeof(spending_height) || ':' || spending_height END
+              AS row
+       FROM deposits ORDER BY id`,
   );
-  return rs.rows.map(depositOfRow);
+  const scripts = new Map<string, Uint8Array>(); // deposits share a few pkScripts: decode each once
+  return rs.rows.map((r) => {
+    const text = String(r.row);
+    const f = text.split(" ");
+    const corrupt = (what: string) =>
+      new LoopkitError(
+        "db_corrupt",
+        `Database has an unreadable deposit row (${what}): "${text}"`,
+        ExitCode.Failure,
+      );
+    if (f.length !== 18) throw corrupt("columns");
+    const [state, hType, height, vType, visible, oType, vout, aType, amount] = f;
+    const [id, txHash, pkHex, sweepPkHex, sweepTxid, sweepTx, swapHash, spendTxid, spendHeight] = f.slice(9);
+    if (!isDepositState(state)) {
+      throw new LoopkitError(
+        "db_corrupt",
+        `Database has a deposit in unknown state "${state}"`,
+        ExitCode.Failure,
+      );
+    }
+    if ([hType, vType, oType, aType].some((t) => t !== "integer")) throw corrupt("an integer column");
+    const bytes = (h: string, column: string): Uint8Array => {
+      if (h === "-" || h === "?") {
+        throw new LoopkitError(
+          "db_corrupt",
+          `Database column deposits.${column} is not a blob`,
+          ExitCode.Failure,
+        );
+      }
+      return hexToBytes(h);
+    };
+    const nullable = (h: string, column: string): Uint8Array | null => (h === "-" ? null : bytes(h, column));
+    const depositId = bytes(id, "deposit_id");
+    if (depositId.length !== 32) {
+      throw new LoopkitError(
+        "db_corrupt",
+        `Database has a deposit id of ${depositId.length} bytes`,
+        ExitCode.Failure,
+      );
+    }
+    if (pkHex === "-" || pkHex === "?") bytes(pkHex, "pkscript");
+    let pkScript = scripts.get(pkHex);
+    if (!pkScript) scripts.set(pkHex, pkScript = hexToBytes(pkHex));
+    const expiryTxid = nullable(sweepTxid, "expiry");
+    const swap = nullable(swapHash, "swap_hash");
+    const spending = nullable(spendTxid, "spending_txid");
+    return {
+      depositId,
+      txid: txidFromBytes(bytes(txHash, "tx_hash")),
+      vout: Number(vout),
+      amountSat: BigInt(amount),
+      confirmationHeight: Number(height),
+      pkScript: pkScript.slice(),
+      timeoutSweepPkScript: bytes(sweepPkHex, "timeout_sweep_pk_script"),
+      state,
+      walletVisible: Number(visible) === 1,
+      expirySweepTxid: expiryTxid === null ? null : txidFromBytes(expiryTxid),
+      expirySweepTx: nullable(sweepTx, "expiry_sweep_tx"),
+      swapHash: swap === null ? null : bytesToHex(swap),
+      spentBy: spending === null ? null : {
+        txid: txidFromBytes(spending),
+        height: spendHeight === "-" ? 0 : Number(spendHeight.slice(spendHeight.indexOf(":") + 1)),
+      },
+    };
+  });
 }
 
 /** The fields of a deposit `deposits sync` scans on every run (see {@linkcode listDepositHeads}). */
