@@ -2,6 +2,9 @@
  * Start-up time of whole processes, side by side in one run: `loopkit --help` against `lncli --help`, and
  * `loopkit deposits list --offline` on an empty data directory (issue "Running it for years", item 3).
  *
+ * Also `deposits list --offline` on a data directory holding 1 000 deposits (the realistic case: it opens the
+ * database, so it loads libSQL).
+ *
  * Runs the commands in turns (a, b, c, a, b, c, …) so machine load hits each alike; prints min / median /
  * max wall time in ms and the ratio of the medians and of the minimums. Two floors are timed beside them: `deno run`
  * of an empty file, and of a file that only imports commander (what every parsed command pays). `loopkit` runs from source exactly as
@@ -13,6 +16,34 @@
  * @module
  */
 import { CLI_RUN_ARGS } from "../tests/cli/_harness.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { openDb } from "../core/db/db.ts";
+import { syncDeposits } from "../core/deposits/sync.ts";
+import { WalletStandIn } from "../core/deposits/_testing.ts";
+import { benchAddress, benchDataDir, benchWallet } from "./_wallet.ts";
+
+/** `<loopdir>/regtest/loopkit.db` holding the bench address and `n` deposits (a first sync in process). */
+async function loopdirWithDeposits(loopdir: string, n: number): Promise<void> {
+  const clientPubkey = secp256k1.getPublicKey(new Uint8Array(32).fill(7), true);
+  const { pkScript } = benchAddress(clientPubkey);
+  const dataDir = await benchDataDir(loopdir, clientPubkey);
+  const wallet = new WalletStandIn();
+  wallet.height = 900_000;
+  wallet.utxos = benchWallet(2 * n, n, pkScript, wallet.height).map(({ account: _, ...u }) => ({
+    ...u,
+    address: "",
+  }));
+  wallet.importedPkScripts = [pkScript];
+  const db = await openDb({ url: `file:${dataDir}/loopkit.db`, network: "regtest" });
+  try {
+    const r = await syncDeposits({ db, lnd: wallet });
+    if (r.changes.length !== n) {
+      throw new Error(`bench/startup: ${r.changes.length} deposits created, not ${n}`);
+    }
+  } finally {
+    db.close();
+  }
+}
 
 interface Case {
   name: string;
@@ -66,7 +97,9 @@ function stats(xs: number[]) {
 if (import.meta.main) {
   const runs = Number(flag("--runs") ?? 30);
   const empty = await Deno.makeTempDir({ prefix: "loopkit-startup-" });
+  const full = await Deno.makeTempDir({ prefix: "loopkit-startup-" });
   try {
+    await loopdirWithDeposits(full, 1_000);
     const deno = Deno.execPath();
     const cases: Case[] = [
       { name: "loopkit --help", cmd: deno, args: [...CLI_RUN_ARGS, "--help"] },
@@ -75,6 +108,11 @@ if (import.meta.main) {
         cmd: deno,
         args: [...CLI_RUN_ARGS, "--network", "regtest", "--loopdir", empty, "deposits", "list", "--offline"],
         expect: 1, // the empty state: no static address (README "Usage")
+      },
+      {
+        name: "loopkit deposits list --offline (1 000 deposits)",
+        cmd: deno,
+        args: [...CLI_RUN_ARGS, "--network", "regtest", "--loopdir", full, "deposits", "list", "--offline"],
       },
     ];
     const floor = (name: string, file: string): Case => ({
@@ -93,9 +131,15 @@ if (import.meta.main) {
       cases.push(
         { name: `before: loopkit --help (${before})`, cmd: deno, args: [...args, "--help"] },
         {
-          name: `before: deposits list --offline (${before})`,
+          name: `before: deposits list --offline, empty data dir (${before})`,
           cmd: deno,
           args: [...args, "--network", "regtest", "--loopdir", empty, "deposits", "list", "--offline"],
+          expect: 1,
+        },
+        {
+          name: `before: deposits list --offline, 1 000 deposits (${before})`,
+          cmd: deno,
+          args: [...args, "--network", "regtest", "--loopdir", full, "deposits", "list", "--offline"],
         },
       );
     }
@@ -134,5 +178,6 @@ if (import.meta.main) {
     }
   } finally {
     await Deno.remove(empty, { recursive: true });
+    await Deno.remove(full, { recursive: true });
   }
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import { lazyImport } from "./lazy.ts";
+import type { FastCommand } from "./fast_path.ts";
 
 /** A subcommand file's registration function (`registerBackup(program)`): adds one command to commander's program. */
 // deno-lint-ignore no-explicit-any
@@ -30,6 +31,17 @@ function fromFile(file: string, fn: string): () => Promise<Register> {
   };
 }
 
+/** `load` of the commander-free subcommands (cli/fast_path.ts) that `cli/<file>` exports as `FAST_COMMANDS`. */
+function fastFrom(file: string): () => Promise<readonly FastCommand[]> {
+  return async () => {
+    const fast =
+      (await lazyImport<{ FAST_COMMANDS?: readonly FastCommand[] }>(new URL(file, import.meta.url)))
+        .FAST_COMMANDS;
+    if (!Array.isArray(fast)) throw new Error(`cli/${file.replace(/^\.\//, "")} exports no FAST_COMMANDS`);
+    return fast;
+  };
+}
+
 /** One top-level command. */
 export interface CommandEntry {
   /** The command word, e.g. `deposits`. */
@@ -38,6 +50,11 @@ export interface CommandEntry {
   summary: string;
   /** Imports the command's file and returns its registration function. */
   load: () => Promise<Register>;
+  /**
+   * The subcommands that run without commander on a plain command line (cli/fast_path.ts), e.g.
+   * `deposits list`; commander parses everything else.
+   */
+  fast?: () => Promise<readonly FastCommand[]>;
 }
 
 /** Every top-level command, in `--help` order. */
@@ -51,6 +68,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "deposits",
     summary: "static-address deposits",
     load: fromFile("./deposits.ts", "registerDeposits"),
+    fast: fastFrom("./deposits.ts"),
   },
   {
     name: "address",

@@ -173,23 +173,31 @@ export function takeExitCode(): number {
 }
 
 /**
- * Wraps a subcommand body for commander's `.action()`: builds the context from the global flags, maps errors
- * to exit codes (README "Exit codes") and always releases lnd and the database. The code is read back with
- * {@linkcode takeExitCode}.
+ * Wraps a subcommand body for commander's `.action()`: runs it through {@linkcode runAction} with the
+ * command's flags and the global ones (`optsWithGlobals()`).
  */
 export function action<O>(body: Action<O>): (...params: unknown[]) => Promise<void> {
-  return async (...params: unknown[]) => {
+  return (...params: unknown[]) => {
     const cmd = params[params.length - 1] as Command;
-    const all = cmd.optsWithGlobals() as GlobalFlags & O;
-    const args = params.slice(0, -2).flat() as string[];
-    let ctx: Context | undefined;
-    try {
-      ctx = makeContext(all);
-      lastExitCode = await body(ctx, all, args);
-    } catch (err) {
-      lastExitCode = reportError(err, ctx?.config.json ?? Boolean(all.json));
-    } finally {
-      await ctx?.close();
-    }
+    return runAction(body, cmd.optsWithGlobals() as GlobalFlags & O, params.slice(0, -2).flat() as string[]);
   };
+}
+
+/**
+ * Runs a subcommand body: builds the context from the global flags in `all`, maps errors to exit codes
+ * (README "Exit codes") and always releases lnd and the database. The code is read back with
+ * {@linkcode takeExitCode}. Used by {@linkcode action} and by the commander-free path (cli/fast_path.ts).
+ * @param all the command's flags and the global ones, as commander's `optsWithGlobals()` gives them
+ * @param args the command's positional arguments
+ */
+export async function runAction<O>(body: Action<O>, all: GlobalFlags & O, args: string[]): Promise<void> {
+  let ctx: Context | undefined;
+  try {
+    ctx = makeContext(all);
+    lastExitCode = await body(ctx, all, args);
+  } catch (err) {
+    lastExitCode = reportError(err, ctx?.config.json ?? Boolean(all.json));
+  } finally {
+    await ctx?.close();
+  }
 }

@@ -22,6 +22,7 @@ import { dbError } from "../core/db/db.ts";
 import { ExitCode, type ExitCodeValue, LoopkitError, usageError } from "../core/errors.ts";
 import { formatOutpoint, parseOutpoint } from "../core/staticaddr/outpoint.ts";
 import { action, type Context } from "./context.ts";
+import { addFlags, type FastCommand, type FlagSpec } from "./fast_path.ts";
 import { diag, out, toHex, toJson } from "./output.ts";
 import { depositJson } from "./deposit_json.ts";
 import { lazyImport } from "./lazy.ts";
@@ -125,10 +126,6 @@ function parseConfTarget(v: string): number {
     throw usageError(`Invalid --sweep-conf-target "${v}": expected a whole number of blocks from 2 to 1008`);
   }
   return Number(v);
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 /** True when the database exists and holds a static address (read-only; an older schema is migrated). */
@@ -302,90 +299,114 @@ export function registerDeposits(program: Command): void {
       return code;
     }));
 
-  deposits.command("list")
-    .description("list deposits (Replaced ones only with --all or --state Replaced)")
-    .option("--all", "include Replaced deposits")
-    .option("--state <state>", `only this state (${DEPOSIT_STATES.join(", ")})`)
-    .option("--outpoint <txid:vout>", "only these outpoints (repeatable; each must exist)", collect, [])
-    .option("--offline", "do not ask lnd for the tip (no blocks until expiry)")
-    .action(
-      action<{ all?: boolean; state?: string; outpoint: string[]; offline?: boolean }>(async (ctx, opts) => {
-        if (opts.state && !(DEPOSIT_STATES as readonly string[]).includes(opts.state)) {
-          throw usageError(`Invalid --state "${opts.state}": expected one of ${DEPOSIT_STATES.join(", ")}`);
-        }
-        if (opts.state && opts.outpoint.length) {
-          throw usageError(
-            "Use either --state or --outpoint, not both (as Loop: filter by state or outpoints)",
-          );
-        }
-        const wanted = opts.outpoint.map((o) => {
-          try {
-            return formatOutpoint(parseOutpoint(o));
-          } catch (err) {
-            throw usageError(`Invalid --outpoint "${o}": ${(err as Error).message}`);
-          }
-        });
-        const { deposits: all, addresses } = await readAll(ctx);
-        let shown: Deposit[];
-        if (wanted.length) {
-          const byOp = new Map(all.map((d) => [outpointOf(d), d]));
-          const missing = wanted.filter((o) => !byOp.has(o));
-          if (missing.length) {
-            throw new LoopkitError(
-              "deposit_not_found",
-              `Not all outpoints found in deposits: ${missing.join(", ")}`,
-              ExitCode.Failure,
-            );
-          }
-          shown = [...new Set(wanted)].map((o) => byOp.get(o)!);
-        } else {
-          shown = all.filter((d) =>
-            (opts.all || opts.state === "Replaced" || isVisible(d)) && (!opts.state || d.state === opts.state)
-          );
-        }
-        const tip = await tipOrUndefined(ctx, opts.offline);
-        const expiry = expiryOf(addresses);
-        if (ctx.config.json) {
-          out(toJson({
-            tip_height: tip,
-            deposits: shown.map((d) => depositJson(d, expiry(d), tip)),
-          }));
-        } else if (!shown.length) {
-          out("no deposits");
-        } else {
-          for (const l of depositTable(shown, expiry, tip)) out(l);
-        }
-        return ExitCode.Ok;
-      }),
-    );
+  addFlags(
+    deposits.command("list").description("list deposits (Replaced ones only with --all or --state Replaced)"),
+    LIST_FLAGS,
+  ).action(action(depositsList));
 
   deposits.command("summary")
     .description("totals of the deposits by state, like Loop's static address summary (works offline)")
-    .action(action(async (ctx) => {
-      const { deposits: all, addresses } = await readAll(ctx);
-      const legacy = addresses[0];
-      const { addressOfRow } = await loadNewAddress();
-      const address = addressOfRow(legacy, ctx.config.network).address;
-      const s = summarizeDeposits(all);
-      if (ctx.config.json) {
-        out(toJson(summaryJson(address, legacy.expiry, s)));
-        return ExitCode.Ok;
-      }
-      out(`static address  ${address}`);
-      out(`CSV expiry      ${legacy.expiry} blocks`);
-      const rows = [["CATEGORY", "VALUE_SAT", "COUNT"]];
-      for (const c of SUMMARY_CATEGORIES) {
-        const t = s.categories[c];
-        if (t.count) rows.push([c, t.valueSat.toString(), String(t.count)]);
-      }
-      rows.push(["total", s.totalValueSat.toString(), String(s.totalNumDeposits)]);
-      out("");
-      for (const l of pad(rows)) out(l);
-      if (s.replaced.count) {
-        out(
-          `(${s.replaced.count} replaced deposit(s), ${s.replaced.valueSat} sat, hidden: deposits list --all)`,
-        );
-      }
-      return ExitCode.Ok;
-    }));
+    .action(action(depositsSummary));
 }
+
+/** The flags of `deposits list` (registered on commander and read by the commander-free path). */
+const LIST_FLAGS: readonly FlagSpec[] = [
+  { flags: "--all", description: "include Replaced deposits" },
+  { flags: "--state <state>", description: `only this state (${DEPOSIT_STATES.join(", ")})` },
+  {
+    flags: "--outpoint <txid:vout>",
+    description: "only these outpoints (repeatable; each must exist)",
+    repeatable: true,
+  },
+  { flags: "--offline", description: "do not ask lnd for the tip (no blocks until expiry)" },
+];
+
+type ListOpts = { all?: boolean; state?: string; outpoint: string[]; offline?: boolean };
+
+/** `deposits list`: the stored deposits, filtered (exit 2 for a bad filter, 1 for an unknown outpoint). */
+async function depositsList(ctx: Context, opts: ListOpts): Promise<number> {
+  if (opts.state && !(DEPOSIT_STATES as readonly string[]).includes(opts.state)) {
+    throw usageError(`Invalid --state "${opts.state}": expected one of ${DEPOSIT_STATES.join(", ")}`);
+  }
+  if (opts.state && opts.outpoint.length) {
+    throw usageError(
+      "Use either --state or --outpoint, not both (as Loop: filter by state or outpoints)",
+    );
+  }
+  const wanted = opts.outpoint.map((o) => {
+    try {
+      return formatOutpoint(parseOutpoint(o));
+    } catch (err) {
+      throw usageError(`Invalid --outpoint "${o}": ${(err as Error).message}`);
+    }
+  });
+  const { deposits: all, addresses } = await readAll(ctx);
+  let shown: Deposit[];
+  if (wanted.length) {
+    const byOp = new Map(all.map((d) => [outpointOf(d), d]));
+    const missing = wanted.filter((o) => !byOp.has(o));
+    if (missing.length) {
+      throw new LoopkitError(
+        "deposit_not_found",
+        `Not all outpoints found in deposits: ${missing.join(", ")}`,
+        ExitCode.Failure,
+      );
+    }
+    shown = [...new Set(wanted)].map((o) => byOp.get(o)!);
+  } else {
+    shown = all.filter((d) =>
+      (opts.all || opts.state === "Replaced" || isVisible(d)) && (!opts.state || d.state === opts.state)
+    );
+  }
+  const tip = await tipOrUndefined(ctx, opts.offline);
+  const expiry = expiryOf(addresses);
+  if (ctx.config.json) {
+    out(toJson({
+      tip_height: tip,
+      deposits: shown.map((d) => depositJson(d, expiry(d), tip)),
+    }));
+  } else if (!shown.length) {
+    out("no deposits");
+  } else {
+    for (const l of depositTable(shown, expiry, tip)) out(l);
+  }
+  return ExitCode.Ok;
+}
+
+/** `deposits summary`: totals by state (offline: the database only). */
+async function depositsSummary(ctx: Context): Promise<number> {
+  const { deposits: all, addresses } = await readAll(ctx);
+  const legacy = addresses[0];
+  const { addressOfRow } = await loadNewAddress();
+  const address = addressOfRow(legacy, ctx.config.network).address;
+  const s = summarizeDeposits(all);
+  if (ctx.config.json) {
+    out(toJson(summaryJson(address, legacy.expiry, s)));
+    return ExitCode.Ok;
+  }
+  out(`static address  ${address}`);
+  out(`CSV expiry      ${legacy.expiry} blocks`);
+  const rows = [["CATEGORY", "VALUE_SAT", "COUNT"]];
+  for (const c of SUMMARY_CATEGORIES) {
+    const t = s.categories[c];
+    if (t.count) rows.push([c, t.valueSat.toString(), String(t.count)]);
+  }
+  rows.push(["total", s.totalValueSat.toString(), String(s.totalNumDeposits)]);
+  out("");
+  for (const l of pad(rows)) out(l);
+  if (s.replaced.count) {
+    out(
+      `(${s.replaced.count} replaced deposit(s), ${s.replaced.valueSat} sat, hidden: deposits list --all)`,
+    );
+  }
+  return ExitCode.Ok;
+}
+
+/**
+ * The `deposits` subcommands that run without commander on a plain command line (cli/fast_path.ts): both
+ * read only the database, so `deposits list --offline` loads neither commander nor, without a database, libSQL.
+ */
+export const FAST_COMMANDS: readonly FastCommand[] = [
+  { path: ["deposits", "list"], options: LIST_FLAGS, run: depositsList },
+  { path: ["deposits", "summary"], options: [], run: depositsSummary },
+];

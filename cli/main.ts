@@ -13,6 +13,8 @@ import { parseBooleanEnv } from "../core/config/config.ts";
 import { COMMANDS } from "./commands.ts";
 import { GLOBAL_OPTIONS, PROGRAM_DESCRIPTION, rootHelp, scanArgv, VERSION } from "./help.ts";
 import { lazyImport } from "./lazy.ts";
+import { parseFast } from "./fast_path.ts";
+import type * as ContextModule from "./context.ts";
 import { reportError } from "./report.ts";
 import {
   interruptedError,
@@ -92,11 +94,26 @@ export async function main(argv: string[]): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(rootHelp(COMMANDS)));
     return ExitCode.Ok;
   }
+  const entry = COMMANDS.find((c) => c.name === scan.command);
+  if (entry?.fast) {
+    // A plain `deposits list …`: no commander, so no Node compatibility layer (cli/fast_path.ts).
+    const [fast, { runAction, takeExitCode }] = await Promise.all([
+      entry.fast(),
+      lazyImport<typeof ContextModule>(new URL("./context.ts", import.meta.url)),
+    ]);
+    for (const f of fast) {
+      const opts = parseFast(argv, f.path, f.options);
+      if (opts === undefined) continue;
+      takeExitCode();
+      await runAction(f.run, opts, []);
+      return takeExitCode();
+    }
+  }
   // Commander, the context and the command's own file load in parallel (one wait, not three).
   const [{ CommanderError }, { takeExitCode }] = await Promise.all([
     lazyImport<Commander>("commander"),
     lazyImport<{ takeExitCode: () => number }>(new URL("./context.ts", import.meta.url)),
-    COMMANDS.find((c) => c.name === scan.command)?.load().catch(() => undefined),
+    entry?.load().catch(() => undefined),
   ]);
   takeExitCode();
   const program = await buildProgram({ json, load: scan.command });

@@ -25,7 +25,7 @@ import {
   applyDepositUpdate,
   type DepositHead,
   getDeposit,
-  insertDeposit,
+  insertDeposits,
   listDepositHeads,
   transitionDeposit,
 } from "./store.ts";
@@ -406,12 +406,21 @@ export async function syncDeposits(deps: SyncDeps): Promise<SyncResult> {
           plan.update = plan.update.filter((u) => !marksAbsence(u) || knownBeforeRead.has(u.outpoint));
           const at = now();
           const out: SyncChange[] = [];
+          // No sweep destination yet: a wallet address is taken only when the deposit is swept
+          // (ensureSweepDestination), not one per deposit at creation as Loop does. One multi-row INSERT per
+          // 100 deposits (insertDeposits), not two statements per deposit.
+          const created = await insertDeposits(
+            tx,
+            plan.create.map((c) => ({
+              ...c,
+              depositId: randomId(),
+              timeoutSweepPkScript: NO_SWEEP_DESTINATION,
+            })),
+            at,
+          );
           for (const c of plan.create) {
             const op = outpointOf(c);
-            // No sweep destination yet: a wallet address is taken only when the deposit is swept
-            // (ensureSweepDestination), not one per deposit at creation as Loop does.
-            const sweep = NO_SWEEP_DESTINATION;
-            if (await insertDeposit(tx, { ...c, depositId: randomId(), timeoutSweepPkScript: sweep }, at)) {
+            if (created.has(op)) {
               out.push({
                 outpoint: op,
                 change: "created",

@@ -20,10 +20,26 @@ export interface CliResult {
   json?: Record<string, unknown>;
 }
 
-/** `deno` arguments that run the CLI from source with exactly the permissions `deno task compile` grants. */
+/**
+ * The V8 flags loopkit ships with (deno.json's `loopkit` and `compile` tasks, so the compiled binary embeds
+ * them): a young generation of at most 2 MB per semi-space, and the memory of dead ArrayBuffers released
+ * during the garbage collection that finds them instead of later by a background task. Memory, not speed: the
+ * first `deposits sync` at 100 000 wallet UTXOs reads ~50 MB of short-lived HTTP/2 chunk buffers, and with
+ * V8's defaults (semi-spaces up to 16 MB, concurrent ArrayBuffer sweeping) its peak was ~45 MB higher
+ * (bench/README.md). Neither flag limits the heap; the CLI tests and the benches run the CLI with them.
+ * (`--single-threaded-gc` saved as much, but with it the test process's fake HTTP/2 servers (Deno's
+ * `node:http2`) aborted on an nghttp2 assertion in 3 of 4 runs of tests/cli/loopin_test.ts.)
+ */
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--no-concurrent-array-buffer-sweeping";
+
+/**
+ * `deno` arguments that run the CLI from source exactly as `deno task loopkit` does: the V8 flags and the
+ * permissions `deno task compile` fixes into the binary.
+ */
 export const CLI_RUN_ARGS: readonly string[] = [
   "run",
   "--quiet",
+  V8_FLAGS,
   "--allow-read",
   "--allow-write",
   "--allow-net",

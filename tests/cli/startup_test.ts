@@ -4,7 +4,7 @@
  * stay in step with the help table and with `deno compile`. Times are in bench/startup.ts, not here.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { CLI_RUN_ARGS, runCli } from "./_harness.ts";
+import { CLI_RUN_ARGS, runCli, V8_FLAGS } from "./_harness.ts";
 import { COMMANDS } from "../../cli/commands.ts";
 import { rootHelp } from "../../cli/help.ts";
 import { buildProgram } from "../../cli/main.ts";
@@ -101,4 +101,63 @@ Deno.test("every lazily imported module is --include'd by deno.json's compile ta
     }
   }
   assertEquals(missing, []);
+});
+
+Deno.test("deposits list --offline and deposits summary on an empty data directory load neither commander nor libSQL (cli/fast_path.ts); an unusual command line still goes to commander", async () => {
+  // An import map in which importing commander or the libSQL driver throws: a command that loads either fails.
+  const imports = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).imports;
+  const dir = await Deno.makeTempDir({ prefix: "loopkit-fastpath-" });
+  try {
+    const map = `${dir}/import_map.json`;
+    await Deno.writeTextFile(
+      map,
+      JSON.stringify({
+        imports: {
+          ...imports,
+          "commander": 'data:text/javascript,throw new Error("commander loaded")',
+          "@libsql/client": 'data:text/javascript,throw new Error("libSQL loaded")',
+        },
+      }),
+    );
+    const run = async (...args: string[]) => {
+      const o = await new Deno.Command(Deno.execPath(), {
+        args: [...CLI_RUN_ARGS.slice(0, 2), "--import-map", map, ...CLI_RUN_ARGS.slice(2), ...args],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: o.code, stderr: new TextDecoder().decode(o.stderr) };
+    };
+    const base = ["--network", "regtest", "--loopdir", `${dir}/empty`];
+    for (const cmd of [["deposits", "list", "--offline"], ["--json", "deposits", "summary"]]) {
+      const r = await run(...base, ...cmd);
+      assertEquals(r.code, 1, r.stderr); // the empty state: no static address (README "Usage")
+      assert(r.stderr.includes("No static address"), r.stderr);
+      assert(!r.stderr.includes("loaded"), r.stderr);
+    }
+    const odd = await run(...base, "deposits", "list", "--offline", "--bogus");
+    assert(odd.stderr.includes("commander loaded"), odd.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the CLI tests and benches run loopkit with the V8 flags it ships with: deno task loopkit and deno task compile (embedded in the binary)", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks;
+  for (const [name, prefix] of [["loopkit", "deno run "], ["compile", "deno compile "]]) {
+    const words: string[] = tasks[name].split(/\s+/);
+    assertEquals(words.slice(0, 3).join(" "), `${prefix}${V8_FLAGS}`, name);
+  }
+  assertEquals(CLI_RUN_ARGS.slice(0, 3), ["run", "--quiet", V8_FLAGS]);
+  // Deno refuses a flag V8 does not know: the flags run.
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", V8_FLAGS, "console.log(1)"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(
+    [o.code, new TextDecoder().decode(o.stdout).trim()],
+    [0, "1"],
+    new TextDecoder().decode(o.stderr),
+  );
 });
