@@ -30,7 +30,7 @@ export interface CliResult {
  * (`--single-threaded-gc` saved as much, but with it the test process's fake HTTP/2 servers (Deno's
  * `node:http2`) aborted on an nghttp2 assertion in 3 of 4 runs of tests/cli/loopin_test.ts.)
  */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--no-concurrent-array-buffer-sweeping";
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
 
 /**
  * `deno` arguments that run the CLI from source exactly as `deno task loopkit` does: the V8 flags and the
