@@ -2,7 +2,8 @@
  * Typed client for Loop's swap server over gRPC, every call through L402 pay-and-retry
  * (spec/static-loop-in.md §1.3, §5; spec/static-address-and-deposits.md §3.2–§3.3).
  *
- * - One gRPC channel per client, TLS with the system roots by default (or a given certificate);
+ * - One gRPC channel per client while a call is in flight (closed when the last call ends, opened again
+ *   by the next: denoland/deno#36788), TLS with the system roots by default (or a given certificate);
  *   plaintext only to a loopback host (the L402 credential is a bearer secret; Loop's `--notls`
  *   is "testing only").
  * - Calls are serialised by the {@linkcode L402Client}; each attempt has a 30 s deadline.
@@ -376,7 +377,7 @@ export interface SwapServerClient {
    *   mapped as for unary calls; or what `onNotification` threw
    */
   subscribeNotifications(opts: SubscribeNotificationsOptions): Promise<void>;
-  /** Closes the channel. Idempotent. */
+  /** Closes the channel (if a call holds it open) and refuses further calls. Idempotent. */
   close(): void;
 }
 
@@ -615,12 +616,28 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
   const bare = host.replace(/^\[|\]$/g, "");
   const isIp = /^[0-9.]+$/.test(bare) || bare.includes(":");
   const serverName = opts.tlsServerName ?? (isIp ? "localhost" : bare);
-  const channel = new grpc.Client(opts.address, creds, {
+  const channelOptions = {
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
     ...(opts.tls
       ? { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName }
       : {}),
-  });
+  };
+  // The channel lives only while a call is in flight: the first call opens it, the end of the last one
+  // closes it (the next call connects again). An HTTP/2 GOAWAY reaching a grpc-js session with no call in
+  // flight can abort Deno 2.9.6 (denoland/deno#36788, lnd/README.md "Known limitation"); a session that
+  // is closed as soon as it is idle never receives one, and an open call was never seen to trip it.
+  let channel: grpc.Client | undefined;
+  let inFlight = 0;
+  const acquire = (): grpc.Client => {
+    channel ??= new grpc.Client(opts.address, creds, channelOptions);
+    inFlight++;
+    return channel;
+  };
+  const release = () => {
+    if (--inFlight > 0 || !channel) return;
+    channel.close();
+    channel = undefined;
+  };
   const l402 = new L402Client({ ...opts.l402, network: opts.network });
   let closed = false;
   const streams = new Set<grpc.ClientReadableStream<Msg>>();
@@ -638,15 +655,25 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
         new Promise<Msg>((resolve, reject) => {
           const md = new grpc.Metadata();
           if (credential) md.set(credential.key, credential.value);
-          channel.makeUnaryRequest(
-            def.path,
-            def.requestSerialize,
-            def.responseDeserialize,
-            request,
-            md,
-            { deadline: Date.now() + timeoutMs },
-            (err, res) => err ? reject(err) : resolve(res ?? {}),
-          );
+          const ch = acquire();
+          try {
+            ch.makeUnaryRequest(
+              def.path,
+              def.requestSerialize,
+              def.responseDeserialize,
+              request,
+              md,
+              { deadline: Date.now() + timeoutMs },
+              (err, res) => {
+                release();
+                if (err) reject(err);
+                else resolve(res ?? {});
+              },
+            );
+          } catch (err) {
+            release(); // not sent
+            throw err;
+          }
         }));
     } catch (err) {
       throw mapGrpcError(err, name, opts.address);
@@ -815,7 +842,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
       if (o.signal.aborted) return;
       const md = new grpc.Metadata();
       md.set(credential.key, credential.value);
-      const call = channel.makeServerStreamRequest(
+      const call = acquire().makeServerStreamRequest(
         subscribeDef.path,
         subscribeDef.requestSerialize,
         subscribeDef.responseDeserialize,
@@ -833,6 +860,7 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
           settled = true;
           o.signal.removeEventListener("abort", onAbort);
           streams.delete(call);
+          release();
           if (err === undefined) resolve();
           else reject(err);
         };
@@ -876,7 +904,8 @@ export function openSwapServer(opts: SwapServerOptions): SwapServerClient {
       if (closed) return;
       closed = true;
       for (const call of streams) call.cancel(); // their subscribeNotifications() calls resolve
-      channel.close();
+      channel?.close(); // unary calls still open fail; their release() finds no channel
+      channel = undefined;
     },
   };
 }

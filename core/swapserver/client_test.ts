@@ -9,6 +9,7 @@ import {
   assertThrows,
 } from "../../tests/assert.ts";
 import { exists } from "../../tests/fs.ts";
+import { startTcpRelay } from "../../tests/tcp_relay.ts";
 import { InProcessLightning, type InProcessPayer } from "../../tests/swapserver/lightning.ts";
 import {
   DEFAULT_SERVER_EXPIRY,
@@ -74,6 +75,14 @@ async function withEnv(
     for (const c of clients) c.close();
     await server.stop();
     await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** Polls `cond` every 10 ms; throws naming `what` if it is still false after 5 s. */
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 5_000; !cond();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -413,6 +422,8 @@ interface MiniServer {
   cancelled: () => Promise<void>;
   /** When set, the stream answers "payment required" even to a valid token. */
   refuseStreamToken: boolean;
+  /** Client TCP connections open right now. */
+  connections(): number;
   stop(): Promise<void>;
 }
 
@@ -433,7 +444,8 @@ async function startMiniServer(ln: InProcessLightning): Promise<MiniServer> {
     onSubscribe: () => {},
     cancelled: () => cancelledP,
     refuseStreamToken: false,
-    stop: () => Promise.resolve(server.forceShutdown()),
+    connections: () => 0, // replaced once the relay runs
+    stop: () => Promise.resolve(server.forceShutdown()), // replaced once the relay runs
   };
   const challenge = async () => {
     const { paymentRequest, paymentHash } = await ln.addInvoice(5n, "L402");
@@ -496,7 +508,14 @@ async function startMiniServer(ln: InProcessLightning): Promise<MiniServer> {
   const port = await new Promise<number>((res, rej) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => e ? rej(e) : res(p))
   );
-  mini.address = `127.0.0.1:${port}`;
+  // Through a TCP relay: stop() drops the connections instead of sending a GOAWAY (tests/tcp_relay.ts).
+  const relay = startTcpRelay(port);
+  mini.address = `127.0.0.1:${relay.port}`;
+  mini.connections = () => relay.connections;
+  mini.stop = async () => {
+    await relay.close();
+    server.forceShutdown();
+  };
   mini.cancelled = () => {
     const p = cancelledP;
     return p.then(() => {
@@ -879,6 +898,30 @@ Deno.test("subscribeNotifications(): V1 with the paid token; risk, sweep and oth
     const sub = mini.calls.find((x) => x.method === "SubscribeNotifications")!;
     assertEquals(sub.request.version, 1); // V1
     assert(sub.tokenId !== null, "the stream carries the paid credential");
+  });
+});
+
+Deno.test("the channel is open only while a call is in flight: closed after each call, held by an open stream (denoland/deno#36788)", async () => {
+  await withLoopInEnv(async ({ mini, open }) => {
+    const noConnection = () =>
+      waitFor(() => mini.connections() === 0, "the client to close its connection once idle");
+    const c = open();
+    assertEquals(mini.connections(), 0, "nothing connects before the first call");
+    await c.ensurePaidToken(); // challenge, payment, paid retry: each attempt connects and closes again
+    await noConnection();
+    await c.ensurePaidToken();
+    await noConnection();
+    mini.onSubscribe = () => {}; // the stream stays open until the client cancels it
+    const ac = new AbortController();
+    const done = c.subscribeNotifications({ signal: ac.signal, onNotification: () => {} });
+    await waitFor(() => mini.connections() === 1, "the stream to connect");
+    await c.ensurePaidToken(); // a unary call while the stream is open shares its connection
+    assertEquals(mini.connections(), 1);
+    ac.abort();
+    await done;
+    await noConnection();
+    c.close();
+    assertEquals(mini.connections(), 0);
   });
 });
 

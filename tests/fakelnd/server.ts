@@ -57,6 +57,7 @@ import { Buffer } from "node:buffer";
 import { lndService } from "../../lnd/rpc.ts";
 import { FakeKeyRing, NODE_KEY_FAMILY } from "./keyring.ts";
 import { generateTestCert } from "./tls.ts";
+import { startTcpRelay, type TcpRelay } from "../tcp_relay.ts";
 
 /** A wallet output the fake reports from `WalletKit.ListUnspent`. */
 export interface FakeUtxo {
@@ -376,70 +377,6 @@ function paymentMsg(hash: string, request: string, u: FakePaymentUpdate): Msg {
   };
 }
 
-/** A TCP relay in front of the gRPC server. */
-interface Proxy {
-  /** The port clients connect to. */
-  port: number;
-  /** Stops accepting and drops every relayed connection (FIN, no HTTP/2 GOAWAY). */
-  close(): Promise<void>;
-}
-
-/**
- * Relays 127.0.0.1:<free port> to the gRPC server's port. Clients talk to lnd through it so that
- * stopping the fake drops their TCP connections, as an lnd crash does, instead of sending an
- * HTTP/2 GOAWAY to an open client session: that can abort Deno 2.9.6 inside nghttp2
- * (denoland/deno#36788), taking the whole test process down.
- */
-function startProxy(target: number): Proxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const pipes = new Set<Promise<void>>();
-  const closeConn = (c: Deno.Conn) => {
-    if (!conns.delete(c)) return;
-    try {
-      c.close();
-    } catch { /* already closed */ }
-  };
-  const relay = async (client: Deno.Conn) => {
-    conns.add(client);
-    let upstream: Deno.Conn;
-    try {
-      upstream = await Deno.connect({ hostname: "127.0.0.1", port: target });
-    } catch {
-      closeConn(client);
-      return;
-    }
-    conns.add(upstream);
-    if (!conns.has(client)) return closeConn(upstream); // closed while connecting
-    const pipe = (from: Deno.Conn, to: Deno.Conn) =>
-      from.readable.pipeTo(to.writable, { preventClose: true }).catch(() => {}).finally(() => {
-        closeConn(from);
-        closeConn(to);
-      });
-    await Promise.all([pipe(client, upstream), pipe(upstream, client)]);
-  };
-  const accepting = (async () => {
-    try {
-      for await (const c of listener) {
-        const p = relay(c);
-        pipes.add(p);
-        p.finally(() => pipes.delete(p));
-      }
-    } catch { /* listener closed */ }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      await accepting;
-      for (const c of [...conns]) closeConn(c);
-      await Promise.all([...pipes]);
-    },
-  };
-}
-
 /**
  * Starts a fake lnd on a free 127.0.0.1 port, with a fresh self-signed certificate and macaroon
  * written into a temp directory.
@@ -469,7 +406,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
   const server = new grpc.Server();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let stopped = false;
-  let proxy: Proxy | undefined;
+  let proxy: TcpRelay | undefined;
   try {
     const cert = await generateTestCert(dir);
     const macaroonPath = `${dir}/admin.macaroon`;
@@ -1272,7 +1209,7 @@ export async function startFakeLnd(opts: FakeLndOptions = {}): Promise<FakeLnd> 
         (err, p) => err ? reject(err) : resolve(p),
       );
     });
-    proxy = startProxy(grpcPort);
+    proxy = startTcpRelay(grpcPort);
 
     return {
       rpcServer: `127.0.0.1:${proxy.port}`,

@@ -40,6 +40,7 @@ import * as macaroonLib from "macaroon";
 import { Buffer } from "node:buffer";
 import { loadSwapServerProto } from "../../proto/mod.ts";
 import { generateTestCert } from "../fakelnd/tls.ts";
+import { startTcpRelay, type TcpRelay } from "../tcp_relay.ts";
 import type { InvoiceSource } from "./lightning.ts";
 import type { NetworkName } from "../../core/staticaddr/network.ts";
 import type { ChainSource } from "./chain.ts";
@@ -147,7 +148,10 @@ export interface LocalSwapServer {
   setMisbehaviour(m: SwapServerMisbehaviour): void;
   /** The static loop-in: knobs, swap table, records, signed HTLC transactions, sweeps. */
   loopIn: LoopInServer;
-  /** Shuts down (ends open calls) and removes the TLS temp directory. Idempotent. */
+  /**
+   * Drops every client connection (no HTTP/2 GOAWAY: `tests/tcp_relay.ts`), ends open calls, removes the TLS
+   * temp directory. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -407,6 +411,7 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
 
   let tlsDir: string | undefined;
   let certPem: Uint8Array | undefined;
+  let relay: TcpRelay | undefined;
   let stopped = false;
   try {
     let creds: grpc.ServerCredentials;
@@ -422,11 +427,14 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
     } else {
       creds = grpc.ServerCredentials.createInsecure();
     }
-    const port = await new Promise<number>((resolve, reject) =>
+    const grpcPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", creds, (err, p) => err ? reject(err) : resolve(p))
     );
+    // Clients reach the server through a TCP relay: stop() drops their connections instead of sending
+    // them a GOAWAY, which can abort Deno 2.9.6 with an idle in-process client (denoland/deno#36788).
+    relay = startTcpRelay(grpcPort);
     return {
-      address: `127.0.0.1:${port}`,
+      address: `127.0.0.1:${relay.port}`,
       tls: Boolean(opts.tls),
       tlsCertPem: certPem,
       rootKey,
@@ -440,12 +448,14 @@ export async function startSwapServer(opts: StartSwapServerOptions): Promise<Loc
         if (stopped) return;
         stopped = true;
         loopIn.stop();
+        await relay?.close(); // clients see the connection drop, never a GOAWAY
         server.forceShutdown();
         if (tlsDir) await Deno.remove(tlsDir, { recursive: true }).catch(() => {});
       },
     };
   } catch (e) {
     loopIn.stop();
+    await relay?.close();
     server.forceShutdown();
     if (tlsDir) await Deno.remove(tlsDir, { recursive: true }).catch(() => {});
     throw e;
