@@ -23,12 +23,8 @@
  */
 import { type Db, openDb } from "../core/db/db.ts";
 import { SYNC_CONCURRENCY, type SyncLoopInLnd, syncLoopIns } from "../core/loopin/sync.ts";
-import { LoopInSwapStore } from "../core/loopin/store.ts";
-import { newSwap, tempLoopInDb } from "../core/loopin/_store_testing.ts";
-import { FEE_RATES, hexOf, SERVER_HTLC_PUBKEY } from "../core/loopin/_sync_testing.ts";
-import { htlcP2wshPkScript, htlcV2Script } from "../core/loopin/htlc.ts";
-import { buildHtlcTx, htlcFeeCapSat } from "../core/loopin/htlc_tx.ts";
-import { HTLC_VARIANTS, type HtlcVariant } from "../core/loopin/types.ts";
+import { armedSwaps, hexOf } from "../core/loopin/_sync_testing.ts";
+import { HTLC_VARIANTS } from "../core/loopin/types.ts";
 import { connectLnd } from "../lnd/connect.ts";
 import type { LndClient } from "../lnd/types.ts";
 import { type FakeLnd, startFakeLnd } from "../tests/fakelnd/server.ts";
@@ -45,59 +41,8 @@ const CONCURRENCY = Number(Deno.env.get("LOOPIN_BENCH_CONCURRENCY") ?? SYNC_CONC
 const NOW = new Date("2026-01-02T00:00:00Z");
 const now = () => NOW;
 
-// ---- the database: 100 armed swaps, 2 deposits each
-const t = await tempLoopInDb({
-  amounts: Array.from({ length: 2 * SWAPS }, (_, i) => (i % 2 ? 2_000_000n : 1_000_000n)),
-  confirmationHeight: DEPOSIT_CONF_HEIGHT,
-});
-const store = new LoopInSwapStore(t.db, { now });
-const swaps: { hash: Uint8Array; txids: Record<HtlcVariant, string>; htlcPkScript: Uint8Array }[] = [];
-for (let i = 0; i < SWAPS; i++) {
-  const outpoints = t.outpoints.slice(2 * i, 2 * i + 2);
-  const rec = newSwap(outpoints, 3_000_000n, i + 1, {
-    swapAmountSat: 2_500_000n,
-    selectedAmountSat: 2_500_000n,
-  });
-  await store.createSwap(rec);
-  await store.setInvoice(rec.swapHash, "lnbcrt1");
-  const script = htlcV2Script({
-    senderPubkey: rec.htlcKey.rawKeyBytes,
-    receiverPubkey: SERVER_HTLC_PUBKEY,
-    swapHash: rec.swapHash,
-    cltvExpiry: CLTV,
-  });
-  const htlcPkScript = htlcP2wshPkScript(script);
-  const txs = {} as Record<HtlcVariant, Uint8Array>;
-  const txids = {} as Record<HtlcVariant, string>;
-  for (const v of HTLC_VARIANTS) {
-    const b = buildHtlcTx({
-      deposits: [
-        { txid: outpoints[0].split(":")[0], vout: 0, valueSat: 1_000_000n },
-        { txid: outpoints[1].split(":")[0], vout: 0, valueSat: 2_000_000n },
-      ],
-      swapAmountSat: 2_500_000n,
-      changeSat: 500_000n,
-      feeRateSatPerKw: FEE_RATES[v],
-      htlcPkScript,
-      staticPkScript: t.address.pkScript,
-      maxFeeSat: htlcFeeCapSat(v, 2_500_000n),
-    });
-    txs[v] = b.tx;
-    txids[v] = b.txid;
-  }
-  await store.recordServerParams(rec.swapHash, {
-    htlcServerPubKey: SERVER_HTLC_PUBKEY,
-    htlcExpiry: CLTV,
-    feeRates: FEE_RATES,
-    htlcTxids: txids,
-    htlcTxs: txs,
-    timeoutSweepPkScript: Uint8Array.of(0x51, 0x20, ...new Uint8Array(32).fill(7)),
-  });
-  await store.markArmed(rec.swapHash);
-  await store.transition(rec.swapHash, "SignHtlcTx", "OnHtlcTxSigned");
-  await store.releaseOwner(rec.swapHash);
-  swaps.push({ hash: rec.swapHash, txids, htlcPkScript });
-}
+// ---- the database: 100 armed swaps, 2 deposits each (the sync tests' fixture: MonitorInvoiceAndHtlcTx, invoices OPEN)
+const { t, swaps } = await armedSwaps(SWAPS, { cltv: CLTV, now, depositConfHeight: DEPOSIT_CONF_HEIGHT });
 t.db.close();
 const db: Db = await openDb({ url: t.url, network: "regtest" });
 
