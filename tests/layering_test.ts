@@ -52,7 +52,12 @@ Deno.test("cli: no file imports main.ts, and no subcommand file imports another 
   }
   assertEquals(commands.has("cli/address.ts") && commands.has("cli/backup.ts"), true);
   assertEquals(
-    await violations("cli", (t, f) => t === "cli/main.ts" || (f !== "cli/main.ts" && commands.has(t))),
+    // A test beside its rule (e.g. cli/fast_path_test.ts checks the fast path against commander's program) may
+    // import what it tests; the rule is about the shipped files.
+    await violations(
+      "cli",
+      (t, f) => !f.endsWith("_test.ts") && (t === "cli/main.ts" || (f !== "cli/main.ts" && commands.has(t))),
+    ),
     [],
   );
 });
