@@ -9,14 +9,13 @@
  * - `LOOPKIT_TEST_FLIP_SIG=<variant>` flips a byte of that HTLC variant's first partial signature before the
  *   push (the server must refuse it).
  *
+ * `cliRunArgs` (`_harness.ts`, whose list of these names is the one that decides) picks this file when one is set.
+ *
  * @module
  */
 import { setLoopInTestHooks } from "../../cli/loopin.ts";
 import { runProcess } from "../../cli/main.ts";
 import type { HtlcVariant } from "../../core/loopin/types.ts";
-
-/** The environment variables this entry point reads; `runCli` picks this file when one is set. */
-export const TEST_HOOK_ENV = ["LOOPKIT_TEST_STOP_AT", "LOOPKIT_TEST_FLIP_SIG"] as const;
 
 if (import.meta.main) {
   const [stopAt, pauseMs] = (Deno.env.get("LOOPKIT_TEST_STOP_AT") ?? "").split(":");
